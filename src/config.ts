@@ -1,0 +1,98 @@
+/**
+ * Service configuration: CLI flags, then READ_STATES_* environment variables, then defaults.
+ * Validated once at start-up; every message names the flag and what it must be.
+ */
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+
+export interface Config {
+  host: string;
+  port: number;
+  shards: number;
+  /** read states cached by the whole process (split evenly across shards) */
+  capacity: number;
+  /** users cached by the whole process (split evenly across shards) */
+  maxUsers: number;
+  /** operations queued or in flight per shard before new ones get 503 */
+  maxQueue: number;
+  dataDir: string;
+  logLevel: string;
+}
+
+interface FlagSpec {
+  env: string;
+  kind: 'int' | 'string';
+  min?: number;
+  max?: number;
+  help: string;
+}
+
+export const FLAGS: Record<string, FlagSpec> = {
+  host: { env: 'READ_STATES_HOST', kind: 'string', help: 'address to listen on (default 127.0.0.1)' },
+  port: { env: 'READ_STATES_PORT', kind: 'int', min: 0, max: 65535, help: 'TCP port (default 3000)' },
+  shards: { env: 'READ_STATES_SHARDS', kind: 'int', min: 1, max: 256, help: 'shard workers (default: cores - 1, at least 1)' },
+  capacity: { env: 'READ_STATES_CAPACITY', kind: 'int', min: 1, max: 2_000_000_000, help: 'read states cached, whole process (default 5000000)' },
+  'max-users': { env: 'READ_STATES_MAX_USERS', kind: 'int', min: 1, max: 2_000_000_000, help: 'users cached, whole process (default capacity / 4)' },
+  'max-queue': { env: 'READ_STATES_MAX_QUEUE', kind: 'int', min: 1, max: 10_000_000, help: 'operations queued per shard before 503 (default 100000)' },
+  'data-dir': { env: 'READ_STATES_DATA_DIR', kind: 'string', help: 'directory for a durable store (default ./data)' },
+  'log-level': { env: 'READ_STATES_LOG_LEVEL', kind: 'string', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+};
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export class ConfigError extends Error {}
+
+function readInt(name: string, raw: string, spec: FlagSpec): number {
+  if (!/^[0-9]+$/.test(raw)) throw new ConfigError(`--${name} must be a non-negative integer, got "${raw}"`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < (spec.min ?? 0) || n > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
+    throw new ConfigError(`--${name} must be an integer from ${spec.min ?? 0} to ${spec.max}, got ${raw}`);
+  }
+  return n;
+}
+
+export function defaultShards(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const options: Record<string, { type: 'string' }> = {};
+  for (const name of Object.keys(FLAGS)) options[name] = { type: 'string' };
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | undefined
+    >;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const raw = (name: string): string | undefined => values[name] ?? env[FLAGS[name].env];
+  const int = (name: string, fallback: number): number => {
+    const v = raw(name);
+    return v === undefined ? fallback : readInt(name, v, FLAGS[name]);
+  };
+  const capacity = int('capacity', 5_000_000);
+  const shards = int('shards', defaultShards());
+  const config: Config = {
+    host: raw('host') ?? '127.0.0.1',
+    port: int('port', 3000),
+    shards,
+    capacity,
+    maxUsers: int('max-users', Math.max(shards, Math.ceil(capacity / 4))),
+    maxQueue: int('max-queue', 100_000),
+    dataDir: raw('data-dir') ?? './data',
+    logLevel: raw('log-level') ?? 'info',
+  };
+  if (config.host.length === 0) throw new ConfigError('--host must not be empty');
+  if (!LOG_LEVELS.has(config.logLevel)) throw new ConfigError(`--log-level must be one of ${[...LOG_LEVELS].join('|')}`);
+  if (config.capacity < config.shards) throw new ConfigError('--capacity must be at least --shards (one read state per shard)');
+  if (config.maxUsers < config.shards) throw new ConfigError('--max-users must be at least --shards');
+  return config;
+}
+
+export function usage(): string {
+  return Object.entries(FLAGS)
+    .map(([name, spec]) => `  --${name.padEnd(12)} ${spec.env.padEnd(24)} ${spec.help}`)
+    .join('\n');
+}

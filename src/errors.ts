@@ -1,0 +1,57 @@
+/**
+ * Every error the API can answer with, by code. Codes are machine-readable (no spaces) and stable;
+ * README's "Errors" table documents each one (a test checks that it does).
+ */
+
+export interface ErrorDef {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  INVALID_ID: { status: 400, message: 'ids must be canonical unsigned 64-bit decimal strings' },
+  INVALID_BODY: { status: 400, message: 'the request body does not match the schema' },
+  INVALID_PARAMS: { status: 400, message: 'a path parameter is invalid' },
+  INVALID_QUERY: { status: 400, message: 'the query string is invalid' },
+  INVALID_JSON: { status: 400, message: 'the request body is not valid JSON' },
+  EMPTY_PATCH: { status: 400, message: 'a patch needs at least one of last_pin_timestamp, flags' },
+  NOT_FOUND: { status: 404, message: 'no such read state' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'no such route' },
+  BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the limit' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the request body must be application/json' },
+  SHARD_OVERLOADED: { status: 503, message: "the shard's queue is full; retry later" },
+  SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker did not answer; retry later' },
+  NOT_READY: { status: 503, message: 'not every shard worker answers' },
+  SHUTTING_DOWN: { status: 503, message: 'the service is shutting down' },
+  USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard" },
+  INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message?: string) {
+    super(message ?? ERRORS[code].message);
+    this.code = code;
+    this.status = ERRORS[code].status;
+  }
+}
+
+/** The error code that answers a result status coming back from a shard. */
+export function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 404:
+      return 'NOT_FOUND';
+    case 507:
+      return 'USER_TOO_LARGE';
+    case 503:
+      return 'SHARD_UNAVAILABLE';
+    default:
+      return 'INTERNAL';
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Process entry point: read the config, start the service, stop cleanly on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig, usage } from './config.js';
+import { buildService } from './server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`read-states: ${err.message}\n\nflags (or environment variables):\n${usage()}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const service = await buildService(config, { logger: { level: config.logLevel } });
+  const log = service.app.log;
+  log.info({ config, store: service.store.name }, 'starting');
+  await service.app.listen({ host: config.host, port: config.port });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    service.close().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`read-states: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,176 @@
+/**
+ * Routes on one user's read states: get, get all, ack, mention, patch, delete, ack-bulk.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  F_HAS_FLAGS,
+  F_HAS_MSG,
+  F_HAS_PIN,
+  F_MANUAL,
+  OP_ACK,
+  OP_DELETE,
+  OP_GET,
+  OP_GET_ALL,
+  OP_MENTION,
+  OP_PATCH,
+} from '../../workers/protocol.js';
+import { ApiError } from '../errors.js';
+import { GatherSink, ReadStateSink, UserReadStatesSink } from '../replies.js';
+import type { OpSink } from '../shard-lane.js';
+import {
+  ackBulkSchema,
+  ackSchema,
+  deleteSchema,
+  getAllSchema,
+  getOneSchema,
+  mentionSchema,
+  patchSchema,
+} from '../schemas.js';
+import { parsed, requireId, requireIdOrZero } from '../validate.js';
+import type { RouteContext } from './context.js';
+
+interface UserParams {
+  user_id: string;
+}
+interface ReadStateParams extends UserParams {
+  channel_id: string;
+}
+interface AckBody {
+  message_id: string;
+  mention_count?: number;
+  manual?: boolean;
+}
+interface MentionBody {
+  message_id?: string;
+  count?: number;
+}
+interface PatchBody {
+  last_pin_timestamp?: number;
+  flags?: number;
+}
+interface AckBulkBody {
+  read_states: { channel_id: string; message_id: string }[];
+}
+
+export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { router } = ctx;
+
+  /** Parses the user and channel of the path, then submits one op for them. */
+  function single(
+    reply: FastifyReply,
+    p: ReadStateParams,
+    head: number,
+    msgLo: number,
+    msgHi: number,
+    count: number,
+    pin: number,
+    flags: number,
+    sink: OpSink,
+  ): FastifyReply {
+    if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
+    requireId(p.user_id, 'user_id');
+    const uLo = parsed.lo;
+    const uHi = parsed.hi;
+    requireId(p.channel_id, 'channel_id');
+    if (!router.submit(head, uLo, uHi, parsed.lo, parsed.hi, msgLo, msgHi, count, pin, flags, sink, 0)) {
+      throw new ApiError('SHARD_OVERLOADED');
+    }
+    return reply;
+  }
+
+  app.get<{ Params: UserParams }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
+    if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
+    requireId(req.params.user_id, 'user_id');
+    const sink = new UserReadStatesSink(reply, req.params.user_id);
+    if (!router.submit(OP_GET_ALL, parsed.lo, parsed.hi, 0, 0, 0, 0, 0, 0, 0, sink, 0)) {
+      throw new ApiError('SHARD_OVERLOADED');
+    }
+    return reply;
+  });
+
+  app.get<{ Params: ReadStateParams }>(
+    '/v1/users/:user_id/read-states/:channel_id',
+    { schema: getOneSchema },
+    (req, reply) => single(reply, req.params, OP_GET, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id)),
+  );
+
+  app.post<{ Params: ReadStateParams; Body: AckBody }>(
+    '/v1/users/:user_id/read-states/:channel_id/ack',
+    { schema: ackSchema },
+    (req, reply) => {
+      const b = req.body;
+      requireIdOrZero(b.message_id, 'message_id');
+      const head = OP_ACK | F_HAS_MSG | (b.manual === true ? F_MANUAL : 0);
+      const sink = new ReadStateSink(reply, req.params.user_id);
+      return single(reply, req.params, head, parsed.lo, parsed.hi, b.mention_count ?? 0, 0, 0, sink);
+    },
+  );
+
+  app.post<{ Params: ReadStateParams; Body: MentionBody | undefined }>(
+    '/v1/users/:user_id/read-states/:channel_id/mentions',
+    { schema: mentionSchema },
+    (req, reply) => {
+      const b = req.body ?? {};
+      let head = OP_MENTION;
+      let lo = 0;
+      let hi = 0;
+      if (b.message_id !== undefined) {
+        requireId(b.message_id, 'message_id');
+        head |= F_HAS_MSG;
+        lo = parsed.lo;
+        hi = parsed.hi;
+      }
+      const sink = new ReadStateSink(reply, req.params.user_id);
+      return single(reply, req.params, head, lo, hi, b.count ?? 1, 0, 0, sink);
+    },
+  );
+
+  app.patch<{ Params: ReadStateParams; Body: PatchBody }>(
+    '/v1/users/:user_id/read-states/:channel_id',
+    { schema: patchSchema },
+    (req, reply) => {
+      const b = req.body;
+      const head =
+        OP_PATCH | (b.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (b.flags !== undefined ? F_HAS_FLAGS : 0);
+      if (head === OP_PATCH) throw new ApiError('EMPTY_PATCH');
+      const sink = new ReadStateSink(reply, req.params.user_id);
+      return single(reply, req.params, head, 0, 0, 0, b.last_pin_timestamp ?? 0, b.flags ?? 0, sink);
+    },
+  );
+
+  app.delete<{ Params: ReadStateParams }>(
+    '/v1/users/:user_id/read-states/:channel_id',
+    { schema: deleteSchema },
+    (req, reply) => single(reply, req.params, OP_DELETE, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id)),
+  );
+
+  app.post<{ Params: UserParams; Body: AckBulkBody }>(
+    '/v1/users/:user_id/read-states/ack-bulk',
+    { schema: ackBulkSchema },
+    (req, reply) => {
+      if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
+      const userId = req.params.user_id;
+      requireId(userId, 'user_id');
+      const uLo = parsed.lo;
+      const uHi = parsed.hi;
+      const items = req.body.read_states;
+      // Validate everything before submitting anything: a bad item changes nothing.
+      const words = new Uint32Array(items.length * 4);
+      for (let i = 0; i < items.length; i++) {
+        requireId(items[i].channel_id, `read_states[${i}].channel_id`);
+        words[i * 4] = parsed.lo;
+        words[i * 4 + 1] = parsed.hi;
+        requireIdOrZero(items[i].message_id, `read_states[${i}].message_id`);
+        words[i * 4 + 2] = parsed.lo;
+        words[i * 4 + 3] = parsed.hi;
+      }
+      if (!router.hasRoom(uLo, uHi, items.length)) throw new ApiError('SHARD_OVERLOADED');
+      const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), 'read_states');
+      for (let i = 0; i < items.length; i++) {
+        const w = i * 4;
+        router.submit(OP_ACK | F_HAS_MSG, uLo, uHi, words[w], words[w + 1], words[w + 2], words[w + 3], 0, 0, 0, sink, i);
+      }
+      return reply;
+    },
+  );
+}

@@ -1,0 +1,217 @@
+/**
+ * JSON schemas for every route: request validation (no type coercion, no unknown fields) and
+ * response serialisation (fastify compiles these into stringifiers).
+ */
+import { ERRORS } from './errors.js';
+
+export const ID_PATTERN = '^(0|[1-9][0-9]{0,19})$';
+const id = { type: 'string', pattern: ID_PATTERN, maxLength: 20 } as const;
+export const MAX_I32 = 0x7fffffff;
+export const MAX_U32 = 0xffffffff;
+export const MAX_PIN = Number.MAX_SAFE_INTEGER;
+export const MAX_COUNT = 1000;
+export const MAX_BATCH_OPS = 10000;
+export const MAX_FANOUT_USERS = 10000;
+export const MAX_BULK_ACKS = 1000;
+
+const mentionCount = { type: 'integer', minimum: 0, maximum: MAX_I32 } as const;
+const count = { type: 'integer', minimum: 1, maximum: MAX_COUNT } as const;
+const pin = { type: 'integer', minimum: 0, maximum: MAX_PIN } as const;
+const flags = { type: 'integer', minimum: 0, maximum: MAX_U32 } as const;
+
+export const readState = {
+  type: 'object',
+  required: ['user_id', 'channel_id', 'last_message_id', 'mention_count', 'last_pin_timestamp', 'flags', 'version'],
+  properties: {
+    user_id: { type: 'string' },
+    channel_id: { type: 'string' },
+    last_message_id: { type: 'string' },
+    mention_count: { type: 'integer' },
+    last_pin_timestamp: { type: 'integer' },
+    flags: { type: 'integer' },
+    version: { type: 'integer' },
+  },
+} as const;
+
+export const errorBody = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: {
+    error: { type: 'string', enum: Object.keys(ERRORS) },
+    message: { type: 'string' },
+  },
+} as const;
+
+const errors = { '4xx': errorBody, '5xx': errorBody } as const;
+
+const userParams = {
+  type: 'object',
+  required: ['user_id'],
+  additionalProperties: false,
+  properties: { user_id: id },
+} as const;
+
+const readStateParams = {
+  type: 'object',
+  required: ['user_id', 'channel_id'],
+  additionalProperties: false,
+  properties: { user_id: id, channel_id: id },
+} as const;
+
+export const getAllSchema = {
+  params: userParams,
+  response: {
+    200: {
+      type: 'object',
+      required: ['user_id', 'read_states'],
+      properties: { user_id: { type: 'string' }, read_states: { type: 'array', items: readState } },
+    },
+    ...errors,
+  },
+} as const;
+
+export const getOneSchema = { params: readStateParams, response: { 200: readState, ...errors } } as const;
+
+export const ackSchema = {
+  params: readStateParams,
+  body: {
+    type: 'object',
+    required: ['message_id'],
+    additionalProperties: false,
+    properties: { message_id: id, mention_count: mentionCount, manual: { type: 'boolean' } },
+  },
+  response: { 200: readState, ...errors },
+} as const;
+
+export const mentionSchema = {
+  params: readStateParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { message_id: id, count },
+  },
+  response: { 200: readState, ...errors },
+} as const;
+
+export const patchSchema = {
+  params: readStateParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: { last_pin_timestamp: pin, flags },
+  },
+  response: { 200: readState, ...errors },
+} as const;
+
+export const deleteSchema = { params: readStateParams, response: { 204: { type: 'null' }, ...errors } } as const;
+
+export const ackBulkSchema = {
+  params: userParams,
+  body: {
+    type: 'object',
+    required: ['read_states'],
+    additionalProperties: false,
+    properties: {
+      read_states: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_BULK_ACKS,
+        items: {
+          type: 'object',
+          required: ['channel_id', 'message_id'],
+          additionalProperties: false,
+          properties: { channel_id: id, message_id: id },
+        },
+      },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      required: ['read_states'],
+      properties: { read_states: { type: 'array', items: readState } },
+    },
+    ...errors,
+  },
+} as const;
+
+export const channelMentionsSchema = {
+  params: {
+    type: 'object',
+    required: ['channel_id'],
+    additionalProperties: false,
+    properties: { channel_id: id },
+  },
+  body: {
+    type: 'object',
+    required: ['message_id', 'user_ids'],
+    additionalProperties: false,
+    properties: {
+      message_id: id,
+      user_ids: { type: 'array', minItems: 1, maxItems: MAX_FANOUT_USERS, items: id },
+      count,
+    },
+  },
+  response: {
+    200: { type: 'object', required: ['updated'], properties: { updated: { type: 'integer' } } },
+    ...errors,
+  },
+} as const;
+
+export const BATCH_OPS = ['get', 'ack', 'mention', 'patch', 'delete'] as const;
+
+export const batchSchema = {
+  body: {
+    type: 'object',
+    required: ['ops'],
+    additionalProperties: false,
+    properties: {
+      ops: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_BATCH_OPS,
+        items: {
+          type: 'object',
+          required: ['op', 'user_id', 'channel_id'],
+          additionalProperties: false,
+          properties: {
+            op: { type: 'string', enum: BATCH_OPS },
+            user_id: id,
+            channel_id: id,
+            message_id: id,
+            mention_count: mentionCount,
+            manual: { type: 'boolean' },
+            count,
+            last_pin_timestamp: pin,
+            flags,
+          },
+        },
+      },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      required: ['results'],
+      properties: {
+        results: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['status'],
+            properties: { status: { type: 'integer' }, read_state: readState, error: { type: 'string' } },
+          },
+        },
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const healthSchema = {
+  response: {
+    200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } },
+    ...errors,
+  },
+} as const;

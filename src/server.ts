@@ -1,0 +1,112 @@
+/**
+ * Builds the HTTP service: fastify with strict validation, the shard router, the store, and one
+ * error path that turns every failure (ours, validation, framework) into {error, message}.
+ */
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { ApiError, ERRORS, type ErrorCode } from './errors.js';
+import { sendError } from './replies.js';
+import { batchRoutes } from './routes/batch.js';
+import { channelRoutes } from './routes/channels.js';
+import type { RouteContext } from './routes/context.js';
+import { healthRoutes } from './routes/health.js';
+import { readStateRoutes } from './routes/read-states.js';
+import { ShardRouter } from './shard-router.js';
+import { MemoryStore } from './store/memory-store.js';
+import type { ReadStateStore } from './store/store.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface Service {
+  app: FastifyInstance;
+  router: ShardRouter;
+  store: ReadStateStore;
+  /** Stops accepting, answers what is queued, stops the workers and the store. */
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  store?: ReadStateStore;
+  logger?: boolean | { level: string };
+}
+
+/** Maps framework errors (fastify codes, validation) to our codes. */
+function codeFor(err: FastifyError): ErrorCode {
+  if (err.validation !== undefined) {
+    if (err.validation.some((v) => v.keyword === 'pattern' || (v.keyword === 'maxLength' && /_id/.test(v.instancePath + (v.params as { missingProperty?: string }).missingProperty)))) {
+      return 'INVALID_ID';
+    }
+    if (err.validationContext === 'params') return 'INVALID_PARAMS';
+    if (err.validationContext === 'querystring') return 'INVALID_QUERY';
+    return 'INVALID_BODY';
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'BODY_TOO_LARGE';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'INVALID_JSON';
+    default:
+      if (err instanceof SyntaxError || err.statusCode === 400) return 'INVALID_JSON';
+      if (err.statusCode === 413) return 'BODY_TOO_LARGE';
+      if (err.statusCode === 415) return 'UNSUPPORTED_MEDIA_TYPE';
+      return 'INTERNAL';
+  }
+}
+
+export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const store = options.store ?? new MemoryStore();
+  await store.open();
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    // Requests do not log a line each; errors and lifecycle events do.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 72_000,
+    requestTimeout: 30_000,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+  let closing = false;
+  const router = new ShardRouter({
+    shards: config.shards,
+    capacity: config.capacity,
+    maxUsers: config.maxUsers,
+    maxQueue: config.maxQueue,
+    store,
+    onError: (err, shard) => app.log.error({ err, shard }, 'shard error'),
+  });
+  const ctx: RouteContext = { router, isClosing: () => closing };
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err.code, err.message);
+    const code = codeFor(err);
+    if (code === 'INTERNAL') app.log.error({ err }, 'unhandled error');
+    const message = code === 'INTERNAL' ? ERRORS.INTERNAL.message : err.message;
+    return sendError(reply, code, message);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  healthRoutes(app, ctx);
+  readStateRoutes(app, ctx);
+  channelRoutes(app, ctx);
+  batchRoutes(app, ctx);
+
+  // Wait for every worker to start and attach to its slabs before answering anything.
+  if (!(await router.ready(30_000))) throw new Error('shard workers did not start');
+
+  return {
+    app,
+    router,
+    store,
+    async close() {
+      closing = true;
+      await app.close();
+      await router.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,240 @@
+/**
+ * The main thread's end of one shard: a single-thread piscina pool pinned to that shard, the
+ * operations waiting for this event-loop turn's batch, and the tickets of operations in flight.
+ *
+ * Operations are written straight into a grow-only Uint32Array; at the end of the turn they go to
+ * the worker as one transferred buffer (one message per shard per turn, not per request). Each op
+ * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
+ * tickets is the shard's queue bound; when none is free the caller answers 503.
+ */
+import { Piscina } from 'piscina';
+import { GrowBuffer } from '../workers/grow-buffer.js';
+import {
+  LOAD_OK,
+  LOAD_FAILED,
+  OP_WORDS,
+  O_TICKET,
+  REPLY_HEADER_WORDS,
+  REPLY_LOAD_WORDS,
+  REPLY_MUTATION_WORDS,
+  REPLY_RESULT_WORDS,
+  RES_COUNT,
+  RES_HEADER_WORDS,
+  RES_STATUS,
+  RES_TICKET,
+  RS_WORDS,
+  STORED_WORDS,
+  ST_UNAVAILABLE,
+  TASK_HEADER_WORDS,
+  TASK_LOAD_WORDS,
+  TASK_OP_COUNT,
+} from '../workers/protocol.js';
+import type { ShardBuffers } from '../workers/shard-memory.js';
+import type { ShardWorkerData } from '../workers/shard-worker.js';
+import type { ReadStateStore } from './store/store.js';
+
+/** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
+export interface OpSink {
+  onResult(index: number, buf: Uint32Array, at: number): void;
+}
+
+/** A result record for operations that never reached the worker or whose worker failed. */
+const UNAVAILABLE = new Uint32Array([0, ST_UNAVAILABLE, 0, 0]);
+
+export interface LaneOptions {
+  shard: number;
+  buffers: ShardBuffers;
+  workerFile: string;
+  maxQueue: number;
+  store: ReadStateStore;
+  /** Called when this lane has something to send at the end of the turn. */
+  schedule: () => void;
+  onError: (err: unknown, shard: number) => void;
+}
+
+export class ShardLane {
+  readonly shard: number;
+  private readonly pool: Piscina;
+  private readonly store: ReadStateStore;
+  private readonly schedule: () => void;
+  private readonly onError: (err: unknown, shard: number) => void;
+  private readonly ops = new GrowBuffer(OP_WORDS * 256);
+  private opCount = 0;
+  /** load sections ready to go with the next batch: [lo, hi, status, n, n * RS_WORDS] */
+  private readonly loads = new GrowBuffer(256);
+  private readonly sinks: (OpSink | undefined)[];
+  private readonly sinkIndex: Uint32Array;
+  private readonly freeTickets: Uint32Array;
+  private freeTop: number;
+  private readonly onReplyBound: (reply: Uint32Array) => void;
+  private readonly onFailureBound: (err: unknown) => void;
+  private readonly onStoreFailureBound: (err: unknown) => void;
+  /** Tickets of each batch sent and not answered yet, oldest first (replies come back in order). */
+  private readonly inFlightTickets: Uint32Array[] = [];
+
+  constructor(o: LaneOptions) {
+    this.shard = o.shard;
+    this.store = o.store;
+    this.schedule = o.schedule;
+    this.onError = o.onError;
+    const data: ShardWorkerData = { shard: o.shard, buffers: o.buffers };
+    this.pool = new Piscina({
+      filename: o.workerFile,
+      name: 'default',
+      minThreads: 1,
+      maxThreads: 1,
+      // The worker holds the shard's state: it must never be reaped for being idle.
+      idleTimeout: Infinity,
+      // Batches are pipelined; the worker runs them one at a time in arrival order anyway.
+      concurrentTasksPerWorker: 64,
+      // 'sync' parks an idle worker in Atomics.wait, which would freeze its timers and async I/O.
+      atomics: 'disabled',
+      workerData: data,
+    });
+    this.sinks = new Array<OpSink | undefined>(o.maxQueue).fill(undefined);
+    this.sinkIndex = new Uint32Array(o.maxQueue);
+    this.freeTickets = new Uint32Array(o.maxQueue);
+    for (let i = 0; i < o.maxQueue; i++) this.freeTickets[i] = o.maxQueue - 1 - i;
+    this.freeTop = o.maxQueue;
+    this.onReplyBound = this.onReply.bind(this);
+    this.onFailureBound = this.onFailure.bind(this);
+    this.onStoreFailureBound = this.onStoreFailure.bind(this);
+  }
+
+  /** Tickets left before this shard's queue is full. */
+  get freeSlots(): number {
+    return this.freeTop;
+  }
+
+  /** Operations queued or in flight on this shard. */
+  get depth(): number {
+    return this.sinks.length - this.freeTop;
+  }
+
+  /**
+   * Reserves room for one operation and returns the offset of its words in `this.opWords`
+   * (read `opWords` after calling: reserving may grow it), or -1 when the queue is full.
+   */
+  reserve(sink: OpSink, index: number): number {
+    if (this.freeTop === 0) return -1;
+    const ticket = this.freeTickets[--this.freeTop];
+    this.sinks[ticket] = sink;
+    this.sinkIndex[ticket] = index;
+    const at = this.ops.reserve(OP_WORDS);
+    this.ops.buf.fill(0, at, at + OP_WORDS);
+    this.ops.buf[at + O_TICKET] = ticket;
+    if (this.opCount++ === 0 && this.loads.len === 0) this.schedule();
+    return at;
+  }
+
+  get opWords(): Uint32Array {
+    return this.ops.buf;
+  }
+
+  /** Sends this turn's operations and completed loads to the worker as one task. */
+  flush(): void {
+    if (this.opCount === 0 && this.loads.len === 0) return;
+    const task = new Uint32Array(TASK_HEADER_WORDS + this.ops.len + this.loads.len);
+    task[TASK_OP_COUNT] = this.opCount;
+    task[TASK_LOAD_WORDS] = this.loads.len;
+    task.set(this.ops.buf.subarray(0, this.ops.len), TASK_HEADER_WORDS);
+    task.set(this.loads.buf.subarray(0, this.loads.len), TASK_HEADER_WORDS + this.ops.len);
+    this.ops.len = 0;
+    this.opCount = 0;
+    this.loads.len = 0;
+    const tickets = new Uint32Array(task[TASK_OP_COUNT]);
+    for (let i = 0; i < tickets.length; i++) tickets[i] = task[TASK_HEADER_WORDS + i * OP_WORDS + O_TICKET];
+    this.inFlightTickets.push(tickets);
+    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, this.onFailureBound);
+  }
+
+  /** Batches sent and not answered yet. */
+  get inFlight(): number {
+    return this.inFlightTickets.length;
+  }
+
+  private onReply(reply: Uint32Array): void {
+    this.inFlightTickets.shift();
+    const resultWords = reply[REPLY_RESULT_WORDS];
+    const loadWords = reply[REPLY_LOAD_WORDS];
+    const mutationWords = reply[REPLY_MUTATION_WORDS];
+    const loadsAt = REPLY_HEADER_WORDS + resultWords;
+    const mutationsAt = loadsAt + loadWords;
+    // Store mutations first: a user evicted in this batch may be asked for again in this batch,
+    // and its load must see what the eviction wrote.
+    if (mutationWords > 0) {
+      const records = reply.subarray(mutationsAt, mutationsAt + mutationWords);
+      this.store.apply(records, mutationWords / STORED_WORDS).catch(this.onStoreFailureBound);
+    }
+    let at = REPLY_HEADER_WORDS;
+    while (at < loadsAt) {
+      this.complete(reply[at + RES_TICKET], reply, at);
+      at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
+    }
+    for (let i = loadsAt; i < mutationsAt; i += 2) this.load(reply[i], reply[i + 1]);
+  }
+
+  private complete(ticket: number, buf: Uint32Array, at: number): void {
+    const sink = this.sinks[ticket];
+    if (sink === undefined) return;
+    this.sinks[ticket] = undefined;
+    this.freeTickets[this.freeTop++] = ticket;
+    sink.onResult(this.sinkIndex[ticket], buf, at);
+  }
+
+  /** Rare path (a miss): fetch the user from the store and queue it for the next batch. */
+  private load(lo: number, hi: number): void {
+    this.store.load(lo, hi).then(
+      (records) => this.queueLoad(lo, hi, LOAD_OK, records),
+      (err: unknown) => {
+        this.onError(err, this.shard);
+        this.queueLoad(lo, hi, LOAD_FAILED, new Uint32Array(0));
+      },
+    );
+  }
+
+  private queueLoad(lo: number, hi: number, status: number, records: Uint32Array): void {
+    if (this.opCount === 0 && this.loads.len === 0) this.schedule();
+    const at = this.loads.reserve(4 + records.length);
+    const b = this.loads.buf;
+    b[at] = lo;
+    b[at + 1] = hi;
+    b[at + 2] = status;
+    b[at + 3] = records.length / RS_WORDS;
+    b.set(records, at + 4);
+  }
+
+  /** A batch failed in the worker: its operations get a retryable 503. */
+  private onFailure(err: unknown): void {
+    this.onError(err, this.shard);
+    const tickets = this.inFlightTickets.shift();
+    if (tickets !== undefined) for (let i = 0; i < tickets.length; i++) this.complete(tickets[i], UNAVAILABLE, 0);
+  }
+
+  private onStoreFailure(err: unknown): void {
+    this.onError(err, this.shard);
+  }
+
+  /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
+  failAll(): void {
+    for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.complete(t, UNAVAILABLE, 0);
+  }
+
+  /** Resolves true when the worker answers an empty batch within `timeoutMs`. */
+  async ping(timeoutMs: number): Promise<boolean> {
+    const task = new Uint32Array(TASK_HEADER_WORDS);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs, false);
+    });
+    try {
+      return await Promise.race([this.pool.run(task).then(() => true, () => false), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Routes every operation to the shard that owns its user (hash of both id halves, mod shards) and
+ * sends each shard's operations of one event-loop turn as a single batch: the handlers of all
+ * requests parsed in this turn enqueue, then one setImmediate flushes every lane that has work.
+ */
+import { fileURLToPath } from 'node:url';
+import { shardOf } from '../workers/hash.js';
+import {
+  O_CHAN_HI,
+  O_CHAN_LO,
+  O_COUNT,
+  O_FLAGS,
+  O_HEAD,
+  O_MSG_HI,
+  O_MSG_LO,
+  O_PIN_HI,
+  O_PIN_LO,
+  O_USER_HI,
+  O_USER_LO,
+  hi32,
+  lo32,
+} from '../workers/protocol.js';
+import { allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
+import { ShardLane, type OpSink } from './shard-lane.js';
+import type { ReadStateStore } from './store/store.js';
+
+export interface RouterOptions {
+  shards: number;
+  capacity: number;
+  maxUsers: number;
+  maxQueue: number;
+  store: ReadStateStore;
+  onError: (err: unknown, shard: number) => void;
+}
+
+/**
+ * The compiled worker entry point. When this module runs from TypeScript sources (tests import
+ * src/ directly) the worker still has to be JavaScript, so it comes from the build output.
+ */
+export function workerFile(): string {
+  const here = import.meta.url;
+  const rel = here.endsWith('.ts') ? '../dist/workers/shard-worker.js' : '../workers/shard-worker.js';
+  return fileURLToPath(new URL(rel, here));
+}
+
+export class ShardRouter {
+  readonly lanes: ShardLane[] = [];
+  readonly buffers: ShardBuffers[] = [];
+  private scheduled = false;
+  private readonly flushAllBound: () => void;
+  private readonly scheduleBound: () => void;
+
+  constructor(o: RouterOptions) {
+    const perShardCapacity = Math.ceil(o.capacity / o.shards);
+    const perShardUsers = Math.ceil(o.maxUsers / o.shards);
+    this.flushAllBound = this.flushAll.bind(this);
+    this.scheduleBound = this.schedule.bind(this);
+    const file = workerFile();
+    for (let shard = 0; shard < o.shards; shard++) {
+      const buffers = allocateShardBuffers(perShardCapacity, perShardUsers);
+      this.buffers.push(buffers);
+      this.lanes.push(
+        new ShardLane({
+          shard,
+          buffers,
+          workerFile: file,
+          maxQueue: o.maxQueue,
+          store: o.store,
+          schedule: this.scheduleBound,
+          onError: o.onError,
+        }),
+      );
+    }
+  }
+
+  get shards(): number {
+    return this.lanes.length;
+  }
+
+  /**
+   * Queues one operation for its user's shard. `head` is the opcode with its flag bits; unused
+   * fields are 0. Returns false when that shard's queue is full (the caller answers 503).
+   */
+  submit(
+    head: number,
+    userLo: number,
+    userHi: number,
+    chanLo: number,
+    chanHi: number,
+    msgLo: number,
+    msgHi: number,
+    count: number,
+    pin: number,
+    flags: number,
+    sink: OpSink,
+    index: number,
+  ): boolean {
+    const lane = this.lanes[shardOf(userLo, userHi, this.lanes.length)];
+    const at = lane.reserve(sink, index);
+    if (at < 0) return false;
+    const w = lane.opWords;
+    w[at + O_HEAD] = head;
+    w[at + O_USER_LO] = userLo;
+    w[at + O_USER_HI] = userHi;
+    w[at + O_CHAN_LO] = chanLo;
+    w[at + O_CHAN_HI] = chanHi;
+    w[at + O_MSG_LO] = msgLo;
+    w[at + O_MSG_HI] = msgHi;
+    w[at + O_COUNT] = count;
+    w[at + O_PIN_LO] = lo32(pin);
+    w[at + O_PIN_HI] = hi32(pin);
+    w[at + O_FLAGS] = flags;
+    return true;
+  }
+
+  shardFor(userLo: number, userHi: number): number {
+    return shardOf(userLo, userHi, this.lanes.length);
+  }
+
+  /** Whether the shard that owns this user can take `n` more operations. */
+  hasRoom(userLo: number, userHi: number, n: number): boolean {
+    return this.lanes[shardOf(userLo, userHi, this.lanes.length)].freeSlots >= n;
+  }
+
+  /** Whether every shard can take the number of operations counted for it in `perShard`. */
+  hasRoomFor(perShard: Uint32Array): boolean {
+    for (let i = 0; i < this.lanes.length; i++) if (this.lanes[i].freeSlots < perShard[i]) return false;
+    return true;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushAllBound);
+  }
+
+  private flushAll(): void {
+    this.scheduled = false;
+    for (let i = 0; i < this.lanes.length; i++) this.lanes[i].flush();
+  }
+
+  /** True when every shard worker answers within the timeout. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    const answers = await Promise.all(this.lanes.map((l) => l.ping(timeoutMs)));
+    return answers.every(Boolean);
+  }
+
+  async close(): Promise<void> {
+    for (const lane of this.lanes) lane.failAll();
+    await Promise.all(this.lanes.map((l) => l.close()));
+  }
+}

@@ -1,0 +1,562 @@
+/**
+ * The shard engine: applies encoded operations to the slabs of one shard.
+ *
+ * Everything here runs on the shard worker's single thread, one operation at a time, in arrival
+ * order, so counters are updated without locks. The hot functions (applyOp and the per-op
+ * handlers) touch only typed arrays and numbers; the rare paths (miss, eviction, load install,
+ * sorting a user's channels) are separate functions so the hot ones stay small and optimisable.
+ *
+ * A miss never waits: the user gets a LOADING slot, the operation is parked, and a load request
+ * goes out with the batch reply. When the main thread sends the user's stored read states back,
+ * they are installed and the parked operations replay in arrival order.
+ */
+import { GrowBuffer } from './grow-buffer.js';
+import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
+import { lruAppend, lruHead, lruTouch, lruUnlink } from './lru.js';
+import {
+  F_HAS_FLAGS,
+  F_HAS_MSG,
+  F_HAS_PIN,
+  F_MANUAL,
+  F_NO_BODY,
+  KIND_DELETE,
+  KIND_WRITE,
+  LOAD_OK,
+  OPCODE_MASK,
+  OP_ACK,
+  OP_DELETE,
+  OP_GET,
+  OP_GET_ALL,
+  OP_MENTION,
+  OP_PATCH,
+  OP_WORDS,
+  O_CHAN_HI,
+  O_CHAN_LO,
+  O_COUNT,
+  O_FLAGS,
+  O_HEAD,
+  O_MSG_HI,
+  O_MSG_LO,
+  O_PIN_HI,
+  O_PIN_LO,
+  O_TICKET,
+  O_USER_HI,
+  O_USER_LO,
+  RES_HEADER_WORDS,
+  RS_WORDS,
+  R_CHAN_HI,
+  R_CHAN_LO,
+  R_FLAGS,
+  R_MENTION,
+  R_MSG_HI,
+  R_MSG_LO,
+  R_PIN_HI,
+  R_PIN_LO,
+  R_VER_HI,
+  R_VER_LO,
+  STORED_WORDS,
+  ST_INSUFFICIENT_STORAGE,
+  ST_NOT_FOUND,
+  ST_NO_CONTENT,
+  ST_OK,
+  ST_UNAVAILABLE,
+  S_KIND,
+  S_RS,
+  S_USER_HI,
+  S_USER_LO,
+  hi32,
+  join53,
+  lo32,
+} from './protocol.js';
+import {
+  H_DIRTY,
+  NIL,
+  RS_DIRTY,
+  USER_LOADING,
+  USER_RESIDENT,
+  type ShardMemory,
+} from './shard-memory.js';
+import { rsAlloc, rsRelease, userAlloc, userRelease } from './slots.js';
+
+export const MAX_MENTIONS = 0x7fffffff;
+
+export interface EngineCounters {
+  hits: number;
+  misses: number;
+  loads: number;
+  evictions: number;
+  rejectedFull: number;
+}
+
+export class ShardEngine {
+  readonly m: ShardMemory;
+  /** result records of this batch: [ticket, status, changed, n, n * RS_WORDS] */
+  readonly results = new GrowBuffer(4096);
+  /** users to load: [lo, hi] pairs */
+  readonly loadRequests = new GrowBuffer(64);
+  /** read states the store must write or delete: STORED_WORDS each */
+  readonly mutations = new GrowBuffer(1024);
+  readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0 };
+  /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
+  private readonly parked = new Map<number, GrowBuffer>();
+  private sortScratch = new Uint32Array(256);
+
+  constructor(m: ShardMemory) {
+    this.m = m;
+  }
+
+  applyOps(ops: Uint32Array, off: number, count: number): void {
+    for (let i = 0; i < count; i++) this.applyOp(ops, off + i * OP_WORDS);
+  }
+
+  applyOp(ops: Uint32Array, o: number): void {
+    const m = this.m;
+    const u = userFind(m, ops[o + O_USER_LO], ops[o + O_USER_HI]);
+    if (u === NIL) {
+      this.miss(ops, o);
+      return;
+    }
+    if (m.userState[u] === USER_LOADING) {
+      this.park(u, ops, o);
+      return;
+    }
+    this.counters.hits++;
+    lruTouch(m, u);
+    this.execute(u, ops, o);
+  }
+
+  private execute(u: number, ops: Uint32Array, o: number): void {
+    const head = ops[o + O_HEAD];
+    switch (head & OPCODE_MASK) {
+      case OP_GET:
+        this.get(u, ops, o, head);
+        break;
+      case OP_GET_ALL:
+        this.getAll(u, ops[o + O_TICKET]);
+        break;
+      case OP_ACK:
+        this.ack(u, ops, o, head);
+        break;
+      case OP_MENTION:
+        this.mention(u, ops, o, head);
+        break;
+      case OP_PATCH:
+        this.patch(u, ops, o, head);
+        break;
+      case OP_DELETE:
+        this.remove(u, ops, o);
+        break;
+      default:
+        this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+    }
+  }
+
+  private get(u: number, ops: Uint32Array, o: number, head: number): void {
+    const s = chanFind(this.m, u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    if (s === NIL) this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+    else this.finish(ops[o + O_TICKET], s, false, head);
+  }
+
+  private ack(u: number, ops: Uint32Array, o: number, head: number): void {
+    const m = this.m;
+    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    let changed = m.rsVersion[s] === 0;
+    const lo = ops[o + O_MSG_LO];
+    const hi = ops[o + O_MSG_HI];
+    const count = ops[o + O_COUNT];
+    if ((head & F_MANUAL) !== 0) {
+      if (m.rsMsgLo[s] !== lo || m.rsMsgHi[s] !== hi || m.rsMention[s] !== count) {
+        m.rsMsgLo[s] = lo;
+        m.rsMsgHi[s] = hi;
+        m.rsMention[s] = count;
+        changed = true;
+      }
+    } else if (hi > m.rsMsgHi[s] || (hi === m.rsMsgHi[s] && lo > m.rsMsgLo[s])) {
+      m.rsMsgLo[s] = lo;
+      m.rsMsgHi[s] = hi;
+      m.rsMention[s] = count;
+      changed = true;
+    }
+    this.finish(ops[o + O_TICKET], s, changed, head);
+  }
+
+  private mention(u: number, ops: Uint32Array, o: number, head: number): void {
+    const m = this.m;
+    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    let changed = m.rsVersion[s] === 0;
+    const hi = ops[o + O_MSG_HI];
+    const lo = ops[o + O_MSG_LO];
+    // A mention of a message the user has already read (an ack overtook it) must not count.
+    const unread =
+      (head & F_HAS_MSG) === 0 || hi > m.rsMsgHi[s] || (hi === m.rsMsgHi[s] && lo > m.rsMsgLo[s]);
+    if (unread) {
+      const before = m.rsMention[s];
+      const after = Math.min(MAX_MENTIONS, before + ops[o + O_COUNT]);
+      if (after !== before) {
+        m.rsMention[s] = after;
+        changed = true;
+      }
+    }
+    this.finish(ops[o + O_TICKET], s, changed, head);
+  }
+
+  private patch(u: number, ops: Uint32Array, o: number, head: number): void {
+    const m = this.m;
+    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    let changed = m.rsVersion[s] === 0;
+    if ((head & F_HAS_PIN) !== 0) {
+      const pin = join53(ops[o + O_PIN_LO], ops[o + O_PIN_HI]);
+      if (pin > m.rsPin[s]) {
+        m.rsPin[s] = pin;
+        changed = true;
+      }
+    }
+    if ((head & F_HAS_FLAGS) !== 0 && m.rsFlags[s] !== ops[o + O_FLAGS]) {
+      m.rsFlags[s] = ops[o + O_FLAGS];
+      changed = true;
+    }
+    this.finish(ops[o + O_TICKET], s, changed, head);
+  }
+
+  private remove(u: number, ops: Uint32Array, o: number): void {
+    const m = this.m;
+    const s = chanFind(m, u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    if (s === NIL) {
+      this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+      return;
+    }
+    // Unlink from the user's list: lists are short (a user's channels) and deletes are rare.
+    let prev = NIL;
+    let cur = m.userHead[u];
+    while (cur !== s) {
+      prev = cur;
+      cur = m.rsNext[cur];
+    }
+    if (prev === NIL) m.userHead[u] = m.rsNext[s];
+    else m.rsNext[prev] = m.rsNext[s];
+    m.userCount[u]--;
+    this.emitStored(KIND_DELETE, u, s);
+    this.dropRs(s);
+    this.status(ops[o + O_TICKET], ST_NO_CONTENT, 1);
+  }
+
+  /** Bumps the version of a changed read state, marks it dirty, and writes the result record. */
+  private finish(ticket: number, s: number, changed: boolean, head: number): void {
+    const m = this.m;
+    if (changed) {
+      m.rsVersion[s] += 1;
+      if ((m.rsState[s] & RS_DIRTY) === 0) {
+        m.rsState[s] |= RS_DIRTY;
+        m.header[H_DIRTY]++;
+      }
+    }
+    const withBody = (head & F_NO_BODY) === 0;
+    const r = this.results;
+    const at = r.reserve(RES_HEADER_WORDS + (withBody ? RS_WORDS : 0));
+    const b = r.buf;
+    b[at] = ticket;
+    b[at + 1] = ST_OK;
+    b[at + 2] = changed ? 1 : 0;
+    b[at + 3] = withBody ? 1 : 0;
+    if (withBody) this.writeRs(b, at + RES_HEADER_WORDS, s);
+  }
+
+  private status(ticket: number, status: number, changed: number): void {
+    const r = this.results;
+    const at = r.reserve(RES_HEADER_WORDS);
+    const b = r.buf;
+    b[at] = ticket;
+    b[at + 1] = status;
+    b[at + 2] = changed;
+    b[at + 3] = 0;
+  }
+
+  private full(ticket: number): void {
+    this.counters.rejectedFull++;
+    this.status(ticket, ST_INSUFFICIENT_STORAGE, 0);
+  }
+
+  private writeRs(b: Uint32Array, at: number, s: number): void {
+    const m = this.m;
+    b[at + R_CHAN_LO] = m.rsChanLo[s];
+    b[at + R_CHAN_HI] = m.rsChanHi[s];
+    b[at + R_MSG_LO] = m.rsMsgLo[s];
+    b[at + R_MSG_HI] = m.rsMsgHi[s];
+    b[at + R_MENTION] = m.rsMention[s];
+    const pin = m.rsPin[s];
+    b[at + R_PIN_LO] = lo32(pin);
+    b[at + R_PIN_HI] = hi32(pin);
+    b[at + R_FLAGS] = m.rsFlags[s];
+    const v = m.rsVersion[s];
+    b[at + R_VER_LO] = lo32(v);
+    b[at + R_VER_HI] = hi32(v);
+  }
+
+  /** Finds the read state, or creates an empty one (version 0 until its first change). */
+  private findOrCreate(u: number, lo: number, hi: number): number {
+    const m = this.m;
+    const found = chanFind(m, u, lo, hi);
+    if (found !== NIL) return found;
+    const s = this.allocRs(u);
+    if (s === NIL) return NIL;
+    m.rsChanLo[s] = lo;
+    m.rsChanHi[s] = hi;
+    m.rsMsgLo[s] = 0;
+    m.rsMsgHi[s] = 0;
+    m.rsMention[s] = 0;
+    m.rsPin[s] = 0;
+    m.rsFlags[s] = 0;
+    m.rsVersion[s] = 0;
+    m.rsState[s] = 0;
+    this.linkRs(u, s);
+    return s;
+  }
+
+  private linkRs(u: number, s: number): void {
+    const m = this.m;
+    m.rsOwner[s] = u;
+    m.rsNext[s] = m.userHead[u];
+    m.userHead[u] = s;
+    m.userCount[u]++;
+    chanIndexInsert(m, s);
+  }
+
+  private dropRs(s: number): void {
+    const m = this.m;
+    if ((m.rsState[s] & RS_DIRTY) !== 0) m.header[H_DIRTY]--;
+    chanIndexRemove(m, s);
+    rsRelease(m, s);
+  }
+
+  private emitStored(kind: number, u: number, s: number): void {
+    const mu = this.mutations;
+    const at = mu.reserve(STORED_WORDS);
+    mu.buf[at + S_KIND] = kind;
+    mu.buf[at + S_USER_LO] = this.m.userLo[u];
+    mu.buf[at + S_USER_HI] = this.m.userHi[u];
+    this.writeRs(mu.buf, at + S_RS, s);
+  }
+
+  // ---- rare paths -------------------------------------------------------------------------
+
+  /** A read-state slot for user u, evicting least recently used users (never u) when full. */
+  private allocRs(u: number): number {
+    let s = rsAlloc(this.m);
+    while (s === NIL) {
+      const victim = lruHead(this.m);
+      if (victim === NIL || victim === u) return NIL;
+      this.evict(victim);
+      s = rsAlloc(this.m);
+    }
+    return s;
+  }
+
+  private allocUser(): number {
+    let u = userAlloc(this.m);
+    while (u === NIL) {
+      const victim = lruHead(this.m);
+      if (victim === NIL) return NIL;
+      this.evict(victim);
+      u = userAlloc(this.m);
+    }
+    return u;
+  }
+
+  /** Drops a cached user; read states the store has not seen yet go out as writes first. */
+  evict(u: number): void {
+    const m = this.m;
+    let s = m.userHead[u];
+    while (s !== NIL) {
+      const next = m.rsNext[s];
+      if ((m.rsState[s] & RS_DIRTY) !== 0) this.emitStored(KIND_WRITE, u, s);
+      this.dropRs(s);
+      s = next;
+    }
+    lruUnlink(m, u);
+    this.releaseUser(u);
+    this.counters.evictions++;
+  }
+
+  private releaseUser(u: number): void {
+    userIndexRemove(this.m, u);
+    userRelease(this.m, u);
+  }
+
+  private miss(ops: Uint32Array, o: number): void {
+    const m = this.m;
+    const u = this.allocUser();
+    if (u === NIL) {
+      // Every user slot belongs to a user still being loaded: a transient overload.
+      this.status(ops[o + O_TICKET], ST_UNAVAILABLE, 0);
+      return;
+    }
+    const lo = ops[o + O_USER_LO];
+    const hi = ops[o + O_USER_HI];
+    m.userLo[u] = lo;
+    m.userHi[u] = hi;
+    m.userHead[u] = NIL;
+    m.userCount[u] = 0;
+    m.userState[u] = USER_LOADING;
+    m.userPrev[u] = NIL;
+    m.userNext[u] = NIL;
+    userIndexInsert(m, u);
+    this.counters.misses++;
+    this.loadRequests.push(lo);
+    this.loadRequests.push(hi);
+    this.park(u, ops, o);
+  }
+
+  private park(u: number, ops: Uint32Array, o: number): void {
+    let q = this.parked.get(u);
+    if (q === undefined) {
+      q = new GrowBuffer(OP_WORDS * 4);
+      this.parked.set(u, q);
+    }
+    const at = q.reserve(OP_WORDS);
+    q.buf.set(ops.subarray(o, o + OP_WORDS), at);
+  }
+
+  /** Users whose load is outstanding. */
+  get loading(): number {
+    return this.parked.size;
+  }
+
+  /**
+   * Installs loaded users from a task's load section and replays what was parked behind them.
+   * Section: repeated [userLo, userHi, status, n, n * RS_WORDS]. Returns the end offset.
+   */
+  installLoads(task: Uint32Array, off: number, end: number): void {
+    const m = this.m;
+    let o = off;
+    while (o < end) {
+      const lo = task[o];
+      const hi = task[o + 1];
+      const status = task[o + 2];
+      const n = task[o + 3];
+      o += 4;
+      const u = userFind(m, lo, hi);
+      const q = u === NIL ? undefined : this.parked.get(u);
+      if (u !== NIL && q !== undefined && m.userState[u] === USER_LOADING) {
+        this.parked.delete(u);
+        this.counters.loads++;
+        const replay = status === LOAD_OK ? this.installUser(u, task, o, n) : ST_UNAVAILABLE;
+        if (replay === ST_OK) {
+          for (let p = 0; p < q.len; p += OP_WORDS) this.execute(u, q.buf, p);
+        } else {
+          for (let p = 0; p < q.len; p += OP_WORDS) this.status(q.buf[p + O_TICKET], replay, 0);
+        }
+      }
+      o += n * RS_WORDS;
+    }
+  }
+
+  private installUser(u: number, src: Uint32Array, off: number, n: number): number {
+    const m = this.m;
+    for (let i = 0; i < n; i++) {
+      const r = off + i * RS_WORDS;
+      if (chanFind(m, u, src[r + R_CHAN_LO], src[r + R_CHAN_HI]) !== NIL) continue;
+      const s = this.allocRs(u);
+      if (s === NIL) {
+        // The user's stored read states do not fit even in an otherwise empty shard. Nothing is
+        // lost (the store still has them); drop the partial copy and refuse the operations.
+        let t = m.userHead[u];
+        while (t !== NIL) {
+          const next = m.rsNext[t];
+          this.dropRs(t);
+          t = next;
+        }
+        this.releaseUser(u);
+        this.counters.rejectedFull++;
+        return ST_INSUFFICIENT_STORAGE;
+      }
+      m.rsChanLo[s] = src[r + R_CHAN_LO];
+      m.rsChanHi[s] = src[r + R_CHAN_HI];
+      m.rsMsgLo[s] = src[r + R_MSG_LO];
+      m.rsMsgHi[s] = src[r + R_MSG_HI];
+      m.rsMention[s] = src[r + R_MENTION];
+      m.rsPin[s] = join53(src[r + R_PIN_LO], src[r + R_PIN_HI]);
+      m.rsFlags[s] = src[r + R_FLAGS];
+      m.rsVersion[s] = join53(src[r + R_VER_LO], src[r + R_VER_HI]);
+      m.rsState[s] = 0;
+      this.linkRs(u, s);
+    }
+    m.userState[u] = USER_RESIDENT;
+    lruAppend(m, u);
+    return ST_OK;
+  }
+
+  private getAll(u: number, ticket: number): void {
+    const m = this.m;
+    const n = m.userCount[u];
+    if (this.sortScratch.length < n) this.sortScratch = new Uint32Array(Math.max(n, this.sortScratch.length * 2));
+    const slots = this.sortScratch.subarray(0, n);
+    let s = m.userHead[u];
+    for (let i = 0; i < n; i++) {
+      slots[i] = s;
+      s = m.rsNext[s];
+    }
+    sortByChannel(m, slots);
+    const r = this.results;
+    const at = r.reserve(RES_HEADER_WORDS + n * RS_WORDS);
+    const b = r.buf;
+    b[at] = ticket;
+    b[at + 1] = ST_OK;
+    b[at + 2] = 0;
+    b[at + 3] = n;
+    for (let i = 0; i < n; i++) this.writeRs(b, at + RES_HEADER_WORDS + i * RS_WORDS, slots[i]);
+  }
+
+  /** Clears the per-batch output buffers after the worker has copied them into its reply. */
+  resetOutput(): void {
+    this.results.len = 0;
+    this.loadRequests.len = 0;
+    this.mutations.len = 0;
+  }
+}
+
+/** Insertion sort for short lists, otherwise a heap sort: in place, no comparator closure. */
+function sortByChannel(m: ShardMemory, a: Uint32Array): void {
+  const n = a.length;
+  if (n <= 24) {
+    for (let i = 1; i < n; i++) {
+      const x = a[i];
+      let j = i - 1;
+      while (j >= 0 && channelLess(m, x, a[j])) {
+        a[j + 1] = a[j];
+        j--;
+      }
+      a[j + 1] = x;
+    }
+    return;
+  }
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(m, a, i, n);
+  for (let end = n - 1; end > 0; end--) {
+    const t = a[0];
+    a[0] = a[end];
+    a[end] = t;
+    siftDown(m, a, 0, end);
+  }
+}
+
+function siftDown(m: ShardMemory, a: Uint32Array, i: number, n: number): void {
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) return;
+    let c = l;
+    if (l + 1 < n && channelLess(m, a[l], a[l + 1])) c = l + 1;
+    if (!channelLess(m, a[i], a[c])) return;
+    const t = a[i];
+    a[i] = a[c];
+    a[c] = t;
+    i = c;
+  }
+}
+
+function channelLess(m: ShardMemory, x: number, y: number): boolean {
+  const xh = m.rsChanHi[x];
+  const yh = m.rsChanHi[y];
+  return xh < yh || (xh === yh && m.rsChanLo[x] < m.rsChanLo[y]);
+}

@@ -1,0 +1,115 @@
+/**
+ * Wire format between the main thread and a shard worker.
+ *
+ * Every message in either direction is ONE Uint32Array whose buffer is transferred (not copied):
+ * a batch of operations costs one structured-clone of a flat buffer instead of one object graph per
+ * operation, and the worker never sees a JS object per operation. Ids travel as two uint32 halves
+ * (lo, hi); nothing on this path goes through a JS number above 2^32 or a BigInt.
+ *
+ * Task (main -> worker):
+ *   [TASK_HEADER_WORDS header][opCount * OP_WORDS ops][load section]
+ *   header: opCount, loadWords
+ *   load section: repeated [userLo, userHi, status, n, n * STORED_WORDS records]
+ *
+ * Reply (worker -> main):
+ *   [REPLY_HEADER_WORDS header][results][load requests][store mutations]
+ *   results: repeated [ticket, status, changed, n, n * RS_WORDS read states]
+ *   load requests: repeated [userLo, userHi]
+ *   mutations: repeated STORED_WORDS records (kind WRITE or DELETE)
+ */
+
+export const OP_GET = 1;
+export const OP_GET_ALL = 2;
+export const OP_ACK = 3;
+export const OP_MENTION = 4;
+export const OP_PATCH = 5;
+export const OP_DELETE = 6;
+
+/** Op flag bits, stored above the opcode in word 0. */
+export const F_MANUAL = 1 << 8;
+export const F_HAS_MSG = 1 << 9;
+export const F_HAS_PIN = 1 << 10;
+export const F_HAS_FLAGS = 1 << 11;
+/** The caller only needs to know whether the op changed something (fan-out mentions). */
+export const F_NO_BODY = 1 << 12;
+export const OPCODE_MASK = 0xff;
+
+// Op layout (word offsets).
+export const O_HEAD = 0;
+export const O_TICKET = 1;
+export const O_USER_LO = 2;
+export const O_USER_HI = 3;
+export const O_CHAN_LO = 4;
+export const O_CHAN_HI = 5;
+export const O_MSG_LO = 6;
+export const O_MSG_HI = 7;
+/** ack: mention_count; mention: count */
+export const O_COUNT = 8;
+/** last_pin_timestamp as low 32 bits and high 21 bits */
+export const O_PIN_LO = 9;
+export const O_PIN_HI = 10;
+export const O_FLAGS = 11;
+export const OP_WORDS = 12;
+
+// Read state layout inside a result (word offsets).
+export const R_CHAN_LO = 0;
+export const R_CHAN_HI = 1;
+export const R_MSG_LO = 2;
+export const R_MSG_HI = 3;
+export const R_MENTION = 4;
+export const R_PIN_LO = 5;
+export const R_PIN_HI = 6;
+export const R_FLAGS = 7;
+export const R_VER_LO = 8;
+export const R_VER_HI = 9;
+export const RS_WORDS = 10;
+
+// Result record header.
+export const RES_TICKET = 0;
+export const RES_STATUS = 1;
+export const RES_CHANGED = 2;
+export const RES_COUNT = 3;
+export const RES_HEADER_WORDS = 4;
+
+/** A read state as the store sees it: the key, the fields, and a mutation kind. */
+export const S_KIND = 0;
+export const S_USER_LO = 1;
+export const S_USER_HI = 2;
+/** followed by RS_WORDS read-state words */
+export const S_RS = 3;
+export const STORED_WORDS = S_RS + RS_WORDS;
+export const KIND_WRITE = 1;
+export const KIND_DELETE = 2;
+
+export const TASK_OP_COUNT = 0;
+export const TASK_LOAD_WORDS = 1;
+export const TASK_HEADER_WORDS = 2;
+
+export const REPLY_RESULT_WORDS = 0;
+export const REPLY_LOAD_WORDS = 1;
+export const REPLY_MUTATION_WORDS = 2;
+export const REPLY_HEADER_WORDS = 3;
+
+/** Load section status: the store answered, or could not (the parked ops fail with 503). */
+export const LOAD_OK = 0;
+export const LOAD_FAILED = 1;
+
+/** HTTP-like statuses carried in results. */
+export const ST_OK = 200;
+export const ST_NO_CONTENT = 204;
+export const ST_NOT_FOUND = 404;
+export const ST_UNAVAILABLE = 503;
+export const ST_INSUFFICIENT_STORAGE = 507;
+
+const TWO_32 = 4294967296;
+
+/** Splits a non-negative integer < 2^53 into the two words used for pins and versions. */
+export function lo32(n: number): number {
+  return n % TWO_32 >>> 0;
+}
+export function hi32(n: number): number {
+  return Math.floor(n / TWO_32) >>> 0;
+}
+export function join53(lo: number, hi: number): number {
+  return hi * TWO_32 + lo;
+}

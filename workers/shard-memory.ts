@@ -1,0 +1,189 @@
+/**
+ * Memory of one shard: every read state and every cached user lives in these preallocated
+ * SharedArrayBuffers, laid out as a struct of arrays (one typed array per field).
+ *
+ * Why this layout:
+ * - A JS object per read state costs ~500 bytes and, worse, is one more thing for V8's collector to
+ *   mark on every major GC; at tens of millions of read states that is seconds of marking. Typed
+ *   arrays are a handful of objects whatever their length, so the heap the GC walks stays tiny.
+ * - The buffers are SharedArrayBuffers created by the main thread and passed to the worker in
+ *   workerData. The main thread keeps a reference, so a replacement worker can re-attach to the
+ *   same data if a shard worker dies.
+ * - Pages of a SharedArrayBuffer are zero-filled lazily by the OS: a large --capacity costs address
+ *   space at start-up, and resident memory only as slots are touched. Slots are handed out from a
+ *   high-water mark first, so an unused tail is never written.
+ *
+ * Read state slot `s` (bytes per slot: 49):
+ *   chanLo/chanHi  u32 x2   channel id halves
+ *   msgLo/msgHi    u32 x2   last_message_id halves
+ *   mention        u32      mention_count (saturates at 2^31-1)
+ *   pin            f64      last_pin_timestamp (integer ms < 2^53, exact in a double)
+ *   flags          u32
+ *   version        f64      integer >= 1, exact to 2^53
+ *   owner          u32      user slot that owns it (part of the channel-index key)
+ *   next           u32      next read state of the same user, or the free list link
+ *   state          u8       DIRTY bit (changed since the store last saw it)
+ * Channel index: open addressing (linear probing, backward-shift delete: no tombstones), buckets
+ *   hold slot+1 (0 = empty), sized to a power of two >= capacity / 0.6: ~6.7 bytes per read state.
+ *
+ * User slot `u`: uidLo/uidHi, head (first read state), count, LRU prev/next, state; plus a user
+ * index (same scheme as the channel index). The LRU is intrusive: prev/next are slot numbers in
+ * typed arrays, so touching a user is a few integer stores and allocates nothing.
+ *
+ * All slot numbers are u32. Capacities worth a slab at all exceed 65535, and keeping one array type
+ * per field keeps the hot functions monomorphic.
+ */
+
+export const NIL = 0xffffffff;
+
+/** header word offsets (Int32Array over its own small buffer) */
+export const H_RS_HWM = 0; // read-state slots ever handed out
+export const H_RS_FREE = 1; // head of the read-state free list (slot+1, 0 = empty)
+export const H_RS_COUNT = 2; // live read states
+export const H_USER_HWM = 3;
+export const H_USER_FREE = 4;
+export const H_USER_COUNT = 5;
+export const H_LRU_HEAD = 6; // least recently used user slot + 1 (0 = empty)
+export const H_LRU_TAIL = 7; // most recently used user slot + 1
+export const H_DIRTY = 8; // read states with the DIRTY bit set
+export const H_WORDS = 16;
+
+export const RS_DIRTY = 1;
+
+export const USER_FREE = 0;
+export const USER_RESIDENT = 1;
+export const USER_LOADING = 2;
+
+const LOAD_FACTOR = 0.6;
+
+export interface ShardBuffers {
+  capacity: number;
+  maxUsers: number;
+  header: SharedArrayBuffer;
+  rsChanLo: SharedArrayBuffer;
+  rsChanHi: SharedArrayBuffer;
+  rsMsgLo: SharedArrayBuffer;
+  rsMsgHi: SharedArrayBuffer;
+  rsMention: SharedArrayBuffer;
+  rsPin: SharedArrayBuffer;
+  rsFlags: SharedArrayBuffer;
+  rsVersion: SharedArrayBuffer;
+  rsOwner: SharedArrayBuffer;
+  rsNext: SharedArrayBuffer;
+  rsState: SharedArrayBuffer;
+  chanIndex: SharedArrayBuffer;
+  userLo: SharedArrayBuffer;
+  userHi: SharedArrayBuffer;
+  userHead: SharedArrayBuffer;
+  userCount: SharedArrayBuffer;
+  userPrev: SharedArrayBuffer;
+  userNext: SharedArrayBuffer;
+  userState: SharedArrayBuffer;
+  userIndex: SharedArrayBuffer;
+}
+
+export interface ShardMemory {
+  readonly capacity: number;
+  readonly maxUsers: number;
+  readonly header: Int32Array;
+  readonly rsChanLo: Uint32Array;
+  readonly rsChanHi: Uint32Array;
+  readonly rsMsgLo: Uint32Array;
+  readonly rsMsgHi: Uint32Array;
+  readonly rsMention: Uint32Array;
+  readonly rsPin: Float64Array;
+  readonly rsFlags: Uint32Array;
+  readonly rsVersion: Float64Array;
+  readonly rsOwner: Uint32Array;
+  readonly rsNext: Uint32Array;
+  readonly rsState: Uint8Array;
+  readonly chanIndex: Uint32Array;
+  readonly chanMask: number;
+  readonly userLo: Uint32Array;
+  readonly userHi: Uint32Array;
+  readonly userHead: Uint32Array;
+  readonly userCount: Uint32Array;
+  readonly userPrev: Uint32Array;
+  readonly userNext: Uint32Array;
+  readonly userState: Uint8Array;
+  readonly userIndex: Uint32Array;
+  readonly userMask: number;
+}
+
+export function tableSize(entries: number): number {
+  let size = 2;
+  const want = Math.ceil(entries / LOAD_FACTOR);
+  while (size < want) size *= 2;
+  return size;
+}
+
+function sab(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Math.max(bytes, 8));
+}
+
+export function allocateShardBuffers(capacity: number, maxUsers: number): ShardBuffers {
+  const c = capacity;
+  const u = maxUsers;
+  return {
+    capacity,
+    maxUsers,
+    header: sab(H_WORDS * 4),
+    rsChanLo: sab(c * 4),
+    rsChanHi: sab(c * 4),
+    rsMsgLo: sab(c * 4),
+    rsMsgHi: sab(c * 4),
+    rsMention: sab(c * 4),
+    rsPin: sab(c * 8),
+    rsFlags: sab(c * 4),
+    rsVersion: sab(c * 8),
+    rsOwner: sab(c * 4),
+    rsNext: sab(c * 4),
+    rsState: sab(c),
+    chanIndex: sab(tableSize(c) * 4),
+    userLo: sab(u * 4),
+    userHi: sab(u * 4),
+    userHead: sab(u * 4),
+    userCount: sab(u * 4),
+    userPrev: sab(u * 4),
+    userNext: sab(u * 4),
+    userState: sab(u),
+    userIndex: sab(tableSize(u) * 4),
+  };
+}
+
+export function attachShardMemory(b: ShardBuffers): ShardMemory {
+  const chanIndex = new Uint32Array(b.chanIndex);
+  const userIndex = new Uint32Array(b.userIndex);
+  return {
+    capacity: b.capacity,
+    maxUsers: b.maxUsers,
+    header: new Int32Array(b.header),
+    rsChanLo: new Uint32Array(b.rsChanLo),
+    rsChanHi: new Uint32Array(b.rsChanHi),
+    rsMsgLo: new Uint32Array(b.rsMsgLo),
+    rsMsgHi: new Uint32Array(b.rsMsgHi),
+    rsMention: new Uint32Array(b.rsMention),
+    rsPin: new Float64Array(b.rsPin),
+    rsFlags: new Uint32Array(b.rsFlags),
+    rsVersion: new Float64Array(b.rsVersion),
+    rsOwner: new Uint32Array(b.rsOwner),
+    rsNext: new Uint32Array(b.rsNext),
+    rsState: new Uint8Array(b.rsState),
+    chanIndex,
+    chanMask: chanIndex.length - 1,
+    userLo: new Uint32Array(b.userLo),
+    userHi: new Uint32Array(b.userHi),
+    userHead: new Uint32Array(b.userHead),
+    userCount: new Uint32Array(b.userCount),
+    userPrev: new Uint32Array(b.userPrev),
+    userNext: new Uint32Array(b.userNext),
+    userState: new Uint8Array(b.userState),
+    userIndex,
+    userMask: userIndex.length - 1,
+  };
+}
+
+/** Bytes reserved (address space) for a shard of this size. */
+export function shardBytes(capacity: number, maxUsers: number): number {
+  return capacity * 49 + tableSize(capacity) * 4 + maxUsers * 25 + tableSize(maxUsers) * 4 + H_WORDS * 4;
+}

@@ -1,0 +1,56 @@
+/**
+ * Shard worker entry point (piscina loads this file). One worker owns one shard for its whole
+ * life: the pool that runs it has exactly one thread that is never reaped, so the slabs it
+ * attaches to here are its own. Each task is one batch of encoded operations (plus any users the
+ * main thread has loaded); the reply is one transferred buffer.
+ */
+import { move, workerData } from 'piscina';
+import { ShardEngine } from './engine.js';
+import {
+  OP_WORDS,
+  REPLY_HEADER_WORDS,
+  REPLY_LOAD_WORDS,
+  REPLY_MUTATION_WORDS,
+  REPLY_RESULT_WORDS,
+  TASK_HEADER_WORDS,
+  TASK_LOAD_WORDS,
+  TASK_OP_COUNT,
+} from './protocol.js';
+import { attachShardMemory, type ShardBuffers } from './shard-memory.js';
+
+export interface ShardWorkerData {
+  shard: number;
+  buffers: ShardBuffers;
+}
+
+const data = workerData as ShardWorkerData;
+const engine = new ShardEngine(attachShardMemory(data.buffers));
+
+export default function runBatch(task: Uint32Array): unknown {
+  const opCount = task[TASK_OP_COUNT];
+  const loadWords = task[TASK_LOAD_WORDS];
+  const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
+  // Loads first: they complete users whose operations arrived in earlier batches, which must be
+  // applied before this batch's operations on the same users (those are parked behind them).
+  if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
+  engine.applyOps(task, TASK_HEADER_WORDS, opCount);
+  return move(buildReply());
+}
+
+function buildReply(): Uint32Array {
+  const r = engine.results;
+  const l = engine.loadRequests;
+  const mu = engine.mutations;
+  const reply = new Uint32Array(REPLY_HEADER_WORDS + r.len + l.len + mu.len);
+  reply[REPLY_RESULT_WORDS] = r.len;
+  reply[REPLY_LOAD_WORDS] = l.len;
+  reply[REPLY_MUTATION_WORDS] = mu.len;
+  let at = REPLY_HEADER_WORDS;
+  reply.set(r.buf.subarray(0, r.len), at);
+  at += r.len;
+  reply.set(l.buf.subarray(0, l.len), at);
+  at += l.len;
+  reply.set(mu.buf.subarray(0, mu.len), at);
+  engine.resetOutput();
+  return reply;
+}
