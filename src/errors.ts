@@ -11,8 +11,6 @@ export interface ErrorDef {
 export const ERRORS = {
   INVALID_ID: { status: 400, message: 'ids must be canonical unsigned 64-bit decimal strings' },
   INVALID_BODY: { status: 400, message: 'the request body does not match the schema' },
-  INVALID_PARAMS: { status: 400, message: 'a path parameter is invalid' },
-  INVALID_QUERY: { status: 400, message: 'the query string is invalid' },
   INVALID_JSON: { status: 400, message: 'the request body is not valid JSON' },
   EMPTY_PATCH: { status: 400, message: 'a patch needs at least one of last_pin_timestamp, flags' },
   NOT_FOUND: { status: 404, message: 'no such read state' },

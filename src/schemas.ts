@@ -98,7 +98,6 @@ export const patchSchema = {
   body: {
     type: 'object',
     additionalProperties: false,
-    minProperties: 1,
     properties: { last_pin_timestamp: pin, flags },
   },
   response: { 200: readState, ...errors },

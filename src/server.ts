@@ -9,7 +9,7 @@ import { sendError } from './replies.js';
 import { batchRoutes } from './routes/batch.js';
 import { channelRoutes } from './routes/channels.js';
 import type { RouteContext } from './routes/context.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, statsRoutes } from './routes/health.js';
 import { readStateRoutes } from './routes/read-states.js';
 import { ShardRouter } from './shard-router.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -33,11 +33,9 @@ export interface ServiceOptions {
 /** Maps framework errors (fastify codes, validation) to our codes. */
 function codeFor(err: FastifyError): ErrorCode {
   if (err.validation !== undefined) {
-    if (err.validation.some((v) => v.keyword === 'pattern' || (v.keyword === 'maxLength' && /_id/.test(v.instancePath + (v.params as { missingProperty?: string }).missingProperty)))) {
-      return 'INVALID_ID';
-    }
-    if (err.validationContext === 'params') return 'INVALID_PARAMS';
-    if (err.validationContext === 'querystring') return 'INVALID_QUERY';
+    // Every string the schemas constrain by pattern or length is an id.
+    if (err.validation.some((v) => v.keyword === 'pattern' || v.keyword === 'maxLength')) return 'INVALID_ID';
+    if (err.validationContext === 'params') return 'INVALID_ID';
     return 'INVALID_BODY';
   }
   switch (err.code) {
@@ -91,6 +89,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   app.setNotFoundHandler((req, reply) => sendError(reply, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   healthRoutes(app, ctx);
+  statsRoutes(app, ctx);
   readStateRoutes(app, ctx);
   channelRoutes(app, ctx);
   batchRoutes(app, ctx);

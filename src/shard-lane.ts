@@ -28,6 +28,8 @@ import {
   TASK_HEADER_WORDS,
   TASK_LOAD_WORDS,
   TASK_OP_COUNT,
+  STATS_TASK,
+  type ShardStats,
 } from '../workers/protocol.js';
 import type { ShardBuffers } from '../workers/shard-memory.js';
 import type { ShardWorkerData } from '../workers/shard-worker.js';
@@ -218,6 +220,14 @@ export class ShardLane {
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
   failAll(): void {
     for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.complete(t, UNAVAILABLE, 0);
+  }
+
+  /** The shard's own figures; `collect` runs a full GC in the worker first (tests, benches). */
+  stats(collect = false): Promise<ShardStats> {
+    const task = new Uint32Array(TASK_HEADER_WORDS);
+    task[TASK_OP_COUNT] = STATS_TASK;
+    task[TASK_LOAD_WORDS] = collect ? 1 : 0;
+    return this.pool.run(task) as Promise<ShardStats>;
   }
 
   /** Resolves true when the worker answers an empty batch within `timeoutMs`. */

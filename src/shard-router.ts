@@ -19,6 +19,7 @@ import {
   O_USER_LO,
   hi32,
   lo32,
+  type ShardStats,
 } from '../workers/protocol.js';
 import { allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
@@ -143,6 +144,10 @@ export class ShardRouter {
   async ready(timeoutMs: number): Promise<boolean> {
     const answers = await Promise.all(this.lanes.map((l) => l.ping(timeoutMs)));
     return answers.every(Boolean);
+  }
+
+  stats(collect = false): Promise<ShardStats[]> {
+    return Promise.all(this.lanes.map((l) => l.stats(collect)));
   }
 
   async close(): Promise<void> {

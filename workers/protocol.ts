@@ -81,6 +81,9 @@ export const STORED_WORDS = S_RS + RS_WORDS;
 export const KIND_WRITE = 1;
 export const KIND_DELETE = 2;
 
+/** A task whose op count is STATS_TASK asks for the shard's figures instead (a ShardStats object). */
+export const STATS_TASK = 0xffffffff;
+
 export const TASK_OP_COUNT = 0;
 export const TASK_LOAD_WORDS = 1;
 export const TASK_HEADER_WORDS = 2;
@@ -112,4 +115,22 @@ export function hi32(n: number): number {
 }
 export function join53(lo: number, hi: number): number {
   return hi * TWO_32 + lo;
+}
+
+/** Figures a shard reports about itself (a plain object: asked for rarely, never per operation). */
+export interface ShardStats {
+  shard: number;
+  readStates: number;
+  users: number;
+  capacity: number;
+  maxUsers: number;
+  dirty: number;
+  loading: number;
+  hits: number;
+  misses: number;
+  loads: number;
+  evictions: number;
+  rejectedFull: number;
+  heapUsed: number;
+  heapTotal: number;
 }

@@ -4,6 +4,8 @@
  * attaches to here are its own. Each task is one batch of encoded operations (plus any users the
  * main thread has loaded); the reply is one transferred buffer.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { move, workerData } from 'piscina';
 import { ShardEngine } from './engine.js';
 import {
@@ -15,8 +17,10 @@ import {
   TASK_HEADER_WORDS,
   TASK_LOAD_WORDS,
   TASK_OP_COUNT,
+  STATS_TASK,
+  type ShardStats,
 } from './protocol.js';
-import { attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { H_DIRTY, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardWorkerData {
   shard: number;
@@ -24,10 +28,37 @@ export interface ShardWorkerData {
 }
 
 const data = workerData as ShardWorkerData;
-const engine = new ShardEngine(attachShardMemory(data.buffers));
+const memory = attachShardMemory(data.buffers);
+const engine = new ShardEngine(memory);
+
+/**
+ * `collect` runs a full GC first, so that heap figures show what is live (tests and benches ask
+ * for it; worker threads cannot be started with --expose-gc, so the flag is set at run time).
+ */
+function stats(collect: boolean): ShardStats {
+  if (collect) {
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+  }
+  const heap = process.memoryUsage();
+  const h = memory.header;
+  return {
+    shard: data.shard,
+    readStates: h[H_RS_COUNT],
+    users: h[H_USER_COUNT],
+    capacity: memory.capacity,
+    maxUsers: memory.maxUsers,
+    dirty: h[H_DIRTY],
+    loading: engine.loading,
+    ...engine.counters,
+    heapUsed: heap.heapUsed,
+    heapTotal: heap.heapTotal,
+  };
+}
 
 export default function runBatch(task: Uint32Array): unknown {
   const opCount = task[TASK_OP_COUNT];
+  if (opCount === STATS_TASK) return stats(task[TASK_LOAD_WORDS] === 1);
   const loadWords = task[TASK_LOAD_WORDS];
   const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
   // Loads first: they complete users whose operations arrived in earlier batches, which must be

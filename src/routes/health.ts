@@ -16,3 +16,12 @@ export function healthRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return { status: 'ready' };
   });
 }
+
+/** GET /v1/stats: per-shard figures and the main thread's memory, as JSON (operators, benches). */
+export function statsRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get('/v1/stats', async () => {
+    const shards = await ctx.router.stats(false);
+    const mem = process.memoryUsage();
+    return { main: { heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, rss: mem.rss }, shards };
+  });
+}
