@@ -39,6 +39,7 @@ START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${CASSANDRA_STOP_TIMEOUT:-60}"
 DATA_DIR="${CASSANDRA_DATA_DIR:-$CASS_DIR/data}"
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+FETCHED=""
 
 log() { echo "cassandra.sh: $*"; }
 err() { echo "cassandra.sh: $*" >&2; }
@@ -90,11 +91,19 @@ fetch_jars() {
   local t0=$SECONDS tmp="$CASS_DIR/lib.tmp"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  mvn -q -B -Dstyle.color=never -f "$POM_FILE" "$DEP_PLUGIN:copy-dependencies" \
-    -Dcassandra.version="$VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp"
+  # Output goes to a file (Debian's mvn prints stray ANSI resets even with -q); shown on failure.
+  if ! mvn -q -B -Dstyle.color=never -f "$POM_FILE" "$DEP_PLUGIN:copy-dependencies" \
+      -Dcassandra.version="$VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp" \
+      >"$CASS_DIR/mvn-fetch.log" 2>&1; then
+    err "mvn could not fetch cassandra-all $VERSION; its output:"
+    sed 's/\x1b\[[0-9;]*m//g' "$CASS_DIR/mvn-fetch.log" | tail -n 40 >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
   ls "$tmp"/cassandra-all-"$VERSION".jar >/dev/null
   ls "$tmp"/jamm-*.jar >/dev/null
   touch "$tmp/.fetched-cassandra-all-$VERSION"
+  FETCHED=1
   rm -rf "$LIB_DIR"
   mv "$tmp" "$LIB_DIR"
   log "fetched $(ls "$LIB_DIR"/*.jar | wc -l) jars into $LIB_DIR in $((SECONDS - t0)) s"
@@ -183,9 +192,16 @@ java_opts() {
     "-Dcassandra.storagedir=$DATA_DIR"
     "-Dcassandra.logdir=$CASS_DIR"
     "-Dlogback.configurationFile=$LOGBACK_FILE"
+    # Single node: no peers to tell about a shutdown, so skip the 2 s gossip announce pause.
+    -Dcassandra.shutdown_announce_in_ms=0
     -cp "$LIB_DIR/*"
     org.apache.cassandra.service.CassandraDaemon
   )
+}
+
+# True if something accepts TCP connections on HOST:$1 (bash's /dev/tcp, no extra tools).
+port_busy() {
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
 # Wait for CQL on the given pid; on death print the log tail and exit non-zero.
@@ -194,7 +210,10 @@ wait_ready() {
   while :; do
     if ! kill -0 "$pid" 2>/dev/null; then
       err "Cassandra (pid $pid) died during startup; last lines of $LOG_FILE:"
-      tail -n 60 "$LOG_FILE" >&2 || true
+      tail -n 40 "$LOG_FILE" >&2 || true
+      # The shutdown hook's drain logs after the fatal error, so repeat the error lines.
+      err "errors in $LOG_FILE:"
+      grep -m 10 -E '^ERROR|Exception|Caused by|[Ff]atal|in use' "$LOG_FILE" >&2 || true
       rm -f "$PID_FILE" "$PORT_FILE"
       exit 1
     fi
@@ -207,7 +226,7 @@ wait_ready() {
     fi
     if (( SECONDS >= deadline )); then
       err "Cassandra (pid $pid) did not answer CQL on $HOST:$PORT within $START_TIMEOUT s; last lines of $LOG_FILE:"
-      tail -n 60 "$LOG_FILE" >&2 || true
+      tail -n 40 "$LOG_FILE" >&2 || true
       err "it is still running; 'bash test/cassandra/cassandra.sh stop' ends it"
       exit 1
     fi
@@ -248,6 +267,14 @@ cmd_start() {
     return 0
   fi
   rm -f "$PID_FILE" "$PORT_FILE"
+  local p
+  for p in "$PORT" "$STORAGE_PORT"; do
+    if port_busy "$p"; then
+      err "$HOST:$p is already in use by another process (and no CQL answers on $HOST:$PORT);"
+      err "free it, or pick other ports with CASSANDRA_PORT / CASSANDRA_STORAGE_PORT"
+      exit 1
+    fi
+  done
 
   local java
   java="$(java_bin)"
@@ -277,7 +304,7 @@ cmd_start() {
   echo "$PORT" >"$PORT_FILE"
   log "started Cassandra $VERSION (pid $pid), log $LOG_FILE, data $DATA_DIR; waiting for CQL on $HOST:$PORT (up to $START_TIMEOUT s)"
   wait_ready "$pid" "$t0"
-  (( SECONDS - t_all > SECONDS - t0 )) && log "total including fetch: $((SECONDS - t_all)) s"
+  if [[ -n "$FETCHED" ]]; then log "total including the jar fetch: $((SECONDS - t_all)) s"; fi
   return 0
 }
 
