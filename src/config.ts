@@ -17,6 +17,28 @@ export interface Config {
   maxQueue: number;
   dataDir: string;
   logLevel: string;
+  store: StoreKind;
+  /** ms from a read state's first unflushed change to its write (0 = as soon as possible) */
+  flushDelayMs: number;
+  /** ms a graceful shutdown may take before it exits, reporting what was left unflushed */
+  shutdownTimeoutMs: number;
+  /** changes waiting for the store beyond which shards hold back (evict only clean users) */
+  maxPendingWrites: number;
+  cassandra: CassandraConfig;
+}
+
+export const STORE_KINDS = ['sqlite', 'cassandra', 'memory'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+export const CONSISTENCIES = ['one', 'local_one', 'quorum', 'local_quorum', 'all'] as const;
+export type Consistency = (typeof CONSISTENCIES)[number];
+
+export interface CassandraConfig {
+  contactPoints: string[];
+  port: number;
+  localDataCenter: string;
+  keyspace: string;
+  replicationFactor: number;
+  consistency: Consistency;
 }
 
 interface FlagSpec {
@@ -36,6 +58,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-queue': { env: 'READ_STATES_MAX_QUEUE', kind: 'int', min: 1, max: 10_000_000, help: 'operations queued per shard before 503 (default 100000)' },
   'data-dir': { env: 'READ_STATES_DATA_DIR', kind: 'string', help: 'directory for a durable store (default ./data)' },
   'log-level': { env: 'READ_STATES_LOG_LEVEL', kind: 'string', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  store: { env: 'READ_STATES_STORE', kind: 'string', help: 'sqlite (embedded, in --data-dir) | cassandra | memory (default sqlite)' },
+  'flush-delay': { env: 'READ_STATES_FLUSH_DELAY', kind: 'int', min: 0, max: 3_600_000, help: 'ms from first unflushed change to its write (default 30000; 0 = asap)' },
+  'shutdown-timeout': { env: 'READ_STATES_SHUTDOWN_TIMEOUT', kind: 'int', min: 0, max: 3_600_000, help: 'ms a graceful shutdown may take (default 30000)' },
+  'max-pending-writes': { env: 'READ_STATES_MAX_PENDING_WRITES', kind: 'int', min: 1, max: 100_000_000, help: 'changes waiting for the store before shards hold back (default 1000000)' },
+  'cassandra-contact-points': { env: 'READ_STATES_CASSANDRA_CONTACT_POINTS', kind: 'string', help: 'comma-separated hosts (default 127.0.0.1)' },
+  'cassandra-port': { env: 'READ_STATES_CASSANDRA_PORT', kind: 'int', min: 1, max: 65535, help: 'CQL port (default 9042)' },
+  'cassandra-local-dc': { env: 'READ_STATES_CASSANDRA_LOCAL_DC', kind: 'string', help: 'local data center (default datacenter1)' },
+  'cassandra-keyspace': { env: 'READ_STATES_CASSANDRA_KEYSPACE', kind: 'string', help: 'keyspace, created if absent (default read_states)' },
+  'cassandra-replication-factor': { env: 'READ_STATES_CASSANDRA_REPLICATION_FACTOR', kind: 'int', min: 1, max: 9, help: 'replication factor for a new keyspace (default 1)' },
+  'cassandra-consistency': { env: 'READ_STATES_CASSANDRA_CONSISTENCY', kind: 'string', help: 'one|local_one|quorum|local_quorum|all (default local_quorum)' },
 };
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -83,7 +115,27 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxQueue: int('max-queue', 100_000),
     dataDir: raw('data-dir') ?? './data',
     logLevel: raw('log-level') ?? 'info',
+    store: (raw('store') ?? 'sqlite') as StoreKind,
+    flushDelayMs: int('flush-delay', 30_000),
+    shutdownTimeoutMs: int('shutdown-timeout', 30_000),
+    maxPendingWrites: int('max-pending-writes', 1_000_000),
+    cassandra: {
+      contactPoints: (raw('cassandra-contact-points') ?? '127.0.0.1').split(',').map((h) => h.trim()),
+      port: int('cassandra-port', 9042),
+      localDataCenter: raw('cassandra-local-dc') ?? 'datacenter1',
+      keyspace: raw('cassandra-keyspace') ?? 'read_states',
+      replicationFactor: int('cassandra-replication-factor', 1),
+      consistency: (raw('cassandra-consistency') ?? 'local_quorum') as Consistency,
+    },
   };
+  if (!(STORE_KINDS as readonly string[]).includes(config.store)) throw new ConfigError(`--store must be one of ${STORE_KINDS.join('|')}`);
+  if (!(CONSISTENCIES as readonly string[]).includes(config.cassandra.consistency)) {
+    throw new ConfigError(`--cassandra-consistency must be one of ${CONSISTENCIES.join('|')}`);
+  }
+  if (!/^[a-z][a-z0-9_]{0,47}$/.test(config.cassandra.keyspace)) {
+    throw new ConfigError('--cassandra-keyspace must be a lowercase identifier (letters, digits, _; at most 48)');
+  }
+  if (config.cassandra.contactPoints.some((h) => h.length === 0)) throw new ConfigError('--cassandra-contact-points must not contain empty hosts');
   if (config.host.length === 0) throw new ConfigError('--host must not be empty');
   if (!LOG_LEVELS.has(config.logLevel)) throw new ConfigError(`--log-level must be one of ${[...LOG_LEVELS].join('|')}`);
   if (config.capacity < config.shards) throw new ConfigError('--capacity must be at least --shards (one read state per shard)');

@@ -21,6 +21,8 @@ export const ERRORS = {
   SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker did not answer; retry later' },
   NOT_READY: { status: 503, message: 'not every shard worker answers' },
   SHUTTING_DOWN: { status: 503, message: 'the service is shutting down' },
+  STORE_UNAVAILABLE: { status: 503, message: 'the store is failing; changes are kept in memory and retried' },
+  STORE_BACKLOG: { status: 503, message: 'the cache is full of changes the store has not taken yet; retry later' },
   USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard" },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorDef>;
@@ -49,6 +51,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'USER_TOO_LARGE';
     case 503:
       return 'SHARD_UNAVAILABLE';
+    case 599:
+      return 'STORE_BACKLOG';
     default:
       return 'INTERNAL';
   }

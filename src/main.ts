@@ -23,14 +23,19 @@ async function main(): Promise<void> {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
+      const unflushed = service.router.dirty + service.writeBehind.pendingRecords;
+      log.error({ signal, unflushed }, `second signal: exiting now with ${unflushed} read states unflushed`);
       process.exit(1);
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
     service.close().then(
-      () => {
-        log.info('stopped');
+      (unflushed) => {
+        if (unflushed > 0) {
+          log.error({ unflushed }, `shutdown timed out: ${unflushed} read states were left unflushed`);
+          process.exit(1);
+        }
+        log.info('stopped: every change is in the store');
         process.exit(0);
       },
       (err: unknown) => {

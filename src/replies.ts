@@ -21,6 +21,8 @@ import {
   R_VER_LO,
   ST_NO_CONTENT,
   ST_OK,
+  ST_STORE_BACKLOG,
+  ST_UNAVAILABLE,
   join53,
 } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode } from './errors.js';
@@ -112,7 +114,8 @@ export class GatherSink implements OpSink {
 
   onResult(index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
-    const r: BatchResult = { status };
+    // A store backlog is a 503 like any other retryable refusal; its code says which.
+    const r: BatchResult = { status: status === ST_STORE_BACKLOG ? ST_UNAVAILABLE : status };
     if (status === ST_OK && b[at + RES_COUNT] > 0) r.read_state = readStateJson(this.userIds[index], b, at + RES_HEADER_WORDS);
     else if (status !== ST_OK && status !== ST_NO_CONTENT) r.error = codeForStatus(status);
     this.results[index] = r;

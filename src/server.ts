@@ -12,8 +12,9 @@ import type { RouteContext } from './routes/context.js';
 import { healthRoutes, statsRoutes } from './routes/health.js';
 import { readStateRoutes } from './routes/read-states.js';
 import { ShardRouter } from './shard-router.js';
-import { MemoryStore } from './store/memory-store.js';
+import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from './store/store.js';
+import { WriteBehind } from './write-behind.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -21,8 +22,13 @@ export interface Service {
   app: FastifyInstance;
   router: ShardRouter;
   store: ReadStateStore;
-  /** Stops accepting, answers what is queued, stops the workers and the store. */
-  close(): Promise<void>;
+  writeBehind: WriteBehind;
+  /**
+   * Graceful stop: refuse new requests, finish in-flight ones, hand every dirty read state to
+   * the store and wait for it (up to shutdownTimeoutMs), then stop workers and store. Resolves
+   * with the number of read states left unflushed (0 on a clean stop).
+   */
+  close(): Promise<number>;
 }
 
 export interface ServiceOptions {
@@ -55,7 +61,7 @@ function codeFor(err: FastifyError): ErrorCode {
 }
 
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
-  const store = options.store ?? new MemoryStore();
+  const store = options.store ?? createStore(config);
   await store.open();
   const app = Fastify({
     logger: options.logger ?? false,
@@ -69,15 +75,23 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
   let closing = false;
+  const writeBehind = new WriteBehind(store, {
+    maxPending: config.maxPendingWrites,
+    onStateChange: (degraded, err) => {
+      if (degraded) app.log.error({ err, store: store.name }, 'store failing: keeping changes in memory and retrying');
+      else app.log.info({ store: store.name }, 'store recovered');
+    },
+  });
   const router = new ShardRouter({
     shards: config.shards,
     capacity: config.capacity,
     maxUsers: config.maxUsers,
     maxQueue: config.maxQueue,
-    store,
+    flushDelayMs: config.flushDelayMs,
+    writeBehind,
     onError: (err, shard) => app.log.error({ err, shard }, 'shard error'),
   });
-  const ctx: RouteContext = { router, isClosing: () => closing };
+  const ctx: RouteContext = { router, writeBehind, isClosing: () => closing };
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.code, err.message);
@@ -101,11 +115,21 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     app,
     router,
     store,
+    writeBehind,
     async close() {
       closing = true;
+      const deadline = Date.now() + config.shutdownTimeoutMs;
       await app.close();
+      const flushed = await Promise.race([
+        router.flushAll().then(() => true),
+        new Promise<boolean>((r) => setTimeout(r, Math.max(0, deadline - Date.now()), false).unref()),
+      ]);
+      const drained = flushed && (await writeBehind.drain(Math.max(0, deadline - Date.now())));
+      const unflushed = drained ? 0 : router.dirty + writeBehind.pendingRecords;
+      writeBehind.close();
       await router.close();
-      await store.close();
+      if (drained) await store.close();
+      return unflushed;
     },
   };
 }

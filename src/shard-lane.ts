@@ -18,6 +18,11 @@ import {
   REPLY_LOAD_WORDS,
   REPLY_MUTATION_WORDS,
   REPLY_RESULT_WORDS,
+  REPLY_DIRTY,
+  TASK_FLAGS,
+  TF_FLUSH_ALL,
+  TF_FLUSH_DUE,
+  TF_STORE_DEGRADED,
   RES_COUNT,
   RES_HEADER_WORDS,
   RES_STATUS,
@@ -33,7 +38,7 @@ import {
 } from '../workers/protocol.js';
 import type { ShardBuffers } from '../workers/shard-memory.js';
 import type { ShardWorkerData } from '../workers/shard-worker.js';
-import type { ReadStateStore } from './store/store.js';
+import type { WriteBehind } from './write-behind.js';
 
 /** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
 export interface OpSink {
@@ -48,7 +53,8 @@ export interface LaneOptions {
   buffers: ShardBuffers;
   workerFile: string;
   maxQueue: number;
-  store: ReadStateStore;
+  flushDelayMs: number;
+  writeBehind: WriteBehind;
   /** Called when this lane has something to send at the end of the turn. */
   schedule: () => void;
   onError: (err: unknown, shard: number) => void;
@@ -57,7 +63,7 @@ export interface LaneOptions {
 export class ShardLane {
   readonly shard: number;
   private readonly pool: Piscina;
-  private readonly store: ReadStateStore;
+  private readonly writeBehind: WriteBehind;
   private readonly schedule: () => void;
   private readonly onError: (err: unknown, shard: number) => void;
   private readonly ops = new GrowBuffer(OP_WORDS * 256);
@@ -70,16 +76,20 @@ export class ShardLane {
   private freeTop: number;
   private readonly onReplyBound: (reply: Uint32Array) => void;
   private readonly onFailureBound: (err: unknown) => void;
-  private readonly onStoreFailureBound: (err: unknown) => void;
+  /** TF_FLUSH_* flags for the next task. */
+  private flags = 0;
+  /** Read states dirty in the shard as of its last reply. */
+  dirty = 0;
+  private flushAllWaiters: (() => void)[] = [];
   /** Tickets of each batch sent and not answered yet, oldest first (replies come back in order). */
   private readonly inFlightTickets: Uint32Array[] = [];
 
   constructor(o: LaneOptions) {
     this.shard = o.shard;
-    this.store = o.store;
+    this.writeBehind = o.writeBehind;
     this.schedule = o.schedule;
     this.onError = o.onError;
-    const data: ShardWorkerData = { shard: o.shard, buffers: o.buffers };
+    const data: ShardWorkerData = { shard: o.shard, buffers: o.buffers, flushDelayMs: o.flushDelayMs };
     this.pool = new Piscina({
       filename: o.workerFile,
       name: 'default',
@@ -100,7 +110,6 @@ export class ShardLane {
     this.freeTop = o.maxQueue;
     this.onReplyBound = this.onReply.bind(this);
     this.onFailureBound = this.onFailure.bind(this);
-    this.onStoreFailureBound = this.onStoreFailure.bind(this);
   }
 
   /** Tickets left before this shard's queue is full. */
@@ -125,7 +134,7 @@ export class ShardLane {
     const at = this.ops.reserve(OP_WORDS);
     this.ops.buf.fill(0, at, at + OP_WORDS);
     this.ops.buf[at + O_TICKET] = ticket;
-    if (this.opCount++ === 0 && this.loads.len === 0) this.schedule();
+    if (this.opCount++ === 0) this.schedule();
     return at;
   }
 
@@ -133,12 +142,30 @@ export class ShardLane {
     return this.ops.buf;
   }
 
+  /** Timer tick: the next task asks the worker for read states whose flush delay has passed. */
+  tick(): void {
+    if (this.dirty === 0 && this.flags === 0) return;
+    this.flags |= TF_FLUSH_DUE;
+    this.schedule();
+  }
+
+  /** Resolves once the worker reports nothing dirty (every change handed to the write-behind). */
+  flushAll(): Promise<void> {
+    return new Promise((resolve) => {
+      this.flushAllWaiters.push(resolve);
+      this.flags |= TF_FLUSH_ALL;
+      this.schedule();
+    });
+  }
+
   /** Sends this turn's operations and completed loads to the worker as one task. */
   flush(): void {
-    if (this.opCount === 0 && this.loads.len === 0) return;
+    if (this.opCount === 0 && this.loads.len === 0 && this.flags === 0) return;
     const task = new Uint32Array(TASK_HEADER_WORDS + this.ops.len + this.loads.len);
     task[TASK_OP_COUNT] = this.opCount;
     task[TASK_LOAD_WORDS] = this.loads.len;
+    task[TASK_FLAGS] = this.flags | (this.writeBehind.degraded ? TF_STORE_DEGRADED : 0);
+    this.flags = 0;
     task.set(this.ops.buf.subarray(0, this.ops.len), TASK_HEADER_WORDS);
     task.set(this.loads.buf.subarray(0, this.loads.len), TASK_HEADER_WORDS + this.ops.len);
     this.ops.len = 0;
@@ -164,16 +191,27 @@ export class ShardLane {
     const mutationsAt = loadsAt + loadWords;
     // Store mutations first: a user evicted in this batch may be asked for again in this batch,
     // and its load must see what the eviction wrote.
-    if (mutationWords > 0) {
-      const records = reply.subarray(mutationsAt, mutationsAt + mutationWords);
-      this.store.apply(records, mutationWords / STORED_WORDS).catch(this.onStoreFailureBound);
-    }
+    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
+    this.dirty = reply[REPLY_DIRTY];
+    if (this.flushAllWaiters.length > 0) this.continueFlushAll();
     let at = REPLY_HEADER_WORDS;
     while (at < loadsAt) {
       this.complete(reply[at + RES_TICKET], reply, at);
       at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
     }
     for (let i = loadsAt; i < mutationsAt; i += 2) this.load(reply[i], reply[i + 1]);
+  }
+
+  private continueFlushAll(): void {
+    if (this.dirty === 0) {
+      const waiters = this.flushAllWaiters;
+      this.flushAllWaiters = [];
+      for (const w of waiters) w();
+    } else {
+      // More than one reply's worth, or the store is degraded (then the next tick asks again).
+      this.flags |= TF_FLUSH_ALL;
+      if (!this.writeBehind.degraded) this.schedule();
+    }
   }
 
   private complete(ticket: number, buf: Uint32Array, at: number): void {
@@ -186,7 +224,7 @@ export class ShardLane {
 
   /** Rare path (a miss): fetch the user from the store and queue it for the next batch. */
   private load(lo: number, hi: number): void {
-    this.store.load(lo, hi).then(
+    this.writeBehind.load(lo, hi).then(
       (records) => this.queueLoad(lo, hi, LOAD_OK, records),
       (err: unknown) => {
         this.onError(err, this.shard);
@@ -196,7 +234,7 @@ export class ShardLane {
   }
 
   private queueLoad(lo: number, hi: number, status: number, records: Uint32Array): void {
-    if (this.opCount === 0 && this.loads.len === 0) this.schedule();
+    this.schedule();
     const at = this.loads.reserve(4 + records.length);
     const b = this.loads.buf;
     b[at] = lo;
@@ -213,9 +251,6 @@ export class ShardLane {
     if (tickets !== undefined) for (let i = 0; i < tickets.length; i++) this.complete(tickets[i], UNAVAILABLE, 0);
   }
 
-  private onStoreFailure(err: unknown): void {
-    this.onError(err, this.shard);
-  }
 
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
   failAll(): void {

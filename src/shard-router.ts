@@ -23,14 +23,15 @@ import {
 } from '../workers/protocol.js';
 import { allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
-import type { ReadStateStore } from './store/store.js';
+import type { WriteBehind } from './write-behind.js';
 
 export interface RouterOptions {
   shards: number;
   capacity: number;
   maxUsers: number;
   maxQueue: number;
-  store: ReadStateStore;
+  flushDelayMs: number;
+  writeBehind: WriteBehind;
   onError: (err: unknown, shard: number) => void;
 }
 
@@ -48,15 +49,26 @@ export class ShardRouter {
   readonly lanes: ShardLane[] = [];
   readonly buffers: ShardBuffers[] = [];
   private scheduled = false;
-  private readonly flushAllBound: () => void;
+  /**
+   * One coarse timer for the whole process drives write-behind: each tick asks every shard with
+   * dirty read states for those whose delay has passed (a timer per read state would cost far more
+   * than the resolution is worth).
+   */
+  private readonly ticker: NodeJS.Timeout;
+  private readonly sendTurnBound: () => void;
   private readonly scheduleBound: () => void;
 
   constructor(o: RouterOptions) {
     const perShardCapacity = Math.ceil(o.capacity / o.shards);
     const perShardUsers = Math.ceil(o.maxUsers / o.shards);
-    this.flushAllBound = this.flushAll.bind(this);
+    this.sendTurnBound = this.sendTurn.bind(this);
     this.scheduleBound = this.schedule.bind(this);
     const file = workerFile();
+    const tickMs = Math.min(1000, Math.max(20, Math.floor(o.flushDelayMs / 4)));
+    this.ticker = setInterval(() => {
+      for (const lane of this.lanes) lane.tick();
+    }, tickMs);
+    this.ticker.unref();
     for (let shard = 0; shard < o.shards; shard++) {
       const buffers = allocateShardBuffers(perShardCapacity, perShardUsers);
       this.buffers.push(buffers);
@@ -66,7 +78,8 @@ export class ShardRouter {
           buffers,
           workerFile: file,
           maxQueue: o.maxQueue,
-          store: o.store,
+          flushDelayMs: o.flushDelayMs,
+          writeBehind: o.writeBehind,
           schedule: this.scheduleBound,
           onError: o.onError,
         }),
@@ -132,10 +145,10 @@ export class ShardRouter {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.flushAllBound);
+    setImmediate(this.sendTurnBound);
   }
 
-  private flushAll(): void {
+  private sendTurn(): void {
     this.scheduled = false;
     for (let i = 0; i < this.lanes.length; i++) this.lanes[i].flush();
   }
@@ -150,7 +163,20 @@ export class ShardRouter {
     return Promise.all(this.lanes.map((l) => l.stats(collect)));
   }
 
+  /** Read states dirty in the shards as of their last replies. */
+  get dirty(): number {
+    let n = 0;
+    for (const lane of this.lanes) n += lane.dirty;
+    return n;
+  }
+
+  /** Hands every dirty read state of every shard to the write-behind. */
+  async flushAll(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.flushAll()));
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.ticker);
     for (const lane of this.lanes) lane.failAll();
     await Promise.all(this.lanes.map((l) => l.close()));
   }

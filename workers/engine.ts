@@ -56,12 +56,15 @@ import {
   R_VER_LO,
   STORED_WORDS,
   ST_INSUFFICIENT_STORAGE,
+  ST_STORE_BACKLOG,
   ST_NOT_FOUND,
   ST_NO_CONTENT,
   ST_OK,
   ST_UNAVAILABLE,
   S_KIND,
   S_RS,
+  S_TS_HI,
+  S_TS_LO,
   S_USER_HI,
   S_USER_LO,
   hi32,
@@ -86,7 +89,25 @@ export interface EngineCounters {
   loads: number;
   evictions: number;
   rejectedFull: number;
+  /** read states handed to the store by the write-behind timer (not by evictions) */
+  flushed: number;
 }
+
+export interface EngineOptions {
+  /** ms from a read state's first unflushed change to its write; 0 = at the end of each batch */
+  flushDelayMs: number;
+  /** at most this many read states are snapshotted per batch by the write-behind timer */
+  flushBatchMax?: number;
+  /** injectable clock (ms) */
+  now?: () => number;
+}
+
+/** Write-behind marks kept: one per timer tick with new dirty read states. */
+const MARKS = 1024;
+/** LRU users examined for a clean victim before a dirty one is evicted. */
+const CLEAN_SCAN = 8;
+/** ...and while the store is degraded (only clean users may go): a bounded search. */
+const CLEAN_SCAN_DEGRADED = 4096;
 
 export class ShardEngine {
   readonly m: ShardMemory;
@@ -96,13 +117,36 @@ export class ShardEngine {
   readonly loadRequests = new GrowBuffer(64);
   /** read states the store must write or delete: STORED_WORDS each */
   readonly mutations = new GrowBuffer(1024);
-  readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0 };
+  readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0 };
+  /** Set per batch from the task flags: the store cannot take more right now. */
+  degraded = false;
+  readonly flushDelayMs: number;
+  private readonly flushBatchMax: number;
+  private readonly now: () => number;
+  /**
+   * The dirty queue (m.dirtyQueue) is a ring of slots in the order they became dirty; these are
+   * absolute positions (popped / pushed so far). A slot freed while dirty leaves a stale entry,
+   * which is skipped (or flushes a reused slot early, which is harmless) when popped.
+   */
+  private dqHead = 0;
+  private dqTail = 0;
+  /** Timer marks: dirty-queue position and time of each tick; entries before markPos[i] are due at markTime[i] + delay. */
+  private readonly markPos = new Float64Array(MARKS);
+  private readonly markTime = new Float64Array(MARKS);
+  private markFirst = 0;
+  private markCount = 0;
+  private lastTs = 0;
+  /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
+  private allocFailure = ST_INSUFFICIENT_STORAGE;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
   private readonly parked = new Map<number, GrowBuffer>();
   private sortScratch = new Uint32Array(256);
 
-  constructor(m: ShardMemory) {
+  constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
     this.m = m;
+    this.flushDelayMs = options.flushDelayMs;
+    this.flushBatchMax = options.flushBatchMax ?? 50_000;
+    this.now = options.now ?? Date.now;
   }
 
   applyOps(ops: Uint32Array, off: number, count: number): void {
@@ -248,10 +292,7 @@ export class ShardEngine {
     const m = this.m;
     if (changed) {
       m.rsVersion[s] += 1;
-      if ((m.rsState[s] & RS_DIRTY) === 0) {
-        m.rsState[s] |= RS_DIRTY;
-        m.header[H_DIRTY]++;
-      }
+      if ((m.rsState[s] & RS_DIRTY) === 0) this.setDirty(s);
     }
     const withBody = (head & F_NO_BODY) === 0;
     const r = this.results;
@@ -276,7 +317,24 @@ export class ShardEngine {
 
   private full(ticket: number): void {
     this.counters.rejectedFull++;
-    this.status(ticket, ST_INSUFFICIENT_STORAGE, 0);
+    this.status(ticket, this.allocFailure, 0);
+  }
+
+  private setDirty(s: number): void {
+    const m = this.m;
+    m.rsState[s] |= RS_DIRTY;
+    m.header[H_DIRTY]++;
+    m.userDirty[m.rsOwner[s]]++;
+    if (this.dqTail - this.dqHead === m.capacity) this.popDirty(); // ring full of stale entries
+    m.dirtyQueue[this.dqTail % m.capacity] = s;
+    this.dqTail++;
+  }
+
+  private clearDirty(s: number): void {
+    const m = this.m;
+    m.rsState[s] &= ~RS_DIRTY;
+    m.header[H_DIRTY]--;
+    m.userDirty[m.rsOwner[s]]--;
   }
 
   private writeRs(b: Uint32Array, at: number, s: number): void {
@@ -326,7 +384,7 @@ export class ShardEngine {
 
   private dropRs(s: number): void {
     const m = this.m;
-    if ((m.rsState[s] & RS_DIRTY) !== 0) m.header[H_DIRTY]--;
+    if ((m.rsState[s] & RS_DIRTY) !== 0) this.clearDirty(s);
     chanIndexRemove(m, s);
     rsRelease(m, s);
   }
@@ -338,6 +396,78 @@ export class ShardEngine {
     mu.buf[at + S_USER_LO] = this.m.userLo[u];
     mu.buf[at + S_USER_HI] = this.m.userHi[u];
     this.writeRs(mu.buf, at + S_RS, s);
+    const ts = this.nextTs();
+    mu.buf[at + S_TS_LO] = lo32(ts);
+    mu.buf[at + S_TS_HI] = hi32(ts);
+  }
+
+  /** Microseconds, strictly increasing within this shard even if the wall clock steps back. */
+  private nextTs(): number {
+    const ts = Math.max(this.now() * 1000, this.lastTs + 1);
+    this.lastTs = ts;
+    return ts;
+  }
+
+  // ---- write-behind ------------------------------------------------------------------------
+
+  /** Snapshots the oldest dirty-queue entry into the mutations, if it is still dirty. */
+  private popDirty(): void {
+    const m = this.m;
+    const s = m.dirtyQueue[this.dqHead % m.capacity];
+    this.dqHead++;
+    if ((m.rsState[s] & RS_DIRTY) === 0) return;
+    this.emitStored(KIND_WRITE, m.rsOwner[s], s);
+    this.clearDirty(s);
+    this.counters.flushed++;
+  }
+
+  /**
+   * Timer tick: hands the store every read state whose first unflushed change is at least the
+   * flush delay old (up to flushBatchMax per call). Returns how many are still dirty.
+   */
+  flushDue(): number {
+    const now = this.now();
+    if (this.markCount === 0 || this.markPos[(this.markFirst + this.markCount - 1) % MARKS] < this.dqTail) {
+      if (this.markCount === MARKS) this.dropMark(); // its entries become due with the next mark
+      const i = (this.markFirst + this.markCount) % MARKS;
+      this.markPos[i] = this.dqTail;
+      this.markTime[i] = now;
+      this.markCount++;
+    }
+    let due = this.dqHead;
+    while (this.markCount > 0 && this.markTime[this.markFirst] + this.flushDelayMs <= now) {
+      due = this.markPos[this.markFirst];
+      this.dropMark();
+    }
+    if (this.flushDelayMs === 0) due = this.dqTail;
+    return this.flushUpTo(due);
+  }
+
+  /** Shutdown: hands the store every dirty read state (up to flushBatchMax per call). */
+  flushAll(): number {
+    return this.flushUpTo(this.dqTail);
+  }
+
+  private flushUpTo(pos: number): number {
+    const end = Math.min(pos, this.dqHead + this.flushBatchMax);
+    while (this.dqHead < end) this.popDirty();
+    return this.m.header[H_DIRTY];
+  }
+
+  private dropMark(): void {
+    this.markFirst = (this.markFirst + 1) % MARKS;
+    this.markCount--;
+  }
+
+  /** ms since the oldest change that has not been handed to the store (0 when nothing is dirty). */
+  oldestDirtyAge(): number {
+    if (this.m.header[H_DIRTY] === 0) return 0;
+    const now = this.now();
+    for (let k = 0; k < this.markCount; k++) {
+      const i = (this.markFirst + k) % MARKS;
+      if (this.markPos[i] > this.dqHead) return now - this.markTime[i];
+    }
+    return 0;
   }
 
   // ---- rare paths -------------------------------------------------------------------------
@@ -346,9 +476,7 @@ export class ShardEngine {
   private allocRs(u: number): number {
     let s = rsAlloc(this.m);
     while (s === NIL) {
-      const victim = lruHead(this.m);
-      if (victim === NIL || victim === u) return NIL;
-      this.evict(victim);
+      if (!this.evictOne(u)) return NIL;
       s = rsAlloc(this.m);
     }
     return s;
@@ -357,12 +485,40 @@ export class ShardEngine {
   private allocUser(): number {
     let u = userAlloc(this.m);
     while (u === NIL) {
-      const victim = lruHead(this.m);
-      if (victim === NIL) return NIL;
-      this.evict(victim);
+      if (!this.evictOne(NIL)) return NIL;
       u = userAlloc(this.m);
     }
     return u;
+  }
+
+  /**
+   * Evicts one user other than `keep`, preferring the least recently used user with nothing
+   * unflushed (evicting those costs no store write). While the store is degraded only such users
+   * may go. On failure, allocFailure says why.
+   */
+  private evictOne(keep: number): boolean {
+    const m = this.m;
+    const scan = this.degraded ? CLEAN_SCAN_DEGRADED : CLEAN_SCAN;
+    let v = lruHead(m);
+    for (let i = 0; i < scan && v !== NIL; i++) {
+      if (v !== keep && m.userDirty[v] === 0) {
+        this.evict(v);
+        return true;
+      }
+      v = m.userNext[v];
+    }
+    v = lruHead(m);
+    if (v === keep && v !== NIL) v = m.userNext[v];
+    if (v === NIL) {
+      this.allocFailure = ST_INSUFFICIENT_STORAGE;
+      return false;
+    }
+    if (this.degraded) {
+      this.allocFailure = ST_STORE_BACKLOG;
+      return false;
+    }
+    this.evict(v);
+    return true;
   }
 
   /** Drops a cached user; read states the store has not seen yet go out as writes first. */
@@ -371,7 +527,10 @@ export class ShardEngine {
     let s = m.userHead[u];
     while (s !== NIL) {
       const next = m.rsNext[s];
-      if ((m.rsState[s] & RS_DIRTY) !== 0) this.emitStored(KIND_WRITE, u, s);
+      if ((m.rsState[s] & RS_DIRTY) !== 0) {
+        this.emitStored(KIND_WRITE, u, s);
+        this.counters.flushed++;
+      }
       this.dropRs(s);
       s = next;
     }
@@ -389,8 +548,8 @@ export class ShardEngine {
     const m = this.m;
     const u = this.allocUser();
     if (u === NIL) {
-      // Every user slot belongs to a user still being loaded: a transient overload.
-      this.status(ops[o + O_TICKET], ST_UNAVAILABLE, 0);
+      // Every user slot belongs to a user being loaded, or (store degraded) has unflushed changes.
+      this.status(ops[o + O_TICKET], this.degraded ? ST_STORE_BACKLOG : ST_UNAVAILABLE, 0);
       return;
     }
     const lo = ops[o + O_USER_LO];
@@ -399,6 +558,7 @@ export class ShardEngine {
     m.userHi[u] = hi;
     m.userHead[u] = NIL;
     m.userCount[u] = 0;
+    m.userDirty[u] = 0;
     m.userState[u] = USER_LOADING;
     m.userPrev[u] = NIL;
     m.userNext[u] = NIL;
@@ -442,7 +602,16 @@ export class ShardEngine {
       if (u !== NIL && q !== undefined && m.userState[u] === USER_LOADING) {
         this.parked.delete(u);
         this.counters.loads++;
-        const replay = status === LOAD_OK ? this.installUser(u, task, o, n) : ST_UNAVAILABLE;
+        let replay: number;
+        if (status === LOAD_OK) {
+          replay = this.installUser(u, task, o, n);
+        } else {
+          // The store could not answer: forget the placeholder (it holds no read states and is not
+          // on the LRU), so the user's next op misses and asks for the load again. Left LOADING
+          // with its parked queue gone, every later op of this user would park forever.
+          this.releaseUser(u);
+          replay = ST_UNAVAILABLE;
+        }
         if (replay === ST_OK) {
           for (let p = 0; p < q.len; p += OP_WORDS) this.execute(u, q.buf, p);
         } else {
@@ -470,7 +639,7 @@ export class ShardEngine {
         }
         this.releaseUser(u);
         this.counters.rejectedFull++;
-        return ST_INSUFFICIENT_STORAGE;
+        return this.allocFailure;
       }
       m.rsChanLo[s] = src[r + R_CHAN_LO];
       m.rsChanHi[s] = src[r + R_CHAN_HI];

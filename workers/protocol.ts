@@ -8,7 +8,7 @@
  *
  * Task (main -> worker):
  *   [TASK_HEADER_WORDS header][opCount * OP_WORDS ops][load section]
- *   header: opCount, loadWords
+ *   header: opCount, loadWords, flags (TF_*)
  *   load section: repeated [userLo, userHi, status, n, n * STORED_WORDS records]
  *
  * Reply (worker -> main):
@@ -71,13 +71,19 @@ export const RES_CHANGED = 2;
 export const RES_COUNT = 3;
 export const RES_HEADER_WORDS = 4;
 
-/** A read state as the store sees it: the key, the fields, and a mutation kind. */
+/**
+ * A read state as the store sees it: a mutation kind, the user, the read state, and the write
+ * timestamp (microseconds, strictly increasing per shard) that orders writes in the store: a
+ * late, older write can never overwrite a newer one (Cassandra's USING TIMESTAMP).
+ */
 export const S_KIND = 0;
 export const S_USER_LO = 1;
 export const S_USER_HI = 2;
 /** followed by RS_WORDS read-state words */
 export const S_RS = 3;
-export const STORED_WORDS = S_RS + RS_WORDS;
+export const S_TS_LO = S_RS + RS_WORDS;
+export const S_TS_HI = S_TS_LO + 1;
+export const STORED_WORDS = S_TS_HI + 1;
 export const KIND_WRITE = 1;
 export const KIND_DELETE = 2;
 
@@ -86,12 +92,26 @@ export const STATS_TASK = 0xffffffff;
 
 export const TASK_OP_COUNT = 0;
 export const TASK_LOAD_WORDS = 1;
-export const TASK_HEADER_WORDS = 2;
+export const TASK_FLAGS = 2;
+export const TASK_HEADER_WORDS = 3;
+
+/** Task flags. */
+/** Write out read states whose first unflushed change is older than the flush delay. */
+export const TF_FLUSH_DUE = 1;
+/** Write out every dirty read state now (shutdown). */
+export const TF_FLUSH_ALL = 2;
+/**
+ * The store is failing or its backlog is full: take no new snapshots, and evict only users with
+ * nothing unflushed (if there are none, refuse what would need room with ST_STORE_BACKLOG).
+ */
+export const TF_STORE_DEGRADED = 4;
 
 export const REPLY_RESULT_WORDS = 0;
 export const REPLY_LOAD_WORDS = 1;
 export const REPLY_MUTATION_WORDS = 2;
-export const REPLY_HEADER_WORDS = 3;
+/** read states still dirty in the shard after this batch */
+export const REPLY_DIRTY = 3;
+export const REPLY_HEADER_WORDS = 4;
 
 /** Load section status: the store answered, or could not (the parked ops fail with 503). */
 export const LOAD_OK = 0;
@@ -103,6 +123,8 @@ export const ST_NO_CONTENT = 204;
 export const ST_NOT_FOUND = 404;
 export const ST_UNAVAILABLE = 503;
 export const ST_INSUFFICIENT_STORAGE = 507;
+/** Answered as HTTP 503: the cache is full of changes the store has not taken yet. */
+export const ST_STORE_BACKLOG = 599;
 
 const TWO_32 = 4294967296;
 
@@ -125,12 +147,15 @@ export interface ShardStats {
   capacity: number;
   maxUsers: number;
   dirty: number;
+  /** age in ms of the oldest change not yet handed to the store (0 if none) */
+  oldestDirtyMs: number;
   loading: number;
   hits: number;
   misses: number;
   loads: number;
   evictions: number;
   rejectedFull: number;
+  flushed: number;
   heapUsed: number;
   heapTotal: number;
 }

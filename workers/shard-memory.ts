@@ -13,7 +13,7 @@
  *   space at start-up, and resident memory only as slots are touched. Slots are handed out from a
  *   high-water mark first, so an unused tail is never written.
  *
- * Read state slot `s` (bytes per slot: 49):
+ * Read state slot `s` (bytes per slot: 53):
  *   chanLo/chanHi  u32 x2   channel id halves
  *   msgLo/msgHi    u32 x2   last_message_id halves
  *   mention        u32      mention_count (saturates at 2^31-1)
@@ -23,10 +23,11 @@
  *   owner          u32      user slot that owns it (part of the channel-index key)
  *   next           u32      next read state of the same user, or the free list link
  *   state          u8       DIRTY bit (changed since the store last saw it)
+ *   dirtyQueue     u32      a ring of slots in the order they became dirty (write-behind FIFO)
  * Channel index: open addressing (linear probing, backward-shift delete: no tombstones), buckets
  *   hold slot+1 (0 = empty), sized to a power of two >= capacity / 0.6: ~6.7 bytes per read state.
  *
- * User slot `u`: uidLo/uidHi, head (first read state), count, LRU prev/next, state; plus a user
+ * User slot `u`: uidLo/uidHi, head (first read state), count, dirty count, LRU prev/next, state; plus a user
  * index (same scheme as the channel index). The LRU is intrusive: prev/next are slot numbers in
  * typed arrays, so touching a user is a few integer stores and allocates nothing.
  *
@@ -71,11 +72,13 @@ export interface ShardBuffers {
   rsOwner: SharedArrayBuffer;
   rsNext: SharedArrayBuffer;
   rsState: SharedArrayBuffer;
+  dirtyQueue: SharedArrayBuffer;
   chanIndex: SharedArrayBuffer;
   userLo: SharedArrayBuffer;
   userHi: SharedArrayBuffer;
   userHead: SharedArrayBuffer;
   userCount: SharedArrayBuffer;
+  userDirty: SharedArrayBuffer;
   userPrev: SharedArrayBuffer;
   userNext: SharedArrayBuffer;
   userState: SharedArrayBuffer;
@@ -97,12 +100,14 @@ export interface ShardMemory {
   readonly rsOwner: Uint32Array;
   readonly rsNext: Uint32Array;
   readonly rsState: Uint8Array;
+  readonly dirtyQueue: Uint32Array;
   readonly chanIndex: Uint32Array;
   readonly chanMask: number;
   readonly userLo: Uint32Array;
   readonly userHi: Uint32Array;
   readonly userHead: Uint32Array;
   readonly userCount: Uint32Array;
+  readonly userDirty: Uint32Array;
   readonly userPrev: Uint32Array;
   readonly userNext: Uint32Array;
   readonly userState: Uint8Array;
@@ -139,11 +144,13 @@ export function allocateShardBuffers(capacity: number, maxUsers: number): ShardB
     rsOwner: sab(c * 4),
     rsNext: sab(c * 4),
     rsState: sab(c),
+    dirtyQueue: sab(c * 4),
     chanIndex: sab(tableSize(c) * 4),
     userLo: sab(u * 4),
     userHi: sab(u * 4),
     userHead: sab(u * 4),
     userCount: sab(u * 4),
+    userDirty: sab(u * 4),
     userPrev: sab(u * 4),
     userNext: sab(u * 4),
     userState: sab(u),
@@ -169,12 +176,14 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
     rsOwner: new Uint32Array(b.rsOwner),
     rsNext: new Uint32Array(b.rsNext),
     rsState: new Uint8Array(b.rsState),
+    dirtyQueue: new Uint32Array(b.dirtyQueue),
     chanIndex,
     chanMask: chanIndex.length - 1,
     userLo: new Uint32Array(b.userLo),
     userHi: new Uint32Array(b.userHi),
     userHead: new Uint32Array(b.userHead),
     userCount: new Uint32Array(b.userCount),
+    userDirty: new Uint32Array(b.userDirty),
     userPrev: new Uint32Array(b.userPrev),
     userNext: new Uint32Array(b.userNext),
     userState: new Uint8Array(b.userState),
@@ -185,5 +194,5 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
 
 /** Bytes reserved (address space) for a shard of this size. */
 export function shardBytes(capacity: number, maxUsers: number): number {
-  return capacity * 49 + tableSize(capacity) * 4 + maxUsers * 25 + tableSize(maxUsers) * 4 + H_WORDS * 4;
+  return capacity * 53 + tableSize(capacity) * 4 + maxUsers * 29 + tableSize(maxUsers) * 4 + H_WORDS * 4;
 }

@@ -17,6 +17,11 @@ import {
   TASK_HEADER_WORDS,
   TASK_LOAD_WORDS,
   TASK_OP_COUNT,
+  TASK_FLAGS,
+  TF_FLUSH_ALL,
+  TF_FLUSH_DUE,
+  TF_STORE_DEGRADED,
+  REPLY_DIRTY,
   STATS_TASK,
   type ShardStats,
 } from './protocol.js';
@@ -25,11 +30,12 @@ import { H_DIRTY, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers
 export interface ShardWorkerData {
   shard: number;
   buffers: ShardBuffers;
+  flushDelayMs: number;
 }
 
 const data = workerData as ShardWorkerData;
 const memory = attachShardMemory(data.buffers);
-const engine = new ShardEngine(memory);
+const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs });
 
 /**
  * `collect` runs a full GC first, so that heap figures show what is live (tests and benches ask
@@ -49,6 +55,7 @@ function stats(collect: boolean): ShardStats {
     capacity: memory.capacity,
     maxUsers: memory.maxUsers,
     dirty: h[H_DIRTY],
+    oldestDirtyMs: engine.oldestDirtyAge(),
     loading: engine.loading,
     ...engine.counters,
     heapUsed: heap.heapUsed,
@@ -63,12 +70,19 @@ export default function runBatch(task: Uint32Array): unknown {
   const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
   // Loads first: they complete users whose operations arrived in earlier batches, which must be
   // applied before this batch's operations on the same users (those are parked behind them).
+  const flags = task[TASK_FLAGS];
+  engine.degraded = (flags & TF_STORE_DEGRADED) !== 0;
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
   engine.applyOps(task, TASK_HEADER_WORDS, opCount);
-  return move(buildReply());
+  let dirty = memory.header[H_DIRTY];
+  if (!engine.degraded && dirty > 0) {
+    if ((flags & TF_FLUSH_ALL) !== 0) dirty = engine.flushAll();
+    else if ((flags & TF_FLUSH_DUE) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
+  }
+  return move(buildReply(dirty));
 }
 
-function buildReply(): Uint32Array {
+function buildReply(dirty: number): Uint32Array {
   const r = engine.results;
   const l = engine.loadRequests;
   const mu = engine.mutations;
@@ -76,6 +90,7 @@ function buildReply(): Uint32Array {
   reply[REPLY_RESULT_WORDS] = r.len;
   reply[REPLY_LOAD_WORDS] = l.len;
   reply[REPLY_MUTATION_WORDS] = mu.len;
+  reply[REPLY_DIRTY] = dirty;
   let at = REPLY_HEADER_WORDS;
   reply.set(r.buf.subarray(0, r.len), at);
   at += r.len;

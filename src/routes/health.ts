@@ -13,6 +13,7 @@ export function healthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/ready', { schema: healthSchema }, async (_req, reply) => {
     if (ctx.isClosing()) return sendError(reply, 'SHUTTING_DOWN');
     if (!(await ctx.router.ready(READY_TIMEOUT_MS))) return sendError(reply, 'NOT_READY');
+    if (ctx.writeBehind.storeFailing) return sendError(reply, 'STORE_UNAVAILABLE');
     return { status: 'ready' };
   });
 }
@@ -22,6 +23,10 @@ export function statsRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/stats', async () => {
     const shards = await ctx.router.stats(false);
     const mem = process.memoryUsage();
-    return { main: { heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, rss: mem.rss }, shards };
+    return {
+      main: { heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, rss: mem.rss },
+      store: ctx.writeBehind.stats(),
+      shards,
+    };
   });
 }

@@ -1,58 +1,75 @@
 /**
- * In-process store: read states of evicted users wait here until the user comes back. It is what
- * tests use and what `npm start` runs on until a durable store is configured; it lives on the main
- * thread (a JS Map per user is fine here: this is the backing store, not the cache).
+ * In-process store for tests and for runs that need no durability: the same last-write-wins
+ * contract as the durable stores, kept in Maps on the main thread (this is the backing store, not
+ * the cache, so JS objects are fine here).
  */
-import { RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_USER_HI, S_USER_LO, KIND_DELETE } from '../../workers/protocol.js';
+import {
+  KIND_DELETE,
+  RS_WORDS,
+  R_CHAN_HI,
+  R_CHAN_LO,
+  STORED_WORDS,
+  S_KIND,
+  S_RS,
+  S_TS_HI,
+  S_TS_LO,
+  S_USER_HI,
+  S_USER_LO,
+  join53,
+} from '../../workers/protocol.js';
 import type { ReadStateStore } from './store.js';
 
-const EMPTY = new Uint32Array(0);
+interface Row {
+  ts: number;
+  deleted: boolean;
+  rs: Uint32Array;
+}
 
 export class MemoryStore implements ReadStateStore {
-  readonly name = 'memory';
-  private readonly users = new Map<string, Map<string, Uint32Array>>();
+  readonly name: string = 'memory';
+  private readonly users = new Map<string, Map<string, Row>>();
 
   async open(): Promise<void> {}
 
   async load(userLo: number, userHi: number): Promise<Uint32Array> {
-    const states = this.users.get(userLo + ':' + userHi);
-    if (states === undefined || states.size === 0) return EMPTY;
-    const out = new Uint32Array(states.size * RS_WORDS);
-    let at = 0;
-    for (const rs of states.values()) {
-      out.set(rs, at);
-      at += RS_WORDS;
-    }
+    const rows = this.users.get(userLo + ':' + userHi);
+    const live = rows === undefined ? [] : [...rows.values()].filter((r) => !r.deleted);
+    const out = new Uint32Array(live.length * RS_WORDS);
+    for (let i = 0; i < live.length; i++) out.set(live[i].rs, i * RS_WORDS);
     return out;
   }
 
   async apply(records: Uint32Array, count: number): Promise<void> {
+    this.applySync(records, count);
+  }
+
+  protected applySync(records: Uint32Array, count: number): void {
     for (let i = 0; i < count; i++) {
       const r = i * STORED_WORDS;
       const userKey = records[r + S_USER_LO] + ':' + records[r + S_USER_HI];
       const chanKey = records[r + S_RS + R_CHAN_LO] + ':' + records[r + S_RS + R_CHAN_HI];
-      let states = this.users.get(userKey);
-      if (records[r + S_KIND] === KIND_DELETE) {
-        if (states !== undefined) {
-          states.delete(chanKey);
-          if (states.size === 0) this.users.delete(userKey);
-        }
-        continue;
+      const ts = join53(records[r + S_TS_LO], records[r + S_TS_HI]);
+      let rows = this.users.get(userKey);
+      if (rows === undefined) {
+        rows = new Map();
+        this.users.set(userKey, rows);
       }
-      if (states === undefined) {
-        states = new Map();
-        this.users.set(userKey, states);
-      }
-      states.set(chanKey, records.slice(r + S_RS, r + S_RS + RS_WORDS));
+      const old = rows.get(chanKey);
+      if (old !== undefined && old.ts >= ts) continue;
+      rows.set(chanKey, {
+        ts,
+        deleted: records[r + S_KIND] === KIND_DELETE,
+        rs: records.slice(r + S_RS, r + S_RS + RS_WORDS),
+      });
     }
   }
 
   async close(): Promise<void> {}
 
-  /** Read states held, for tests and stats. */
+  /** Live read states held, for tests and stats. */
   get size(): number {
     let n = 0;
-    for (const s of this.users.values()) n += s.size;
+    for (const rows of this.users.values()) for (const row of rows.values()) if (!row.deleted) n++;
     return n;
   }
 }

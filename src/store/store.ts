@@ -1,15 +1,21 @@
 /**
  * The narrow boundary between the shard engines and durable storage. Records use the shard wire
- * format (workers/protocol.ts): a load returns RS_WORDS words per read state; apply takes
- * STORED_WORDS words per mutation (KIND_WRITE or KIND_DELETE, user id, read state).
- * Mutations of one user reach apply() in the order the shard made them.
+ * format (workers/protocol.ts):
+ * - load() returns RS_WORDS words per stored read state of the user (any order);
+ * - apply() takes STORED_WORDS words per mutation: S_KIND (KIND_WRITE or KIND_DELETE), the user
+ *   id halves, the read state (RS_WORDS), and a write timestamp in microseconds (S_TS_LO/HI).
+ *
+ * Stores are last-write-wins by that timestamp: a write or delete older than what the store holds
+ * for the same (user, channel) changes nothing, so batches may be retried and may land out of
+ * order. A delete leaves a tombstone (or uses the store's own timestamped delete) so that an
+ * older write arriving later cannot resurrect the read state.
  */
 export interface ReadStateStore {
   readonly name: string;
   open(): Promise<void>;
-  /** Every stored read state of the user (any order); empty for an unknown user. */
+  /** Every stored read state of the user; empty for an unknown user. */
   load(userLo: number, userHi: number): Promise<Uint32Array>;
-  /** Writes and deletes `count` records from `records`; resolved once they are stored. */
+  /** Applies `count` records from `records`; resolved once they are durable. */
   apply(records: Uint32Array, count: number): Promise<void>;
   close(): Promise<void>;
 }

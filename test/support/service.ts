@@ -10,7 +10,7 @@ export interface RunningService {
 }
 
 export async function startService(overrides: Partial<Config> = {}, store?: ReadStateStore): Promise<RunningService> {
-  const config: Config = { ...loadConfig(['--port', '0', '--shards', '2'], {}), ...overrides };
+  const config: Config = { ...loadConfig(['--port', '0', '--shards', '2', '--store', 'memory'], {}), ...overrides };
   const service = await buildService(config, { store });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   const address = service.app.server.address();

@@ -1,0 +1,10 @@
+/** Picks the store the configuration asks for. */
+import type { Config } from '../config.js';
+import { MemoryStore } from './memory-store.js';
+import type { ReadStateStore } from './store.js';
+import { WorkerStore } from './worker-store.js';
+
+export function createStore(config: Config): ReadStateStore {
+  if (config.store === 'memory') return new MemoryStore();
+  return new WorkerStore({ kind: config.store, dataDir: config.dataDir, cassandra: config.cassandra });
+}
