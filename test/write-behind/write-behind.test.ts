@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { WriteBehind } from '../../src/write-behind.js';
+import {
+  KIND_DELETE,
+  KIND_WRITE,
+  RS_WORDS,
+  R_CHAN_LO,
+  R_MENTION,
+  STORED_WORDS,
+  S_KIND,
+  S_RS,
+  S_TS_LO,
+  S_USER_LO,
+} from '../../workers/protocol.js';
+import { FaultyStore } from '../support/faulty-store.js';
+
+function record(kind: number, user: number, channel: number, mention: number, ts: number): Uint32Array {
+  const r = new Uint32Array(STORED_WORDS);
+  r[S_KIND] = kind;
+  r[S_USER_LO] = user;
+  r[S_RS + R_CHAN_LO] = channel;
+  r[S_RS + R_MENTION] = mention;
+  r[S_TS_LO] = ts;
+  return r;
+}
+
+function mentions(loaded: Uint32Array): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (let at = 0; at < loaded.length; at += RS_WORDS) out[loaded[at + R_CHAN_LO]] = loaded[at + R_MENTION];
+  return out;
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('WriteBehind', () => {
+  it('a load sees pending writes and deletes before the store confirms them', async () => {
+    const inner = new MemoryStore();
+    await inner.apply(record(KIND_WRITE, 1, 7, 1, 1), 1);
+    await inner.apply(record(KIND_WRITE, 1, 8, 1, 2), 1);
+    const store = new FaultyStore(inner);
+    store.holding = true;
+    const wb = new WriteBehind(store);
+    wb.submit(record(KIND_WRITE, 1, 7, 5, 10), 1);
+    wb.submit(record(KIND_DELETE, 1, 8, 0, 11), 1);
+    wb.submit(record(KIND_WRITE, 1, 9, 3, 12), 1);
+    expect(mentions(await inner.load(1, 0))).toEqual({ 7: 1, 8: 1 });
+    expect(mentions(await wb.load(1, 0))).toEqual({ 7: 5, 9: 3 });
+    expect(wb.pendingRecords).toBe(3);
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(wb.pendingRecords).toBe(0);
+    expect(mentions(await inner.load(1, 0))).toEqual({ 7: 5, 9: 3 });
+  });
+
+  it('keeps everything through a store outage, says so, retries with backoff, and writes it all after', async () => {
+    const inner = new MemoryStore();
+    const store = new FaultyStore(inner);
+    store.failing = true;
+    const states: boolean[] = [];
+    const wb = new WriteBehind(store, { backoffMs: 5, maxBackoffMs: 20, batchSize: 10, onStateChange: (d) => states.push(d) });
+    for (let c = 1; c <= 100; c++) wb.submit(record(KIND_WRITE, 2, c, c, c), 1);
+    await tick();
+    expect(wb.degraded).toBe(true);
+    expect(wb.storeFailing).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(wb.stats().retries).toBeGreaterThan(1);
+    expect(wb.pendingRecords).toBe(100);
+    expect(mentions(await wb.load(2, 0).catch(() => new Uint32Array(0)))).toEqual({}); // loads fail while down
+    store.failing = false;
+    expect(await wb.drain(2000)).toBe(true);
+    expect(wb.degraded).toBe(false);
+    expect(states).toEqual([true, false]);
+    const loaded = mentions(await inner.load(2, 0));
+    expect(Object.keys(loaded)).toHaveLength(100);
+    expect(loaded[77]).toBe(77);
+  });
+
+  it('a newer record that arrives while an older one is in flight stays pending and wins', async () => {
+    const inner = new MemoryStore();
+    const store = new FaultyStore(inner);
+    store.holding = true;
+    const wb = new WriteBehind(store);
+    wb.submit(record(KIND_WRITE, 3, 1, 1, 100), 1);
+    await tick(); // the first write is now in flight (held)
+    wb.submit(record(KIND_WRITE, 3, 1, 2, 101), 1);
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(mentions(await inner.load(3, 0))).toEqual({ 1: 2 });
+    expect(wb.stats().written).toBe(2);
+  });
+
+  it('reports degraded once the backlog passes its bound', async () => {
+    const store = new FaultyStore(new MemoryStore());
+    store.holding = true;
+    const wb = new WriteBehind(store, { maxPending: 10 });
+    for (let c = 1; c <= 9; c++) wb.submit(record(KIND_WRITE, 4, c, 1, c), 1);
+    expect(wb.degraded).toBe(false);
+    wb.submit(record(KIND_WRITE, 4, 10, 1, 10), 1);
+    expect(wb.degraded).toBe(true);
+    expect(wb.storeFailing).toBe(false);
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(wb.degraded).toBe(false);
+  });
+
+  it('drain gives up at its timeout while the store is down', async () => {
+    const store = new FaultyStore(new MemoryStore());
+    store.failing = true;
+    const wb = new WriteBehind(store, { backoffMs: 5 });
+    wb.submit(record(KIND_WRITE, 5, 1, 1, 1), 1);
+    expect(await wb.drain(50)).toBe(false);
+    wb.close();
+  });
+});
