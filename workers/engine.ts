@@ -140,6 +140,12 @@ export class ShardEngine {
   private allocFailure = ST_INSUFFICIENT_STORAGE;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
   private readonly parked = new Map<number, GrowBuffer>();
+  /**
+   * Misses that found every user slot taken by users being loaded (rare: a burst of new users on
+   * a small cache). They wait here, in arrival order, until a load completes.
+   */
+  private readonly waiting = new GrowBuffer(OP_WORDS * 16);
+  private waitingHead = 0;
   private sortScratch = new Uint32Array(256);
 
   constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
@@ -546,10 +552,16 @@ export class ShardEngine {
 
   private miss(ops: Uint32Array, o: number): void {
     const m = this.m;
+    // Misses queue in arrival order behind any that are already waiting for a user slot.
+    if (this.waiting.len > this.waitingHead) {
+      this.enqueueWaiting(ops, o);
+      return;
+    }
     const u = this.allocUser();
     if (u === NIL) {
-      // Every user slot belongs to a user being loaded, or (store degraded) has unflushed changes.
-      this.status(ops[o + O_TICKET], this.degraded ? ST_STORE_BACKLOG : ST_UNAVAILABLE, 0);
+      if (this.allocFailure === ST_STORE_BACKLOG) this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
+      // Every user slot belongs to a user being loaded: wait until a load completes.
+      else this.enqueueWaiting(ops, o);
       return;
     }
     const lo = ops[o + O_USER_LO];
@@ -567,6 +579,52 @@ export class ShardEngine {
     this.loadRequests.push(lo);
     this.loadRequests.push(hi);
     this.park(u, ops, o);
+  }
+
+  private enqueueWaiting(ops: Uint32Array, o: number): void {
+    const at = this.waiting.reserve(OP_WORDS);
+    this.waiting.buf.set(ops.subarray(o, o + OP_WORDS), at);
+  }
+
+  /** After loads complete (user slots became evictable), retries the misses that waited, in order. */
+  private retryWaiting(): void {
+    const w = this.waiting;
+    while (this.waitingHead < w.len) {
+      const o = this.waitingHead;
+      this.waitingHead += OP_WORDS;
+      const before = w.len;
+      // applyOp may append this op to `waiting` again (still no slot): then stop and keep order.
+      this.applyOpFromWaiting(w.buf, o);
+      if (w.len !== before) {
+        // it was re-queued at the tail: move it back to the head, behind nothing
+        this.waitingHead -= OP_WORDS;
+        w.len = before;
+        return;
+      }
+    }
+    w.len = 0;
+    this.waitingHead = 0;
+  }
+
+  private applyOpFromWaiting(ops: Uint32Array, o: number): void {
+    const m = this.m;
+    const u = userFind(m, ops[o + O_USER_LO], ops[o + O_USER_HI]);
+    if (u !== NIL) {
+      // An earlier waiting op of the same user got a slot in this pass.
+      if (m.userState[u] === USER_LOADING) this.park(u, ops, o);
+      else this.execute(u, ops, o);
+      return;
+    }
+    const saved = this.waitingHead;
+    const savedLen = this.waiting.len;
+    // Pretend the queue is empty for this op so that miss() tries for a slot.
+    this.waitingHead = savedLen;
+    this.miss(ops, o);
+    if (this.waiting.len !== savedLen) {
+      this.waitingHead = saved;
+      return;
+    }
+    this.waitingHead = saved;
   }
 
   private park(u: number, ops: Uint32Array, o: number): void {
@@ -620,6 +678,7 @@ export class ShardEngine {
       }
       o += n * RS_WORDS;
     }
+    if (this.waiting.len > this.waitingHead) this.retryWaiting();
   }
 
   private installUser(u: number, src: Uint32Array, off: number, n: number): number {

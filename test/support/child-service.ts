@@ -1,0 +1,68 @@
+/**
+ * Runs the built service (dist/src/main.js) as a child process, the way operators run it, so
+ * that signals, exit codes and restarts are real.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr !== null && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export class ChildService {
+  readonly url: string;
+  private proc: ChildProcess | undefined;
+  output = '';
+  exitCode: number | null = null;
+
+  constructor(
+    readonly port: number,
+    readonly args: string[],
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  async start(timeoutMs = 60_000): Promise<void> {
+    this.exitCode = null;
+    const proc = spawn(process.execPath, [MAIN, '--port', String(this.port), '--log-level', 'info', ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    proc.on('exit', (code) => (this.exitCode = code));
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.exitCode !== null) throw new Error(`service exited with ${this.exitCode}:\n${this.output}`);
+      try {
+        const res = await fetch(this.url + '/ready');
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`service not ready in ${timeoutMs} ms:\n${this.output}`);
+  }
+
+  /** Sends a signal and resolves with the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<number | null> {
+    const proc = this.proc;
+    if (proc === undefined || this.exitCode !== null) return this.exitCode;
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
