@@ -6,6 +6,11 @@
  * the worker as one transferred buffer (one message per shard per turn, not per request). Each op
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
  * tickets is the shard's queue bound; when none is free the caller answers 503.
+ *
+ * If the shard worker dies (or a batch fails inside it), every operation outstanding on the shard
+ * gets a retryable 503 and piscina starts a replacement that re-attaches to the same slabs
+ * (workers/recovery.ts). Tickets carry an 8-bit epoch in their top byte, bumped at each such
+ * restart, so a late result for a ticket that was already answered and reused is ignored.
  */
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
@@ -19,6 +24,7 @@ import {
   REPLY_MUTATION_WORDS,
   REPLY_RESULT_WORDS,
   REPLY_DIRTY,
+  REPLY_FAILED,
   TASK_FLAGS,
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
@@ -81,8 +87,11 @@ export class ShardLane {
   /** Read states dirty in the shard as of its last reply. */
   dirty = 0;
   private flushAllWaiters: (() => void)[] = [];
-  /** Tickets of each batch sent and not answered yet, oldest first (replies come back in order). */
-  private readonly inFlightTickets: Uint32Array[] = [];
+  /** Batches sent and not answered yet. */
+  inFlight = 0;
+  private epoch = 0;
+  /** Worker restarts seen (a crash, or a batch that failed inside the worker). */
+  restarts = 0;
 
   constructor(o: LaneOptions) {
     this.shard = o.shard;
@@ -133,7 +142,7 @@ export class ShardLane {
     this.sinkIndex[ticket] = index;
     const at = this.ops.reserve(OP_WORDS);
     this.ops.buf.fill(0, at, at + OP_WORDS);
-    this.ops.buf[at + O_TICKET] = ticket;
+    this.ops.buf[at + O_TICKET] = (ticket | (this.epoch << 24)) >>> 0;
     if (this.opCount++ === 0) this.schedule();
     return at;
   }
@@ -171,19 +180,12 @@ export class ShardLane {
     this.ops.len = 0;
     this.opCount = 0;
     this.loads.len = 0;
-    const tickets = new Uint32Array(task[TASK_OP_COUNT]);
-    for (let i = 0; i < tickets.length; i++) tickets[i] = task[TASK_HEADER_WORDS + i * OP_WORDS + O_TICKET];
-    this.inFlightTickets.push(tickets);
+    this.inFlight++;
     this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, this.onFailureBound);
   }
 
-  /** Batches sent and not answered yet. */
-  get inFlight(): number {
-    return this.inFlightTickets.length;
-  }
-
   private onReply(reply: Uint32Array): void {
-    this.inFlightTickets.shift();
+    this.inFlight--;
     const resultWords = reply[REPLY_RESULT_WORDS];
     const loadWords = reply[REPLY_LOAD_WORDS];
     const mutationWords = reply[REPLY_MUTATION_WORDS];
@@ -193,6 +195,10 @@ export class ShardLane {
     // and its load must see what the eviction wrote.
     if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
     this.dirty = reply[REPLY_DIRTY];
+    if (reply[REPLY_FAILED] !== 0) {
+      this.restart(new Error(`shard ${this.shard}: a batch failed in the worker`));
+      return;
+    }
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
     let at = REPLY_HEADER_WORDS;
     while (at < loadsAt) {
@@ -214,7 +220,12 @@ export class ShardLane {
     }
   }
 
-  private complete(ticket: number, buf: Uint32Array, at: number): void {
+  private complete(word: number, buf: Uint32Array, at: number): void {
+    if (word >>> 24 !== this.epoch) return; // answered already, before a worker restart
+    this.answer(word & 0xffffff, buf, at);
+  }
+
+  private answer(ticket: number, buf: Uint32Array, at: number): void {
     const sink = this.sinks[ticket];
     if (sink === undefined) return;
     this.sinks[ticket] = undefined;
@@ -244,17 +255,38 @@ export class ShardLane {
     b.set(records, at + 4);
   }
 
-  /** A batch failed in the worker: its operations get a retryable 503. */
+  /** The task was rejected: the worker died under it (piscina starts a replacement). */
   private onFailure(err: unknown): void {
+    this.inFlight--;
+    this.restart(err);
+  }
+
+  /**
+   * Everything outstanding on this shard was lost with the worker, or may have been: answer it
+   * with a retryable 503. Operations not sent yet are dropped too (they would reach the new
+   * worker under tickets that have been answered). Completed loads are kept: the replacement
+   * worker installs only users it is loading itself.
+   */
+  private restart(err: unknown): void {
+    this.restarts++;
     this.onError(err, this.shard);
-    const tickets = this.inFlightTickets.shift();
-    if (tickets !== undefined) for (let i = 0; i < tickets.length; i++) this.complete(tickets[i], UNAVAILABLE, 0);
+    this.epoch = (this.epoch + 1) & 0xff;
+    this.ops.len = 0;
+    this.opCount = 0;
+    this.failAll();
+    this.flags |= TF_FLUSH_DUE;
+    this.schedule();
   }
 
 
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
   failAll(): void {
-    for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.complete(t, UNAVAILABLE, 0);
+    for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.answer(t, UNAVAILABLE, 0);
+  }
+
+  /** Terminates the shard's worker thread as a crash would (operations and tests use this). */
+  async killWorker(): Promise<void> {
+    await this.pool.threads[0]?.terminate();
   }
 
   /** The shard's own figures; `collect` runs a full GC in the worker first (tests, benches). */

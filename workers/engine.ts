@@ -75,6 +75,8 @@ import {
   H_DIRTY,
   NIL,
   RS_DIRTY,
+  RS_LIVE,
+  H_RS_HWM,
   USER_LOADING,
   USER_RESIDENT,
   type ShardMemory,
@@ -374,13 +376,14 @@ export class ShardEngine {
     m.rsPin[s] = 0;
     m.rsFlags[s] = 0;
     m.rsVersion[s] = 0;
-    m.rsState[s] = 0;
     this.linkRs(u, s);
     return s;
   }
 
+  /** Called once the slot's fields are written: LIVE marks it for recovery (recovery.ts). */
   private linkRs(u: number, s: number): void {
     const m = this.m;
+    m.rsState[s] = RS_LIVE;
     m.rsOwner[s] = u;
     m.rsNext[s] = m.userHead[u];
     m.userHead[u] = s;
@@ -637,6 +640,24 @@ export class ShardEngine {
     q.buf.set(ops.subarray(o, o + OP_WORDS), at);
   }
 
+  /**
+   * A replacement worker attached to slabs a previous worker filled: the dirty FIFO lived in that
+   * worker's memory, so rebuild it from the DIRTY bits (their flush delay starts again now).
+   */
+  rebuildDirtyQueue(): void {
+    const m = this.m;
+    this.dqHead = 0;
+    this.dqTail = 0;
+    this.markCount = 0;
+    const hwm = m.header[H_RS_HWM];
+    for (let s = 0; s < hwm; s++) {
+      if ((m.rsState[s] & (RS_LIVE | RS_DIRTY)) === (RS_LIVE | RS_DIRTY)) {
+        m.dirtyQueue[this.dqTail % m.capacity] = s;
+        this.dqTail++;
+      }
+    }
+  }
+
   /** Users whose load is outstanding. */
   get loading(): number {
     return this.parked.size;
@@ -708,7 +729,6 @@ export class ShardEngine {
       m.rsPin[s] = join53(src[r + R_PIN_LO], src[r + R_PIN_HI]);
       m.rsFlags[s] = src[r + R_FLAGS];
       m.rsVersion[s] = join53(src[r + R_VER_LO], src[r + R_VER_HI]);
-      m.rsState[s] = 0;
       this.linkRs(u, s);
     }
     m.userState[u] = USER_RESIDENT;

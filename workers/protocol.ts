@@ -111,7 +111,9 @@ export const REPLY_LOAD_WORDS = 1;
 export const REPLY_MUTATION_WORDS = 2;
 /** read states still dirty in the shard after this batch */
 export const REPLY_DIRTY = 3;
-export const REPLY_HEADER_WORDS = 4;
+/** 1 when the batch failed in the worker: no results (its operations get a retryable 503) */
+export const REPLY_FAILED = 4;
+export const REPLY_HEADER_WORDS = 5;
 
 /** Load section status: the store answered, or could not (the parked ops fail with 503). */
 export const LOAD_OK = 0;

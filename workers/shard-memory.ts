@@ -22,7 +22,7 @@
  *   version        f64      integer >= 1, exact to 2^53
  *   owner          u32      user slot that owns it (part of the channel-index key)
  *   next           u32      next read state of the same user, or the free list link
- *   state          u8       DIRTY bit (changed since the store last saw it)
+ *   state          u8       LIVE bit; DIRTY bit (changed since the store last saw it)
  *   dirtyQueue     u32      a ring of slots in the order they became dirty (write-behind FIFO)
  * Channel index: open addressing (linear probing, backward-shift delete: no tombstones), buckets
  *   hold slot+1 (0 = empty), sized to a power of two >= capacity / 0.6: ~6.7 bytes per read state.
@@ -47,9 +47,12 @@ export const H_USER_COUNT = 5;
 export const H_LRU_HEAD = 6; // least recently used user slot + 1 (0 = empty)
 export const H_LRU_TAIL = 7; // most recently used user slot + 1
 export const H_DIRTY = 8; // read states with the DIRTY bit set
+export const H_MUTATING = 9; // 1 while a batch is being applied: a worker that died mid-batch may have torn a mutation
 export const H_WORDS = 16;
 
 export const RS_DIRTY = 1;
+/** the slot holds a read state (lets a replacement worker rebuild the indexes from slot data) */
+export const RS_LIVE = 2;
 
 export const USER_FREE = 0;
 export const USER_RESIDENT = 1;

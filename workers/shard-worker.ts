@@ -22,10 +22,12 @@ import {
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
   REPLY_DIRTY,
+  REPLY_FAILED,
   STATS_TASK,
   type ShardStats,
 } from './protocol.js';
-import { H_DIRTY, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { hasState, recoverShard } from './recovery.js';
+import { H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardWorkerData {
   shard: number;
@@ -35,7 +37,13 @@ export interface ShardWorkerData {
 
 const data = workerData as ShardWorkerData;
 const memory = attachShardMemory(data.buffers);
+// A replacement for a worker that died finds the slabs filled: check and repair them first.
+const recovery = hasState(memory) ? recoverShard(memory) : null;
 const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs });
+if (recovery !== null) {
+  engine.rebuildDirtyQueue();
+  process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);
+}
 
 /**
  * `collect` runs a full GC first, so that heap figures show what is live (tests and benches ask
@@ -64,14 +72,30 @@ function stats(collect: boolean): ShardStats {
 }
 
 export default function runBatch(task: Uint32Array): unknown {
+  if (task[TASK_OP_COUNT] === STATS_TASK) return stats(task[TASK_LOAD_WORDS] === 1);
+  try {
+    return applyBatch(task);
+  } catch (err) {
+    // A bug left this shard's structures in an unknown state. Hand over what the store must
+    // still get (mutations already taken out of the slabs), answer nothing, and exit: the
+    // replacement worker rebuilds the slabs' indexes (H_MUTATING is still 1) and re-flushes.
+    engine.results.len = 0;
+    engine.loadRequests.len = 0;
+    process.emitWarning(`shard ${data.shard} batch failed, restarting the worker: ${(err as Error).stack ?? String(err)}`);
+    setImmediate(() => process.exit(70));
+    return move(buildReply(memory.header[H_DIRTY], 1));
+  }
+}
+
+function applyBatch(task: Uint32Array): unknown {
   const opCount = task[TASK_OP_COUNT];
-  if (opCount === STATS_TASK) return stats(task[TASK_LOAD_WORDS] === 1);
   const loadWords = task[TASK_LOAD_WORDS];
   const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
   // Loads first: they complete users whose operations arrived in earlier batches, which must be
   // applied before this batch's operations on the same users (those are parked behind them).
   const flags = task[TASK_FLAGS];
   engine.degraded = (flags & TF_STORE_DEGRADED) !== 0;
+  memory.header[H_MUTATING] = 1;
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
   engine.applyOps(task, TASK_HEADER_WORDS, opCount);
   let dirty = memory.header[H_DIRTY];
@@ -79,10 +103,11 @@ export default function runBatch(task: Uint32Array): unknown {
     if ((flags & TF_FLUSH_ALL) !== 0) dirty = engine.flushAll();
     else if ((flags & TF_FLUSH_DUE) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
   }
+  memory.header[H_MUTATING] = 0;
   return move(buildReply(dirty));
 }
 
-function buildReply(dirty: number): Uint32Array {
+function buildReply(dirty: number, failed = 0): Uint32Array {
   const r = engine.results;
   const l = engine.loadRequests;
   const mu = engine.mutations;
@@ -91,6 +116,7 @@ function buildReply(dirty: number): Uint32Array {
   reply[REPLY_LOAD_WORDS] = l.len;
   reply[REPLY_MUTATION_WORDS] = mu.len;
   reply[REPLY_DIRTY] = dirty;
+  reply[REPLY_FAILED] = failed;
   let at = REPLY_HEADER_WORDS;
   reply.set(r.buf.subarray(0, r.len), at);
   at += r.len;

@@ -1,0 +1,194 @@
+/**
+ * Embedded durable store: one SQLite file, `<dataDir>/read-states.sqlite`, via better-sqlite3.
+ *
+ * better-sqlite3 is synchronous; this class runs in the store worker thread (workers/store-worker.ts),
+ * never on the HTTP thread or a shard worker, so blocking there is fine. The async methods only
+ * satisfy the ReadStateStore interface.
+ *
+ * Contract (same as MemoryStore): last-write-wins per (user, channel) by the record's microsecond
+ * write timestamp, strictly newer wins (an equal timestamp keeps what is stored); a delete is a
+ * tombstone row (deleted = 1) under the same rule, so an older write arriving later cannot
+ * resurrect it. Tombstones are kept forever (nothing purges them yet).
+ *
+ * Ids and the other 64-bit words are u64 on the wire and stored as signed 64-bit INTEGERs
+ * (two's complement, see u64.ts), bound and read as BigInt (safeIntegers) so nothing above 2^53
+ * goes through a JS number.
+ *
+ * Durability: WAL journal with synchronous = FULL by default.
+ * - WAL + NORMAL syncs the WAL only at checkpoints: a committed transaction survives a crash of
+ *   the process (the WAL is in the OS page cache), but an OS crash or power loss can roll back
+ *   the transactions committed since the last sync (the file stays consistent).
+ * - WAL + FULL also fsyncs the WAL on every commit, so a transaction survives power loss.
+ * apply() resolving tells the write-behind layer the records are durable, after which it may
+ * forget them (clean, evictable), so "no acknowledged write lost" needs FULL. Its cost is one WAL
+ * fsync per apply() call, not per record: a call carries a whole flush batch in one transaction.
+ * Measured on the 2-core dev VM (ext4 on virtio): FULL ~3.9 ms per 1-record call (~250 calls/s)
+ * vs 0.12 ms with NORMAL; 2.7 vs 0.7 ms per 100-record call; no measurable difference per
+ * 10,000-record call (~22-27 ms, ~400k records/s). With batched flushes that is cheap, so FULL is
+ * the default; `synchronous: 'normal'` remains for setups that accept losing the last writes on
+ * power loss. (If many tiny calls ever dominate, group commit across calls is the next step.)
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  KIND_DELETE,
+  RS_WORDS,
+  R_CHAN_HI,
+  R_CHAN_LO,
+  R_FLAGS,
+  R_MENTION,
+  R_MSG_HI,
+  R_MSG_LO,
+  R_PIN_HI,
+  R_PIN_LO,
+  R_VER_HI,
+  R_VER_LO,
+  STORED_WORDS,
+  S_KIND,
+  S_RS,
+  S_TS_HI,
+  S_TS_LO,
+  S_USER_HI,
+  S_USER_LO,
+  join53,
+} from '../../workers/protocol.js';
+import type { ReadStateStore } from './store.js';
+import { fromSigned, toSigned } from './u64.js';
+
+export const SQLITE_FILE = 'read-states.sqlite';
+
+export interface SqliteStoreOptions {
+  dataDir: string;
+  /** 'full' (default): survives power loss; 'normal': survives a process crash only. */
+  synchronous?: 'full' | 'normal';
+}
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS read_states (
+  user_id INTEGER NOT NULL,
+  channel_id INTEGER NOT NULL,
+  last_message_id INTEGER NOT NULL,
+  mention_count INTEGER NOT NULL,
+  last_pin_timestamp INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  write_ts INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  PRIMARY KEY (user_id, channel_id)
+) WITHOUT ROWID`;
+
+const UPSERT = `INSERT INTO read_states
+  (user_id, channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, write_ts, deleted)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (user_id, channel_id) DO UPDATE SET
+    last_message_id = excluded.last_message_id,
+    mention_count = excluded.mention_count,
+    last_pin_timestamp = excluded.last_pin_timestamp,
+    flags = excluded.flags,
+    version = excluded.version,
+    write_ts = excluded.write_ts,
+    deleted = excluded.deleted
+  WHERE excluded.write_ts > read_states.write_ts`;
+
+const LOAD = `SELECT channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version
+  FROM read_states WHERE user_id = ? AND deleted = 0`;
+
+type LoadRow = [bigint, bigint, bigint, bigint, bigint, bigint];
+
+export class SqliteStore implements ReadStateStore {
+  readonly name: string = 'sqlite';
+  readonly file: string;
+  private readonly dataDir: string;
+  private readonly synchronous: 'full' | 'normal';
+  private db: Database.Database | undefined;
+  private upsert!: Database.Statement;
+  private select!: Database.Statement;
+  private applyTx!: (records: Uint32Array, count: number) => void;
+
+  constructor(options: SqliteStoreOptions) {
+    this.dataDir = options.dataDir;
+    this.file = join(options.dataDir, SQLITE_FILE);
+    this.synchronous = options.synchronous ?? 'full';
+  }
+
+  async open(): Promise<void> {
+    if (this.db !== undefined) return;
+    mkdirSync(this.dataDir, { recursive: true });
+    const db = new Database(this.file);
+    try {
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (String(mode).toLowerCase() !== 'wal') throw new Error(`SQLite refused WAL mode (journal_mode is ${String(mode)})`);
+      db.pragma(`synchronous = ${this.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      // Another connection (an operator's sqlite3 shell) may hold the lock briefly.
+      db.pragma('busy_timeout = 5000');
+      // Truncate the WAL back to this size after a checkpoint that emptied it (after big bursts).
+      db.pragma('journal_size_limit = 67108864');
+      db.exec(SCHEMA);
+      this.upsert = db.prepare(UPSERT);
+      this.select = db.prepare(LOAD).raw(true).safeIntegers(true);
+      const upsert = this.upsert;
+      this.applyTx = db.transaction((records: Uint32Array, count: number) => {
+        for (let i = 0; i < count; i++) {
+          const r = i * STORED_WORDS;
+          const s = r + S_RS;
+          const ts = BigInt(join53(records[r + S_TS_LO], records[r + S_TS_HI]));
+          const user = toSigned(records[r + S_USER_LO], records[r + S_USER_HI]);
+          const chan = toSigned(records[s + R_CHAN_LO], records[s + R_CHAN_HI]);
+          if (records[r + S_KIND] === KIND_DELETE) {
+            upsert.run(user, chan, 0n, 0, 0n, 0, 0n, ts, 1);
+          } else {
+            upsert.run(
+              user,
+              chan,
+              toSigned(records[s + R_MSG_LO], records[s + R_MSG_HI]),
+              records[s + R_MENTION],
+              toSigned(records[s + R_PIN_LO], records[s + R_PIN_HI]),
+              records[s + R_FLAGS],
+              toSigned(records[s + R_VER_LO], records[s + R_VER_HI]),
+              ts,
+              0,
+            );
+          }
+        }
+      });
+      this.db = db;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  async load(userLo: number, userHi: number): Promise<Uint32Array> {
+    const rows = this.opened().select.all(toSigned(userLo, userHi)) as LoadRow[];
+    const out = new Uint32Array(rows.length * RS_WORDS);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i];
+      const o = i * RS_WORDS;
+      [out[o + R_CHAN_LO], out[o + R_CHAN_HI]] = fromSigned(row[0]);
+      [out[o + R_MSG_LO], out[o + R_MSG_HI]] = fromSigned(row[1]);
+      out[o + R_MENTION] = Number(row[2]);
+      [out[o + R_PIN_LO], out[o + R_PIN_HI]] = fromSigned(row[3]);
+      out[o + R_FLAGS] = Number(row[4]);
+      [out[o + R_VER_LO], out[o + R_VER_HI]] = fromSigned(row[5]);
+    }
+    return out;
+  }
+
+  async apply(records: Uint32Array, count: number): Promise<void> {
+    if (count === 0) return;
+    if (records.length < count * STORED_WORDS) throw new RangeError(`apply: ${count} records need ${count * STORED_WORDS} words, got ${records.length}`);
+    this.opened().applyTx(records, count);
+  }
+
+  async close(): Promise<void> {
+    const db = this.db;
+    if (db === undefined) return;
+    this.db = undefined;
+    db.close();
+  }
+
+  private opened(): this {
+    if (this.db === undefined) throw new Error('SqliteStore is not open');
+    return this;
+  }
+}
