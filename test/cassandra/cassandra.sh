@@ -75,7 +75,9 @@ cql_ping() {
 }
 
 java_bin() {
-  if [[ -n "${CASSANDRA_JAVA:-}" ]]; then echo "$CASSANDRA_JAVA"
+  if [[ -n "${CASSANDRA_JAVA:-}" ]]; then
+    [[ -x "$CASSANDRA_JAVA" ]] || { err "CASSANDRA_JAVA=$CASSANDRA_JAVA is not an executable file"; exit 1; }
+    echo "$CASSANDRA_JAVA"
   elif [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then echo "$JAVA_HOME/bin/java"
   else command -v java || { err "java not found"; exit 1; }
   fi
@@ -279,7 +281,10 @@ cmd_start() {
   local java
   java="$(java_bin)"
   local jv
-  jv="$("$java" -version 2>&1 | head -n1)"
+  if ! jv="$("$java" -version 2>&1 | head -n1)"; then
+    err "'$java -version' failed: $jv"
+    exit 1
+  fi
   if [[ "$jv" != *'"17'* ]]; then
     err "warning: Cassandra 5.0 is run here on Java 17, found: $jv"
   fi
