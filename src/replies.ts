@@ -51,9 +51,16 @@ export function readStateJson(userId: string, b: Uint32Array, at: number): ReadS
   };
 }
 
+/** Observer of refusals (503/507), set by the metrics module; nothing is counted until it is. */
+let onRejected: ((code: ErrorCode) => void) | null = null;
+export function observeRejections(fn: ((code: ErrorCode) => void) | null): void {
+  onRejected = fn;
+}
+
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): void {
   const def = ERRORS[code];
   if (def.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (def.status === 503 || def.status === 507) onRejected?.(code);
   reply.code(def.status).send({ error: code, message: message ?? def.message });
 }
 

@@ -2,10 +2,12 @@
  * Builds the HTTP service: fastify with strict validation, the shard router, the store, and one
  * error path that turns every failure (ours, validation, framework) into {error, message}.
  */
+import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { ApiError, ERRORS, type ErrorCode } from './errors.js';
-import { sendError } from './replies.js';
+import { Metrics } from './metrics.js';
+import { observeRejections, sendError } from './replies.js';
 import { batchRoutes } from './routes/batch.js';
 import { channelRoutes } from './routes/channels.js';
 import type { RouteContext } from './routes/context.js';
@@ -17,6 +19,7 @@ import type { ReadStateStore } from './store/store.js';
 import { WriteBehind } from './write-behind.js';
 
 export const BODY_LIMIT = 1024 * 1024;
+export const SERVICE_VERSION = '0.1.0';
 
 export interface Service {
   app: FastifyInstance;
@@ -91,7 +94,15 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     writeBehind,
     onError: (err, shard) => app.log.error({ err, shard }, 'shard error'),
   });
-  const ctx: RouteContext = { router, writeBehind, isClosing: () => closing };
+  const metrics = new Metrics(router, writeBehind, store);
+  writeBehind.onLoadSeconds = (s) => metrics.storeLoad.observe(s);
+  writeBehind.onBatchSize = (n) => metrics.flushBatch.observe(n);
+  observeRejections((code) => metrics.countRejection(code));
+  app.addHook('onResponse', (req, reply, done) => {
+    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+  const ctx: RouteContext = { router, writeBehind, metrics, isClosing: () => closing };
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.code, err.message);
@@ -101,6 +112,14 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     return sendError(reply, code, message);
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  // OpenAPI document generated from the route schemas, so the API docs cannot drift from the code.
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'read-states', version: SERVICE_VERSION, description: 'Read states of a chat product: which channels and messages each user has read.' },
+    },
+  });
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
 
   healthRoutes(app, ctx);
   statsRoutes(app, ctx);
@@ -127,6 +146,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       const drained = flushed && (await writeBehind.drain(Math.max(0, deadline - Date.now())));
       const unflushed = drained ? 0 : router.dirty + writeBehind.pendingRecords;
       writeBehind.close();
+      metrics.close();
       await router.close();
       if (drained) await store.close();
       return unflushed;

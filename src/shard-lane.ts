@@ -290,10 +290,10 @@ export class ShardLane {
   }
 
   /** The shard's own figures; `collect` runs a full GC in the worker first (tests, benches). */
-  stats(collect = false): Promise<ShardStats> {
+  stats(collect = false, resetDelay = false): Promise<ShardStats> {
     const task = new Uint32Array(TASK_HEADER_WORDS);
     task[TASK_OP_COUNT] = STATS_TASK;
-    task[TASK_LOAD_WORDS] = collect ? 1 : 0;
+    task[TASK_LOAD_WORDS] = (collect ? 1 : 0) | (resetDelay ? 2 : 0);
     return this.pool.run(task) as Promise<ShardStats>;
   }
 

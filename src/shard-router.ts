@@ -159,8 +159,8 @@ export class ShardRouter {
     return answers.every(Boolean);
   }
 
-  stats(collect = false): Promise<ShardStats[]> {
-    return Promise.all(this.lanes.map((l) => l.stats(collect)));
+  stats(collect = false, resetDelay = false): Promise<ShardStats[]> {
+    return Promise.all(this.lanes.map((l) => l.stats(collect, resetDelay)));
   }
 
   /** Read states dirty in the shards as of their last replies. */

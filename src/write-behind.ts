@@ -77,6 +77,9 @@ export class WriteBehind {
   private backoff: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private drainWaiters: (() => void)[] = [];
+  /** Optional observers (metrics): cost nothing until set. */
+  onLoadSeconds: ((seconds: number) => void) | null = null;
+  onBatchSize: ((records: number) => void) | null = null;
   private readonly counters = { written: 0, failures: 0, retries: 0, batches: 0, lastBatchSize: 0, loads: 0, loadFailures: 0, loadSeconds: 0 };
 
   constructor(store: ReadStateStore, o: WriteBehindOptions = {}) {
@@ -133,7 +136,9 @@ export class WriteBehind {
       this.counters.loadFailures++;
       throw err;
     } finally {
-      this.counters.loadSeconds += (performance.now() - started) / 1000;
+      const seconds = (performance.now() - started) / 1000;
+      this.counters.loadSeconds += seconds;
+      this.onLoadSeconds?.(seconds);
     }
     const rows = this.pending.get(userKey(lo, hi));
     if (rows === undefined) return stored;
@@ -182,6 +187,7 @@ export class WriteBehind {
     this.inFlight++;
     this.counters.batches++;
     this.counters.lastBatchSize = batch.length;
+    this.onBatchSize?.(batch.length);
     this.store.apply(flat, batch.length).then(
       () => this.confirmed(batch),
       (err: unknown) => this.failed(batch, err),

@@ -554,18 +554,22 @@ export class ShardEngine {
   }
 
   private miss(ops: Uint32Array, o: number): void {
+    // Misses queue in arrival order behind any that are already waiting for a user slot; and when
+    // every user slot belongs to a user being loaded, they wait until a load completes.
+    if (this.waiting.len > this.waitingHead || !this.claimSlot(ops, o)) this.enqueueWaiting(ops, o);
+  }
+
+  /**
+   * Gives the op's user a LOADING slot and parks the op behind its load (or, store degraded and no
+   * clean user to evict, answers it ST_STORE_BACKLOG). False when every user slot is loading.
+   */
+  private claimSlot(ops: Uint32Array, o: number): boolean {
     const m = this.m;
-    // Misses queue in arrival order behind any that are already waiting for a user slot.
-    if (this.waiting.len > this.waitingHead) {
-      this.enqueueWaiting(ops, o);
-      return;
-    }
     const u = this.allocUser();
     if (u === NIL) {
-      if (this.allocFailure === ST_STORE_BACKLOG) this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
-      // Every user slot belongs to a user being loaded: wait until a load completes.
-      else this.enqueueWaiting(ops, o);
-      return;
+      if (this.allocFailure !== ST_STORE_BACKLOG) return false;
+      this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
+      return true;
     }
     const lo = ops[o + O_USER_LO];
     const hi = ops[o + O_USER_HI];
@@ -582,6 +586,7 @@ export class ShardEngine {
     this.loadRequests.push(lo);
     this.loadRequests.push(hi);
     this.park(u, ops, o);
+    return true;
   }
 
   private enqueueWaiting(ops: Uint32Array, o: number): void {
@@ -589,45 +594,33 @@ export class ShardEngine {
     this.waiting.buf.set(ops.subarray(o, o + OP_WORDS), at);
   }
 
-  /** After loads complete (user slots became evictable), retries the misses that waited, in order. */
+  /**
+   * After loads complete (user slots became evictable), retries the misses that waited, in order.
+   * Once one finds no slot, the ops of users still without one stay queued, in order; but an op
+   * whose user got a slot earlier in this pass parks behind that user's load right away. Left in
+   * the queue, it would be overtaken by the user's next op, which finds the user loading and parks.
+   */
   private retryWaiting(): void {
+    const m = this.m;
     const w = this.waiting;
-    while (this.waitingHead < w.len) {
-      const o = this.waitingHead;
-      this.waitingHead += OP_WORDS;
-      const before = w.len;
-      // applyOp may append this op to `waiting` again (still no slot): then stop and keep order.
-      this.applyOpFromWaiting(w.buf, o);
-      if (w.len !== before) {
-        // it was re-queued at the tail: move it back to the head, behind nothing
-        this.waitingHead -= OP_WORDS;
-        w.len = before;
-        return;
+    const buf = w.buf; // nothing below appends to `waiting`, so the buffer does not move
+    const end = w.len;
+    let keep = 0;
+    let blocked = false;
+    for (let o = this.waitingHead; o < end; o += OP_WORDS) {
+      const u = userFind(m, buf[o + O_USER_LO], buf[o + O_USER_HI]);
+      if (u !== NIL) {
+        // An earlier waiting op of the same user got a slot in this pass.
+        if (m.userState[u] === USER_LOADING) this.park(u, buf, o);
+        else this.execute(u, buf, o);
+      } else if (blocked || !this.claimSlot(buf, o)) {
+        blocked = true;
+        if (keep !== o) buf.copyWithin(keep, o, o + OP_WORDS);
+        keep += OP_WORDS;
       }
     }
-    w.len = 0;
     this.waitingHead = 0;
-  }
-
-  private applyOpFromWaiting(ops: Uint32Array, o: number): void {
-    const m = this.m;
-    const u = userFind(m, ops[o + O_USER_LO], ops[o + O_USER_HI]);
-    if (u !== NIL) {
-      // An earlier waiting op of the same user got a slot in this pass.
-      if (m.userState[u] === USER_LOADING) this.park(u, ops, o);
-      else this.execute(u, ops, o);
-      return;
-    }
-    const saved = this.waitingHead;
-    const savedLen = this.waiting.len;
-    // Pretend the queue is empty for this op so that miss() tries for a slot.
-    this.waitingHead = savedLen;
-    this.miss(ops, o);
-    if (this.waiting.len !== savedLen) {
-      this.waitingHead = saved;
-      return;
-    }
-    this.waitingHead = saved;
+    w.len = keep;
   }
 
   private park(u: number, ops: Uint32Array, o: number): void {

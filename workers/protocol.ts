@@ -141,6 +141,8 @@ export function join53(lo: number, hi: number): number {
   return hi * TWO_32 + lo;
 }
 
+import type { ThreadTelemetry } from './thread-telemetry.js';
+
 /** Figures a shard reports about itself (a plain object: asked for rarely, never per operation). */
 export interface ShardStats {
   shard: number;
@@ -160,4 +162,5 @@ export interface ShardStats {
   flushed: number;
   heapUsed: number;
   heapTotal: number;
+  telemetry: ThreadTelemetry;
 }

@@ -27,6 +27,7 @@ import {
   type ShardStats,
 } from './protocol.js';
 import { hasState, recoverShard } from './recovery.js';
+import { TelemetryRecorder } from './thread-telemetry.js';
 import { H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardWorkerData {
@@ -36,6 +37,7 @@ export interface ShardWorkerData {
 }
 
 const data = workerData as ShardWorkerData;
+const telemetry = new TelemetryRecorder(`shard-${data.shard}`);
 const memory = attachShardMemory(data.buffers);
 // A replacement for a worker that died finds the slabs filled: check and repair them first.
 const recovery = hasState(memory) ? recoverShard(memory) : null;
@@ -49,7 +51,7 @@ if (recovery !== null) {
  * `collect` runs a full GC first, so that heap figures show what is live (tests and benches ask
  * for it; worker threads cannot be started with --expose-gc, so the flag is set at run time).
  */
-function stats(collect: boolean): ShardStats {
+function stats(collect: boolean, resetDelay: boolean): ShardStats {
   if (collect) {
     setFlagsFromString('--expose-gc');
     (runInNewContext('gc') as () => void)();
@@ -68,11 +70,12 @@ function stats(collect: boolean): ShardStats {
     ...engine.counters,
     heapUsed: heap.heapUsed,
     heapTotal: heap.heapTotal,
+    telemetry: telemetry.read(resetDelay),
   };
 }
 
 export default function runBatch(task: Uint32Array): unknown {
-  if (task[TASK_OP_COUNT] === STATS_TASK) return stats(task[TASK_LOAD_WORDS] === 1);
+  if (task[TASK_OP_COUNT] === STATS_TASK) return stats((task[TASK_LOAD_WORDS] & 1) !== 0, (task[TASK_LOAD_WORDS] & 2) !== 0);
   try {
     return applyBatch(task);
   } catch (err) {

@@ -9,6 +9,7 @@
 import { workerData } from 'piscina';
 import type { CassandraConfig, StoreKind } from '../src/config.js';
 import type { ReadStateStore } from '../src/store/store.js';
+import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
 
 export interface StoreWorkerData {
   kind: Exclude<StoreKind, 'memory'>;
@@ -20,9 +21,11 @@ export type StoreTask =
   | { op: 'open' }
   | { op: 'load'; lo: number; hi: number }
   | { op: 'apply'; records: Uint32Array; count: number }
+  | { op: 'telemetry'; resetDelay: boolean }
   | { op: 'close' };
 
 const data = workerData as StoreWorkerData;
+const telemetry = new TelemetryRecorder('store');
 let store: ReadStateStore | undefined;
 
 async function create(): Promise<ReadStateStore> {
@@ -42,8 +45,10 @@ async function create(): Promise<ReadStateStore> {
   });
 }
 
-export default async function run(task: StoreTask): Promise<Uint32Array | null> {
+export default async function run(task: StoreTask): Promise<Uint32Array | ThreadTelemetry | null> {
   switch (task.op) {
+    case 'telemetry':
+      return telemetry.read(task.resetDelay);
     case 'open':
       store ??= await create();
       await store.open();

@@ -18,15 +18,15 @@ export function healthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 }
 
-/** GET /v1/stats: per-shard figures and the main thread's memory, as JSON (operators, benches). */
+/**
+ * GET /v1/stats: the same figures as /metrics, as JSON (benchmarks read per-thread GC and
+ * event-loop delay here). GET /metrics: Prometheus text format.
+ */
 export function statsRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.get('/v1/stats', async () => {
-    const shards = await ctx.router.stats(false);
-    const mem = process.memoryUsage();
-    return {
-      main: { heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, rss: mem.rss },
-      store: ctx.writeBehind.stats(),
-      shards,
-    };
+  app.get('/v1/stats', async () => ctx.metrics.snapshot(false));
+  app.get('/metrics', async (_req, reply) => {
+    const text = await ctx.metrics.scrape();
+    reply.header('content-type', ctx.metrics.registry.contentType);
+    return text;
   });
 }

@@ -10,6 +10,8 @@
  * order. A delete leaves a tombstone (or uses the store's own timestamped delete) so that an
  * older write arriving later cannot resurrect the read state.
  */
+import type { ThreadTelemetry } from '../../workers/thread-telemetry.js';
+
 export interface ReadStateStore {
   readonly name: string;
   open(): Promise<void>;
@@ -18,4 +20,6 @@ export interface ReadStateStore {
   /** Applies `count` records from `records`; resolved once they are durable. */
   apply(records: Uint32Array, count: number): Promise<void>;
   close(): Promise<void>;
+  /** Runtime figures of the thread the store runs on, when it has its own (the store worker). */
+  telemetry?(resetDelay: boolean): Promise<ThreadTelemetry>;
 }

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { StoreWorkerData } from '../../workers/store-worker.js';
+import type { ThreadTelemetry } from '../../workers/thread-telemetry.js';
 import type { ReadStateStore } from './store.js';
 
 function storeWorkerFile(): string {
@@ -43,6 +44,10 @@ export class WorkerStore implements ReadStateStore {
     // The caller may reuse its buffer; send a copy we can transfer.
     const copy = records.slice(0, records.length);
     await this.pool.run({ op: 'apply', records: copy, count }, { transferList: [copy.buffer] });
+  }
+
+  telemetry(resetDelay: boolean): Promise<ThreadTelemetry> {
+    return this.pool.run({ op: 'telemetry', resetDelay }) as Promise<ThreadTelemetry>;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,180 @@
+/**
+ * Prometheus metrics (prom-client, on the main thread's registry) and the JSON stats snapshot.
+ * Both come from one source, `snapshot()`: shard workers, the store worker and the main thread
+ * are asked for their figures when someone scrapes, so no operation ever sends a message or
+ * touches a shared counter for the sake of metrics. The one per-request cost is the request
+ * counter and duration histogram, whose label children are cached per route and status.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ShardStats } from '../workers/protocol.js';
+import { GC_KINDS, TelemetryRecorder, type ThreadTelemetry } from '../workers/thread-telemetry.js';
+import type { ShardRouter } from './shard-router.js';
+import type { ReadStateStore } from './store/store.js';
+import type { WriteBehind, WriteBehindStats } from './write-behind.js';
+
+export interface Snapshot {
+  main: { rss: number };
+  store: WriteBehindStats & { name: string };
+  shards: (ShardStats & { queueDepth: number; restarts: number })[];
+  threads: ThreadTelemetry[];
+}
+
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const BATCH_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 5000];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly main = new TelemetryRecorder('main');
+  private readonly requests: Counter<'route' | 'status'>;
+  private readonly duration: Histogram<'route'>;
+  private readonly rejected: Counter<'code'>;
+  readonly storeLoad: Histogram;
+  readonly flushBatch: Histogram;
+  /** label children cached by route, then indexed by status code: no string building per request */
+  private readonly requestChildren = new Map<string, ReturnType<Counter<'route' | 'status'>['labels']>[]>();
+  private readonly durationChildren = new Map<string, ReturnType<Histogram<'route'>['labels']>>();
+  /** last cumulative value seen per counter series, to turn worker totals into increments */
+  private readonly lastTotals = new Map<string, number>();
+
+  constructor(
+    private readonly router: ShardRouter,
+    private readonly writeBehind: WriteBehind,
+    private readonly store: ReadStateStore,
+  ) {
+    const r = [this.registry];
+    this.requests = new Counter({ name: 'readstates_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: r });
+    this.duration = new Histogram({ name: 'readstates_http_request_duration_seconds', help: 'HTTP request duration by route', labelNames: ['route'], buckets: DURATION_BUCKETS, registers: r });
+    this.rejected = new Counter({ name: 'readstates_rejected_total', help: 'Requests refused to protect the service (503/507), by error code', labelNames: ['code'], registers: r });
+    this.storeLoad = new Histogram({ name: 'readstates_store_load_duration_seconds', help: 'Time to load one user from the store (misses)', buckets: DURATION_BUCKETS, registers: r });
+    this.flushBatch = new Histogram({ name: 'readstates_store_flush_batch_size', help: 'Read states per store write call', buckets: BATCH_BUCKETS, registers: r });
+
+    const shardGauge = (name: string, help: string, pick: (s: Snapshot['shards'][number]) => number) =>
+      ({ name, help, pick, gauge: new Gauge({ name, help, labelNames: ['shard'], registers: r }) }) as const;
+    const shardCounter = (name: string, help: string, pick: (s: Snapshot['shards'][number]) => number) =>
+      ({ name, help, pick, counter: new Counter({ name, help, labelNames: ['shard'], registers: r }) }) as const;
+    const shardGauges = [
+      shardGauge('readstates_shard_read_states', 'Read states cached', (s) => s.readStates),
+      shardGauge('readstates_shard_users', 'Users cached', (s) => s.users),
+      shardGauge('readstates_shard_capacity_read_states', 'Read states the shard can cache', (s) => s.capacity),
+      shardGauge('readstates_shard_max_users', 'Users the shard can cache', (s) => s.maxUsers),
+      shardGauge('readstates_shard_queue_depth', 'Operations queued or in flight', (s) => s.queueDepth),
+      shardGauge('readstates_shard_dirty_read_states', 'Read states changed and not yet handed to the store', (s) => s.dirty),
+      shardGauge('readstates_shard_oldest_unflushed_seconds', 'Age of the oldest change not yet handed to the store', (s) => s.oldestDirtyMs / 1000),
+      shardGauge('readstates_shard_loading_users', 'Users being loaded from the store', (s) => s.loading),
+    ];
+    const shardCounters = [
+      shardCounter('readstates_shard_hits_total', 'Operations on a cached user', (s) => s.hits),
+      shardCounter('readstates_shard_misses_total', 'Operations on a user not cached (a load)', (s) => s.misses),
+      shardCounter('readstates_shard_loads_total', 'Users loaded from the store', (s) => s.loads),
+      shardCounter('readstates_shard_evictions_total', 'Users evicted to make room', (s) => s.evictions),
+      shardCounter('readstates_shard_rejected_full_total', 'Operations refused for lack of room (507 or store backlog)', (s) => s.rejectedFull),
+      shardCounter('readstates_shard_flushed_total', 'Read states handed to the store', (s) => s.flushed),
+      shardCounter('readstates_shard_worker_restarts_total', 'Shard worker replacements (crash recovery)', (s) => s.restarts),
+    ];
+    const storeGauges: [Gauge, (s: Snapshot['store']) => number][] = [
+      [new Gauge({ name: 'readstates_store_pending_writes', help: 'Read states handed to the store and not yet confirmed', registers: r }), (s) => s.pending],
+      [new Gauge({ name: 'readstates_store_up', help: '1 while the store accepts writes, 0 while failing', registers: r }), (s) => (s.storeFailing ? 0 : 1)],
+    ];
+    const storeCounters: [string, Counter, (s: Snapshot['store']) => number][] = [
+      ['w', new Counter({ name: 'readstates_store_writes_total', help: 'Read states written to the store', registers: r }), (s) => s.written],
+      ['f', new Counter({ name: 'readstates_store_write_failures_total', help: 'Store write calls that failed', registers: r }), (s) => s.failures],
+      ['r', new Counter({ name: 'readstates_store_retries_total', help: 'Store write retries after a backoff', registers: r }), (s) => s.retries],
+      ['l', new Counter({ name: 'readstates_store_load_failures_total', help: 'User loads that failed', registers: r }), (s) => s.loadFailures],
+    ];
+    const gcCount = new Counter({ name: 'readstates_gc_pauses_total', help: 'GC pauses by thread and kind (stop-the-world part)', labelNames: ['thread', 'kind'], registers: r });
+    const gcSeconds = new Counter({ name: 'readstates_gc_pause_seconds_total', help: 'GC pause time by thread and kind', labelNames: ['thread', 'kind'], registers: r });
+    const gcMax = new Gauge({ name: 'readstates_gc_pause_max_seconds', help: 'Longest GC pause by thread and kind since start', labelNames: ['thread', 'kind'], registers: r });
+    const eldP99 = new Gauge({ name: 'readstates_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 since the last scrape', labelNames: ['thread'], registers: r });
+    const eldMax = new Gauge({ name: 'readstates_event_loop_delay_max_seconds', help: 'Event-loop delay max since the last scrape', labelNames: ['thread'], registers: r });
+    const heap = new Gauge({ name: 'readstates_heap_used_bytes', help: 'V8 heap used by thread', labelNames: ['thread'], registers: r });
+    const rss = new Gauge({ name: 'readstates_process_resident_memory_bytes', help: 'Process resident memory', registers: r });
+
+    const threadsGauge = new Gauge({ name: 'readstates_scrape_threads', help: 'Threads that reported figures in the last scrape', registers: r });
+    // One refresh for everything: a scrape asks every thread once, then fills all series.
+    this.fill = (snap: Snapshot) => {
+      threadsGauge.set(snap.threads.length);
+      for (const s of snap.shards) {
+        const shard = String(s.shard);
+        for (const g of shardGauges) g.gauge.set({ shard }, g.pick(s));
+        for (const c of shardCounters) this.advance(c.counter, `${c.name}/${shard}`, c.pick(s), { shard });
+      }
+      for (const [g, pick] of storeGauges) g.set(pick(snap.store));
+      for (const [key, c, pick] of storeCounters) this.advance(c, key, pick(snap.store));
+      for (const t of snap.threads) {
+        for (const kind of GC_KINDS) {
+          const labels = { thread: t.thread, kind };
+          this.advance(gcCount, `gcc/${t.thread}/${kind}`, t.gc[kind].count, labels);
+          this.advance(gcSeconds, `gcs/${t.thread}/${kind}`, t.gc[kind].seconds, labels);
+          gcMax.set(labels, t.gc[kind].maxSeconds);
+        }
+        eldP99.set({ thread: t.thread }, t.eventLoopDelay.p99Seconds);
+        eldMax.set({ thread: t.thread }, t.eventLoopDelay.maxSeconds);
+        heap.set({ thread: t.thread }, t.heapUsed);
+      }
+      rss.set(snap.main.rss);
+    };
+  }
+
+  private readonly fill: (snap: Snapshot) => void;
+
+  /** Prometheus text: gathers every thread's figures, then renders the registry. */
+  async scrape(): Promise<string> {
+    this.fill(await this.snapshot(true));
+    return this.registry.metrics();
+  }
+
+  /** Increments a counter to a cumulative total reported by a thread (which may have restarted). */
+  private advance(counter: Counter, key: string, total: number, labels?: Record<string, string>): void {
+    const last = this.lastTotals.get(key) ?? 0;
+    const delta = total >= last ? total - last : total;
+    this.lastTotals.set(key, total);
+    // inc(0) too: every series exists from the first scrape, so rate() works from the start.
+    if (labels === undefined) counter.inc(delta);
+    else counter.inc(labels, delta);
+  }
+
+  /** Called once per response (fastify onResponse). */
+  observeRequest(route: string, status: number, seconds: number): void {
+    let byStatus = this.requestChildren.get(route);
+    if (byStatus === undefined) {
+      byStatus = [];
+      this.requestChildren.set(route, byStatus);
+    }
+    let child = byStatus[status];
+    if (child === undefined) {
+      child = this.requests.labels(route, String(status));
+      byStatus[status] = child;
+    }
+    child.inc();
+    let d = this.durationChildren.get(route);
+    if (d === undefined) {
+      d = this.duration.labels(route);
+      this.durationChildren.set(route, d);
+    }
+    d.observe(seconds);
+  }
+
+  countRejection(code: string): void {
+    this.rejected.inc({ code });
+  }
+
+  /** Every thread's figures, gathered now. `resetDelay` starts new event-loop delay windows. */
+  async snapshot(resetDelay = false): Promise<Snapshot> {
+    const [shards, storeThread] = await Promise.all([
+      this.router.stats(false, resetDelay),
+      this.store.telemetry?.(resetDelay).catch(() => undefined),
+    ]);
+    const threads = [this.main.read(resetDelay), ...shards.map((s) => s.telemetry)];
+    if (storeThread !== undefined) threads.push(storeThread);
+    return {
+      main: { rss: process.memoryUsage().rss },
+      store: { name: this.store.name, ...this.writeBehind.stats() },
+      shards: shards.map((s, i) => ({ ...s, queueDepth: this.router.lanes[i].depth, restarts: this.router.lanes[i].restarts })),
+      threads,
+    };
+  }
+
+  close(): void {
+    this.main.close();
+  }
+}
