@@ -77,6 +77,8 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     requestTimeout: 30_000,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
+  // Slow clients: headers must arrive within 10 s (slowloris), the whole request within 30 s.
+  app.server.headersTimeout = 10_000;
   let closing = false;
   const writeBehind = new WriteBehind(store, {
     maxPending: config.maxPendingWrites,
