@@ -94,7 +94,9 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     maxQueue: config.maxQueue,
     flushDelayMs: config.flushDelayMs,
     writeBehind,
-    onError: (err, shard) => app.log.error({ err, shard }, 'shard error'),
+    onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
+    onPressure: (refused) =>
+      app.log.warn({ refused, storeFailing: writeBehind.storeFailing, pendingWrites: writeBehind.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
   const metrics = new Metrics(router, writeBehind, store);
   writeBehind.onLoadSeconds = (s) => metrics.storeLoad.observe(s);

@@ -34,6 +34,8 @@ import {
   RES_STATUS,
   RES_TICKET,
   RS_WORDS,
+  ST_INSUFFICIENT_STORAGE,
+  ST_STORE_BACKLOG,
   STORED_WORDS,
   ST_UNAVAILABLE,
   TASK_HEADER_WORDS,
@@ -92,6 +94,8 @@ export class ShardLane {
   private epoch = 0;
   /** Worker restarts seen (a crash, or a batch that failed inside the worker). */
   restarts = 0;
+  /** Operations refused for lack of room (507, store backlog) since the router last looked. */
+  refusedForRoom = 0;
 
   constructor(o: LaneOptions) {
     this.shard = o.shard;
@@ -226,6 +230,8 @@ export class ShardLane {
   }
 
   private answer(ticket: number, buf: Uint32Array, at: number): void {
+    const status = buf[at + RES_STATUS];
+    if (status === ST_INSUFFICIENT_STORAGE || status === ST_STORE_BACKLOG) this.refusedForRoom++;
     const sink = this.sinks[ticket];
     if (sink === undefined) return;
     this.sinks[ticket] = undefined;
@@ -237,10 +243,8 @@ export class ShardLane {
   private load(lo: number, hi: number): void {
     this.writeBehind.load(lo, hi).then(
       (records) => this.queueLoad(lo, hi, LOAD_OK, records),
-      (err: unknown) => {
-        this.onError(err, this.shard);
-        this.queueLoad(lo, hi, LOAD_FAILED, new Uint32Array(0));
-      },
+      // Counted in the store metrics; the parked operations get a retryable 503.
+      () => this.queueLoad(lo, hi, LOAD_FAILED, new Uint32Array(0)),
     );
   }
 

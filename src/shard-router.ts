@@ -32,6 +32,8 @@ export interface RouterOptions {
   maxQueue: number;
   flushDelayMs: number;
   writeBehind: WriteBehind;
+  /** Called at most every 10 s with the shards that refused operations for lack of room. */
+  onPressure?: (refusedByShard: Record<number, number>) => void;
   onError: (err: unknown, shard: number) => void;
 }
 
@@ -65,8 +67,25 @@ export class ShardRouter {
     this.scheduleBound = this.schedule.bind(this);
     const file = workerFile();
     const tickMs = Math.min(1000, Math.max(20, Math.floor(o.flushDelayMs / 4)));
+    let lastPressureLog = 0;
     this.ticker = setInterval(() => {
       for (const lane of this.lanes) lane.tick();
+      const now = Date.now();
+      if (o.onPressure !== undefined && now - lastPressureLog >= 10_000) {
+        const refused: Record<number, number> = {};
+        let any = false;
+        for (const lane of this.lanes) {
+          if (lane.refusedForRoom > 0) {
+            refused[lane.shard] = lane.refusedForRoom;
+            lane.refusedForRoom = 0;
+            any = true;
+          }
+        }
+        if (any) {
+          lastPressureLog = now;
+          o.onPressure(refused);
+        }
+      }
     }, tickMs);
     this.ticker.unref();
     for (let shard = 0; shard < o.shards; shard++) {
