@@ -94,6 +94,7 @@ export class ShardLane {
   private epoch = 0;
   /** Worker restarts seen (a crash, or a batch that failed inside the worker). */
   restarts = 0;
+  private closed = false;
   /** Operations refused for lack of room (507, store backlog) since the router last looked. */
   refusedForRoom = 0;
 
@@ -262,6 +263,7 @@ export class ShardLane {
   /** The task was rejected: the worker died under it (piscina starts a replacement). */
   private onFailure(err: unknown): void {
     this.inFlight--;
+    if (this.closed) return; // close() destroyed the pool: nothing to recover
     this.restart(err);
   }
 
@@ -316,6 +318,7 @@ export class ShardLane {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.destroy();
   }
 }

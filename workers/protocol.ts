@@ -9,7 +9,7 @@
  * Task (main -> worker):
  *   [TASK_HEADER_WORDS header][opCount * OP_WORDS ops][load section]
  *   header: opCount, loadWords, flags (TF_*)
- *   load section: repeated [userLo, userHi, status, n, n * STORED_WORDS records]
+ *   load section: repeated [userLo, userHi, status, n, n * RS_WORDS read states]
  *
  * Reply (worker -> main):
  *   [REPLY_HEADER_WORDS header][results][load requests][store mutations]
