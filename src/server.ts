@@ -3,11 +3,11 @@
  * error path that turns every failure (ours, validation, framework) into {error, message}.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { ApiError, ERRORS, type ErrorCode } from './errors.js';
 import { Metrics } from './metrics.js';
-import { observeRejections, sendError } from './replies.js';
+import { installErrorHandlers } from './http-errors.js';
+import { observeRejections } from './replies.js';
 import { batchRoutes } from './routes/batch.js';
 import { channelRoutes } from './routes/channels.js';
 import type { RouteContext } from './routes/context.js';
@@ -37,30 +37,6 @@ export interface Service {
 export interface ServiceOptions {
   store?: ReadStateStore;
   logger?: boolean | { level: string };
-}
-
-/** Maps framework errors (fastify codes, validation) to our codes. */
-function codeFor(err: FastifyError): ErrorCode {
-  if (err.validation !== undefined) {
-    // Every string the schemas constrain by pattern or length is an id.
-    if (err.validation.some((v) => v.keyword === 'pattern' || v.keyword === 'maxLength')) return 'INVALID_ID';
-    if (err.validationContext === 'params') return 'INVALID_ID';
-    return 'INVALID_BODY';
-  }
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return 'BODY_TOO_LARGE';
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'UNSUPPORTED_MEDIA_TYPE';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'INVALID_JSON';
-    default:
-      if (err instanceof SyntaxError || err.statusCode === 400) return 'INVALID_JSON';
-      if (err.statusCode === 413) return 'BODY_TOO_LARGE';
-      if (err.statusCode === 415) return 'UNSUPPORTED_MEDIA_TYPE';
-      return 'INTERNAL';
-  }
 }
 
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
@@ -108,14 +84,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   });
   const ctx: RouteContext = { router, writeBehind, metrics, isClosing: () => closing };
 
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err instanceof ApiError) return sendError(reply, err.code, err.message);
-    const code = codeFor(err);
-    if (code === 'INTERNAL') app.log.error({ err }, 'unhandled error');
-    const message = code === 'INTERNAL' ? ERRORS.INTERNAL.message : err.message;
-    return sendError(reply, code, message);
-  });
-  app.setNotFoundHandler((req, reply) => sendError(reply, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  installErrorHandlers(app);
 
   // OpenAPI document generated from the route schemas, so the API docs cannot drift from the code.
   await app.register(swagger, {

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { sendError } from '../../src/replies.js';
 import { healthSchema } from '../../src/schemas.js';
+import { TelemetryRecorder } from '../../workers/thread-telemetry.js';
 import type { NaiveContext } from './context.js';
 
 export function healthRoutes(app: FastifyInstance, ctx: NaiveContext): void {
@@ -16,13 +17,21 @@ export function healthRoutes(app: FastifyInstance, ctx: NaiveContext): void {
   });
 }
 
-/** GET /v1/stats: the cache's figures and the process's memory. */
+/**
+ * GET /v1/stats: the cache's figures, the process's memory, and `threads` (one thread, `main`) in
+ * the same shape as the real service's (GC pauses by kind, event-loop delay, heap). The naive
+ * service has no /metrics scrape to start a new event-loop delay window, so each /v1/stats read
+ * starts one: its delay figures cover the time since the previous read.
+ */
 export function statsRoutes(app: FastifyInstance, ctx: NaiveContext): void {
+  const telemetry = new TelemetryRecorder('main');
+  app.addHook('onClose', async () => telemetry.close());
   app.get('/v1/stats', async () => {
     const mem = process.memoryUsage();
     const { cache, dirty } = ctx;
     return {
       main: { heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, rss: mem.rss },
+      threads: [telemetry.read(true)],
       store: ctx.writeBehind.stats(),
       cache: {
         readStates: cache.readStates,

@@ -13,7 +13,7 @@ import { channelRoutes } from './channels.js';
 import type { NaiveContext } from './context.js';
 import { DirtyTracker } from './dirty.js';
 import { healthRoutes, statsRoutes } from './health.js';
-import { installErrorHandlers } from './http-errors.js';
+import { installErrorHandlers } from '../../src/http-errors.js';
 import { readStateRoutes } from './routes.js';
 
 /** As src/server.ts's BODY_LIMIT (not imported: that module pulls in the shard machinery). */

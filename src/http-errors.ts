@@ -1,10 +1,11 @@
 /**
- * The error path of src/server.ts, replicated (its mapping is not exported): every failure, ours,
- * validation or framework, answers {error, message} with the same codes.
+ * The one error path of the HTTP API: every failure (ours, validation, framework, unknown route)
+ * answers {error, message} with a code from errors.ts. Shared by the service and the naive
+ * comparison service so that both answer errors identically.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ApiError, ERRORS, type ErrorCode } from '../../src/errors.js';
-import { sendError } from '../../src/replies.js';
+import { ApiError, ERRORS, type ErrorCode } from './errors.js';
+import { sendError } from './replies.js';
 
 /** Maps framework errors (fastify codes, validation) to our codes. */
 function codeFor(err: FastifyError): ErrorCode {
