@@ -145,8 +145,8 @@ export class ShardLane {
     const ticket = this.freeTickets[--this.freeTop];
     this.sinks[ticket] = sink;
     this.sinkIndex[ticket] = index;
+    // The caller (ShardRouter.submit) writes every other word of the op.
     const at = this.ops.reserve(OP_WORDS);
-    this.ops.buf.fill(0, at, at + OP_WORDS);
     this.ops.buf[at + O_TICKET] = (ticket | (this.epoch << 24)) >>> 0;
     if (this.opCount++ === 0) this.schedule();
     return at;
