@@ -117,6 +117,10 @@ export class ShardLane {
       atomics: 'disabled',
       workerData: data,
     });
+    // Errors not tied to a task (e.g. a worker dying between tasks) must not crash the process.
+    this.pool.on('error', (err: unknown) => {
+      if (!this.closed) this.onError(err, this.shard);
+    });
     this.sinks = new Array<OpSink | undefined>(o.maxQueue).fill(undefined);
     this.sinkIndex = new Uint32Array(o.maxQueue);
     this.freeTickets = new Uint32Array(o.maxQueue);

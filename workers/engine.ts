@@ -141,7 +141,10 @@ export class ShardEngine {
   /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
   private allocFailure = ST_INSUFFICIENT_STORAGE;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
-  private readonly parked = new Map<number, GrowBuffer>();
+  private readonly parked = new GrowBuffer(OP_WORDS * 64);
+  /** Users in the LOADING state. */
+  private loadingUsers = 0;
+
   /**
    * Misses that found every user slot taken by users being loaded (rare: a burst of new users on
    * a small cache). They wait here, in arrival order, until a load completes.
@@ -579,6 +582,7 @@ export class ShardEngine {
     m.userCount[u] = 0;
     m.userDirty[u] = 0;
     m.userState[u] = USER_LOADING;
+    this.loadingUsers++;
     m.userPrev[u] = NIL;
     m.userNext[u] = NIL;
     userIndexInsert(m, u);
@@ -623,14 +627,14 @@ export class ShardEngine {
     w.len = keep;
   }
 
-  private park(u: number, ops: Uint32Array, o: number): void {
-    let q = this.parked.get(u);
-    if (q === undefined) {
-      q = new GrowBuffer(OP_WORDS * 4);
-      this.parked.set(u, q);
-    }
-    const at = q.reserve(OP_WORDS);
-    q.buf.set(ops.subarray(o, o + OP_WORDS), at);
+  /**
+   * Parks an op behind its user's load. All parked ops share one grow-only buffer in arrival
+   * order (a buffer per loading user would churn the allocator on every miss); installLoads
+   * replays or keeps them in one pass.
+   */
+  private park(_u: number, ops: Uint32Array, o: number): void {
+    const at = this.parked.reserve(OP_WORDS);
+    this.parked.buf.set(ops.subarray(o, o + OP_WORDS), at);
   }
 
   /**
@@ -653,7 +657,7 @@ export class ShardEngine {
 
   /** Users whose load is outstanding. */
   get loading(): number {
-    return this.parked.size;
+    return this.loadingUsers;
   }
 
   /**
@@ -670,29 +674,41 @@ export class ShardEngine {
       const n = task[o + 3];
       o += 4;
       const u = userFind(m, lo, hi);
-      const q = u === NIL ? undefined : this.parked.get(u);
-      if (u !== NIL && q !== undefined && m.userState[u] === USER_LOADING) {
-        this.parked.delete(u);
+      // Only users this worker is loading (a replacement worker ignores its predecessor's loads).
+      if (u !== NIL && m.userState[u] === USER_LOADING) {
         this.counters.loads++;
-        let replay: number;
-        if (status === LOAD_OK) {
-          replay = this.installUser(u, task, o, n);
-        } else {
-          // The store could not answer: forget the placeholder (it holds no read states and is not
-          // on the LRU), so the user's next op misses and asks for the load again. Left LOADING
-          // with its parked queue gone, every later op of this user would park forever.
-          this.releaseUser(u);
-          replay = ST_UNAVAILABLE;
-        }
-        if (replay === ST_OK) {
-          for (let p = 0; p < q.len; p += OP_WORDS) this.execute(u, q.buf, p);
-        } else {
-          for (let p = 0; p < q.len; p += OP_WORDS) this.status(q.buf[p + O_TICKET], replay, 0);
-        }
+        this.loadingUsers--;
+        // installUser releases the user itself when the read states do not fit. A failed load
+        // releases the placeholder (no read states, not on the LRU) so that the user's next op
+        // misses and asks for the load again.
+        const result = status === LOAD_OK ? this.installUser(u, task, o, n) : ST_UNAVAILABLE;
+        if (status !== LOAD_OK) this.releaseUser(u);
+        this.replayParked(lo, hi, result === ST_OK ? u : NIL, result);
       }
       o += n * RS_WORDS;
     }
     if (this.waiting.len > this.waitingHead) this.retryWaiting();
+  }
+
+  /**
+   * Replays (u !== NIL) or refuses with `status` the ops parked behind one user's load, in
+   * arrival order, and closes the gaps they leave. Users are replayed one at a time, right after
+   * their own install, so a replay that evicts another user cannot strand that user's ops.
+   */
+  private replayParked(lo: number, hi: number, u: number, status: number): void {
+    const q = this.parked;
+    const buf = q.buf; // execute() never parks, so the buffer does not move during the pass
+    let keep = 0;
+    for (let p = 0; p < q.len; p += OP_WORDS) {
+      if (buf[p + O_USER_LO] === lo && buf[p + O_USER_HI] === hi) {
+        if (u !== NIL) this.execute(u, buf, p);
+        else this.status(buf[p + O_TICKET], status, 0);
+      } else {
+        if (keep !== p) buf.copyWithin(keep, p, p + OP_WORDS);
+        keep += OP_WORDS;
+      }
+    }
+    q.len = keep;
   }
 
   private installUser(u: number, src: Uint32Array, off: number, n: number): number {

@@ -30,6 +30,8 @@ export class WorkerStore implements ReadStateStore {
       atomics: 'disabled',
       workerData: data,
     });
+    // A worker error outside a task is retried like any failed store call; it must not crash us.
+    this.pool.on('error', () => {});
   }
 
   async open(): Promise<void> {
