@@ -1,0 +1,97 @@
+/**
+ * Drives a ShardEngine synchronously the way the shard worker and src/shard-lane.ts do, without
+ * piscina or HTTP: apply a batch of encoded ops, answer the load requests it produced (the lane
+ * asks the store and sends the answers with the next task), install them, and clear the output
+ * buffers between batches.
+ */
+import type { ShardEngine } from '../workers/engine.js';
+import { LOAD_OK, OP_WORDS, O_CHAN_HI, O_CHAN_LO, O_COUNT, O_HEAD, O_MSG_HI, O_MSG_LO, O_TICKET, O_USER_HI, O_USER_LO, RS_WORDS } from '../workers/protocol.js';
+
+const EMPTY = new Uint32Array(0);
+
+/** Answers a load request: the user's stored read states, RS_WORDS words each. */
+export type Loader = (lo: number, hi: number) => Uint32Array;
+export const emptyLoader: Loader = () => EMPTY;
+
+export class EngineDriver {
+  private section = new Uint32Array(4096);
+  /** ns spent in the loader (store look-ups) since the last reset */
+  loaderNs = 0;
+  /** users loaded since the last reset */
+  loaded = 0;
+
+  constructor(
+    readonly engine: ShardEngine,
+    private readonly loader: Loader = emptyLoader,
+  ) {}
+
+  /** One task: ops[off .. off + count * OP_WORDS], then the load round trip for any misses. */
+  batch(ops: Uint32Array, off: number, count: number): void {
+    const e = this.engine;
+    e.applyOps(ops, off, count);
+    const reqs = e.loadRequests;
+    if (reqs.len === 0) {
+      e.resetOutput();
+      return;
+    }
+    // What the lane does with the reply: ask the store for each requested user, queue a load section.
+    const t0 = process.hrtime.bigint();
+    let at = 0;
+    for (let i = 0; i < reqs.len; i += 2) {
+      const lo = reqs.buf[i];
+      const hi = reqs.buf[i + 1];
+      const records = this.loader(lo, hi);
+      at = this.ensure(at, 4 + records.length);
+      const s = this.section;
+      s[at] = lo;
+      s[at + 1] = hi;
+      s[at + 2] = LOAD_OK;
+      s[at + 3] = records.length / RS_WORDS;
+      s.set(records, at + 4);
+      at += 4 + records.length;
+      this.loaded++;
+    }
+    this.loaderNs += Number(process.hrtime.bigint() - t0);
+    e.resetOutput();
+    // The next task carries the loads; parked ops replay behind them.
+    e.installLoads(this.section, 0, at);
+    e.resetOutput();
+  }
+
+  private ensure(at: number, words: number): number {
+    if (at + words > this.section.length) {
+      let size = this.section.length * 2;
+      while (size < at + words) size *= 2;
+      const next = new Uint32Array(size);
+      next.set(this.section.subarray(0, at));
+      this.section = next;
+    }
+    return at;
+  }
+}
+
+/** Writes one op at ops[o..o + OP_WORDS]; unused fields are 0. */
+export function writeOp(
+  ops: Uint32Array,
+  o: number,
+  head: number,
+  ticket: number,
+  uLo: number,
+  uHi: number,
+  cLo: number,
+  cHi: number,
+  mLo = 0,
+  mHi = 0,
+  count = 0,
+): void {
+  ops.fill(0, o, o + OP_WORDS);
+  ops[o + O_HEAD] = head;
+  ops[o + O_TICKET] = ticket;
+  ops[o + O_USER_LO] = uLo;
+  ops[o + O_USER_HI] = uHi;
+  ops[o + O_CHAN_LO] = cLo;
+  ops[o + O_CHAN_HI] = cHi;
+  ops[o + O_MSG_LO] = mLo;
+  ops[o + O_MSG_HI] = mHi;
+  ops[o + O_COUNT] = count;
+}
