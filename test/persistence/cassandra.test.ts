@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import cassandra from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../support/http-client.js';
-import { ChildService, freePort } from '../support/child-service.js';
+import { ChildService, freePort, stopAllChildren } from '../support/child-service.js';
 import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
 import { restartUnderLoad } from './restart-under-load.js';
 
@@ -24,6 +24,7 @@ beforeAll(async () => {
 }, CASSANDRA_HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
+  await stopAllChildren();
   await client?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
   await client?.shutdown();
   await stopCassandraIfStarted();

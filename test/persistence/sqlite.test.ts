@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { call } from '../support/http-client.js';
-import { ChildService, freePort } from '../support/child-service.js';
+import { ChildService, freePort, stopAllChildren } from '../support/child-service.js';
 import { restartUnderLoad } from './restart-under-load.js';
 
 const dirs: string[] = [];
@@ -15,7 +15,8 @@ function dataDir(): string {
   dirs.push(d);
   return d;
 }
-afterAll(() => {
+afterAll(async () => {
+  await stopAllChildren();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 

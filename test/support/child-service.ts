@@ -18,6 +18,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Every child started by a test file, so that a failing test cannot leave one running. */
+const running = new Set<ChildService>();
+
+/** Kills whatever a test file's services left running (call from afterAll / afterEach). */
+export async function stopAllChildren(): Promise<void> {
+  await Promise.all([...running].map((c) => c.stop('SIGKILL', 10_000)));
+}
+
 export class ChildService {
   readonly url: string;
   private proc: ChildProcess | undefined;
@@ -37,6 +45,8 @@ export class ChildService {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    running.add(this);
+    proc.once('exit', () => running.delete(this));
     proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     proc.on('exit', (code) => (this.exitCode = code));
