@@ -1,0 +1,234 @@
+/**
+ * Performance gate: a short run of slab, naive and ceiling in the same run (same machine, same
+ * minutes), then ratios between them checked against bench/gate.config.json. Only ratios are
+ * checked, never absolute times: the machine is shared and noisy, and whatever slows one
+ * implementation down in a run slows the others too.
+ *
+ *   npm run bench:gate                     # run, check, exit 0 or 1
+ *   npm run bench:gate -- --write-baseline # run, and write bench/baseline/gate-baseline.json
+ *   npm run bench:gate -- --config other.json --no-baseline
+ *   npm run bench:gate -- --no-baseline --slab-script dist/bench/naive/main.js   # must fail (self-check)
+ *
+ * On failure: exit 1 and ONE line starting "bench:gate FAILED:" naming the broken ratio(s) with
+ * value and threshold. If a check failed but other processes took the CPU during a window even
+ * after the retries: exit 2 and one line "bench:gate INCONCLUSIVE: ...". On success: the ratios,
+ * exit 0. The full result goes to bench/results/.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import { REPO_ROOT, fmt, parseFlags, strFlag } from '../common.js';
+import { closedWindow, log, openWindow, runBench, type BenchConfig, type BenchResult, type WindowRecord } from './core.js';
+import { commandLine, stamp, summaryTable, writeResult } from './run.js';
+
+interface Threshold {
+  comment: string;
+  min?: number;
+  max?: number;
+}
+
+interface GateConfig {
+  comment: string;
+  run: {
+    comment: string;
+    scenario: string;
+    resident: number;
+    openFraction: number;
+    openSeconds: number;
+    warmupSeconds: number;
+    probeSeconds: number;
+    connections: number;
+    closedConnections: number;
+    throughputScenario: string;
+    throughputSeconds: number;
+    store: 'memory' | 'sqlite';
+    maxOthersPctOfCore: number;
+    fillRate: number;
+    retries: number;
+    quietWaitSeconds: number;
+  };
+  baseline: { comment: string; file: string };
+  thresholds: Record<string, Threshold>;
+}
+
+export interface GateRatios {
+  /** open loop, same rate: slab p99.9 / naive p99.9 (latency from intended send time) */
+  slab_p999_over_naive_p999: number;
+  /** the same, only when naive had a major GC (trace-gc Mark-Compact) in its window; else null */
+  slab_p999_over_naive_p999_when_naive_major_gc: number | null;
+  /** open loop: slab max / naive max */
+  slab_max_over_naive_max: number;
+  /** the same, only when naive had a major GC in its window; else null */
+  slab_max_over_naive_max_when_naive_major_gc: number | null;
+  /** V8 heap used at the end of the open window: slab main + shard threads / naive main thread */
+  slab_heap_over_naive_heap: number;
+  /** closed loop on a single-op route: slab req/s / ceiling req/s */
+  slab_closed_rps_over_ceiling_closed_rps: number;
+  /** this run's slab_closed_rps_over_ceiling_closed_rps / the baseline's */
+  slab_ceiling_rps_ratio_vs_baseline: number | null;
+  /** this run's slab_heap_over_naive_heap / the baseline's */
+  slab_heap_ratio_vs_baseline: number | null;
+  /** informational: naive's Mark-Compacts in its window, others' CPU in the windows */
+  naive_major_gcs_in_window: number;
+}
+
+type Measured = Omit<GateRatios, 'slab_ceiling_rps_ratio_vs_baseline' | 'slab_heap_ratio_vs_baseline'>;
+
+function pathOf(p: string): string {
+  return isAbsolute(p) ? p : join(REPO_ROOT, p);
+}
+
+const r4 = (x: number) => Math.round(x * 10000) / 10000;
+
+function heapMiB(w: WindowRecord, exclude: string[]): number {
+  return (w.server.threads ?? []).filter((t) => !exclude.includes(t.thread)).reduce((a, t) => a + Math.max(t.heapUsedBeforeMiB, t.heapUsedAfterMiB), 0);
+}
+
+function ratiosOf(r: BenchResult, fraction: number): Measured {
+  const s = openWindow(r, 'slab', fraction);
+  const n = openWindow(r, 'naive', fraction);
+  const st = closedWindow(r, 'slab', 'throughput');
+  const ct = closedWindow(r, 'ceiling', 'throughput');
+  if (s === undefined || n === undefined || st === undefined || ct === undefined) throw new Error('gate run is missing a window');
+  const naiveMajors = n.traceGc.majors;
+  const p999 = r4(s.latency.p999Ms / n.latency.p999Ms);
+  const max = r4(s.latency.maxMs / n.latency.maxMs);
+  return {
+    slab_p999_over_naive_p999: p999,
+    slab_p999_over_naive_p999_when_naive_major_gc: naiveMajors > 0 ? p999 : null,
+    slab_max_over_naive_max: max,
+    slab_max_over_naive_max_when_naive_major_gc: naiveMajors > 0 ? max : null,
+    // the store thread is left out: naive's store worker does not report, and it is the same code in both
+    slab_heap_over_naive_heap: r4(heapMiB(s, ['store']) / heapMiB(n, ['store'])),
+    slab_closed_rps_over_ceiling_closed_rps: r4(st.rps / ct.rps),
+    naive_major_gcs_in_window: naiveMajors,
+  };
+}
+
+/** A baseline keeps the ratios and the summaries, not the histograms and per-second series. */
+function slim(r: BenchResult, ratios: GateRatios): unknown {
+  return {
+    ...r,
+    ratios,
+    impls: r.impls.map((i) => ({
+      ...i,
+      windows: i.windows.map((w) => ({ ...w, hdr: undefined, perSecond: undefined, traceGc: { ...w.traceGc, events: undefined } })),
+    })),
+  };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const flags = parseFlags(argv);
+  const configFile = pathOf(strFlag(flags, 'config', 'bench/gate.config.json'));
+  const gc = JSON.parse(readFileSync(configFile, 'utf8')) as GateConfig;
+  const writeBaseline = flags.has('write-baseline');
+  const useBaseline = !flags.has('no-baseline') && !writeBaseline;
+  const baselineFile = pathOf(gc.baseline.file);
+  let baseline: GateRatios | undefined;
+  if (useBaseline) {
+    try {
+      baseline = (JSON.parse(readFileSync(baselineFile, 'utf8')) as { ratios: GateRatios }).ratios;
+    } catch (err) {
+      log(`bench:gate FAILED: no baseline at ${relative(REPO_ROOT, baselineFile)} (${(err as Error).message}); run npm run bench:gate -- --write-baseline, or pass --no-baseline`);
+      process.exit(1);
+    }
+  }
+
+  const run = gc.run;
+  const name = `gate-${stamp()}`;
+  const cfg: BenchConfig = {
+    scenario: run.scenario,
+    resident: run.resident,
+    churn: 0,
+    duration: run.openSeconds,
+    warmup: run.warmupSeconds,
+    probe: run.probeSeconds,
+    impls: ['naive', 'slab', 'ceiling'],
+    modes: ['open'],
+    rates: [run.openFraction],
+    connections: run.connections,
+    closedConnections: run.closedConnections,
+    pacing: 'smooth',
+    heapMb: 8192,
+    batchOps: 100,
+    seed: 4242,
+    store: run.store,
+    maxOthers: run.maxOthersPctOfCore,
+    fillRate: run.fillRate,
+    retries: run.retries,
+    quietWaitSeconds: run.quietWaitSeconds,
+    throughputOnly: ['ceiling'],
+    probeImpls: ['naive'],
+    // Self-check of the gate's sensitivity: --slab-script dist/bench/naive/main.js runs the naive
+    // service in slab's place (a "regression" to naive's design), which the gate must reject.
+    slabScript: flags.get('slab-script'),
+    throughputProbe: { scenario: run.throughputScenario, seconds: run.throughputSeconds, impls: ['slab', 'ceiling'] },
+    logDir: join(REPO_ROOT, 'bench', 'results', 'tmp', name),
+  };
+  const r = await runBench(cfg, commandLine('bench:gate', argv), 'gate');
+  log('\n' + summaryTable(r));
+  const file = writeResult('bench/results', name, r);
+
+  const base = ratiosOf(r, run.openFraction);
+  const vs = (key: 'slab_closed_rps_over_ceiling_closed_rps' | 'slab_heap_over_naive_heap') =>
+    baseline !== undefined && typeof baseline[key] === 'number' ? Math.round((base[key] / baseline[key]) * 1000) / 1000 : null;
+  const ratios: GateRatios = {
+    ...base,
+    slab_ceiling_rps_ratio_vs_baseline: vs('slab_closed_rps_over_ceiling_closed_rps'),
+    slab_heap_ratio_vs_baseline: vs('slab_heap_over_naive_heap'),
+  };
+
+  // A run is only valid if the services answered: a 5xx or a transport error is a failure by itself.
+  const broken: string[] = [];
+  for (const i of r.impls) {
+    for (const w of i.windows) {
+      const fivexx = Object.entries(w.statuses).filter(([code]) => Number(code) >= 500).reduce((a, [, n]) => a + n, 0);
+      if (fivexx + w.errors > 0) broken.push(`${i.impl} ${w.kind} window had ${fivexx} 5xx and ${w.errors} transport errors`);
+    }
+  }
+  const lines: string[] = [];
+  for (const [key, t] of Object.entries(gc.thresholds)) {
+    const v = (ratios as unknown as Record<string, number | null>)[key];
+    if (v === undefined) throw new Error(`gate.config.json: unknown ratio ${key} (known: ${Object.keys(ratios).join(', ')})`);
+    if (v === null) {
+      lines.push(`  ${key} = - (${key.endsWith('_when_naive_major_gc') ? 'naive had no major GC in its window' : 'no baseline'}: not checked)`);
+      continue;
+    }
+    const bad = (t.max !== undefined && v > t.max) || (t.min !== undefined && v < t.min);
+    const bound = t.max !== undefined ? `max ${t.max}` : `min ${t.min}`;
+    lines.push(`  ${key} = ${v} (${bound})${bad ? '  <-- FAILED' : ''}`);
+    if (bad) broken.push(`${key} = ${v} ${t.max !== undefined ? '>' : '<'} ${bound}`);
+  }
+  const info = Object.entries(ratios).filter(([k]) => !(k in gc.thresholds)).map(([k, v]) => `  ${k} = ${v ?? '-'} (not checked)`);
+  log(`\nratios (same run; open loop ${run.openFraction}x naive's max = ${fmt(Math.round(run.openFraction * (r.baseRps ?? 0)))} req/s):\n${[...lines, ...info].join('\n')}`);
+  for (const i of r.impls) {
+    for (const w of i.windows) if (w.contended === true) log(`  note: ${i.impl} ${w.kind} window kept although other processes used ${w.cpu.othersPctOfCore}% of a core (after ${run.retries} retries)`);
+    if (i.discarded.length > 0) log(`  note: ${i.discarded.length} ${i.impl} window(s) measured again because other processes took the CPU`);
+  }
+  log(`result: ${file}; wall time ${fmt(r.wallSeconds)} s`);
+
+  // Windows other processes disturbed even after the retries: their ratios say nothing about the code.
+  const contended = r.impls.flatMap((i) => i.windows.filter((w) => w.contended === true).map((w) => `${i.impl} ${w.kind} (${w.cpu.othersPctOfCore}% of a core)`));
+  if (contended.length > 0 && broken.length > 0) {
+    log(`bench:gate INCONCLUSIVE: other processes used more than ${run.maxOthersPctOfCore}% of a core during ${contended.join(', ')}; ratios not trusted (would have failed: ${broken.join('; ')})`);
+    process.exit(2);
+  }
+  if (writeBaseline && contended.length > 0) log('baseline NOT written: some windows were contended');
+  if (writeBaseline && broken.length > 0) log('baseline NOT written: the run failed');
+  if (writeBaseline && broken.length === 0 && contended.length === 0) {
+    mkdirSync(dirname(baselineFile), { recursive: true });
+    writeFileSync(baselineFile, JSON.stringify(slim(r, ratios), null, 1) + '\n');
+    log(`baseline written: ${relative(REPO_ROOT, baselineFile)}`);
+  }
+  if (broken.length > 0) {
+    log(`bench:gate FAILED: ${broken.join('; ')}`);
+    process.exit(1);
+  }
+  log('bench:gate passed');
+}
+
+main().catch((err: unknown) => {
+  log(`bench:gate FAILED: error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  console.error(err);
+  process.exit(1);
+});

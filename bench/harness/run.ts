@@ -1,0 +1,123 @@
+/**
+ * Tail-latency benchmark: the slab service, the naive service and a bare fastify ceiling, one at
+ * a time, under the same scenario; one JSON result per run in --out (bench/results by default).
+ *
+ *   npm run bench -- [--scenario mixed|mentions|connect|batch|single] [--resident 1000000]
+ *     [--churn [F]] [--duration 60] [--impl slab,naive,ceiling] [--mode open,closed]
+ *     [--rates 0.5,0.8] [--base-rps N] [--connections 200] [--closed-connections 50]
+ *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store memory|sqlite]
+ *     [--max-others 30] [--retries 1] [--quiet-wait 60] [--fill-rate 35000] [--out bench/results]
+ *
+ * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
+ * turns the results into PERFORMANCE.md tables and plots.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT, fmt, intFlag, parseFlags, strFlag, table } from '../common.js';
+import { closedWindow, log, runBench, type BenchConfig, type BenchResult } from './core.js';
+import type { ImplName } from './servers.js';
+
+export function commandLine(script: string, argv: string[]): string {
+  return process.env.npm_lifecycle_event === script ? `npm run ${script} -- ${argv.join(' ')}`.trim() : `node ${relative(REPO_ROOT, process.argv[1])} ${argv.join(' ')}`.trim();
+}
+
+export function stamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+export function writeResult(outDir: string, name: string, r: BenchResult): string {
+  const dir = isAbsolute(outDir) ? outDir : join(REPO_ROOT, outDir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(r) + '\n');
+  return relative(REPO_ROOT, file);
+}
+
+export function summaryTable(r: BenchResult): string {
+  const rows: (string | number)[][] = [];
+  for (const i of r.impls) {
+    for (const w of i.windows) {
+      rows.push([
+        i.impl,
+        w.kind === 'open' ? `open ${w.fraction}x` : w.kind,
+        w.targetRps !== null ? fmt(w.targetRps) : '-',
+        fmt(w.rps),
+        w.opsPerRequest > 1 ? fmt(w.opsPerSec) : '-',
+        w.latency.p50Ms,
+        w.latency.p99Ms,
+        w.latency.p999Ms,
+        w.latency.p9999Ms,
+        w.latency.maxMs,
+        w.non2xx + w.errors,
+        w.traceGc.majors,
+        w.kind === 'open' ? w.backlog.secondsSentBelow90.length + w.backlog.secondsLagOver100ms.length : '-',
+        `${w.cpu.othersPctOfCore}%`,
+      ]);
+    }
+  }
+  return table(['impl', 'window', 'target/s', 'req/s', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99.99 ms', 'max ms', 'non-2xx+err', 'major GCs', 'backlog s', 'other CPU'], rows);
+}
+
+function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
+  const flags = parseFlags(argv);
+  const known = new Set(['scenario', 'resident', 'churn', 'duration', 'warmup', 'probe', 'impl', 'mode', 'rates', 'base-rps', 'connections', 'closed-connections', 'pacing', 'heap-mb', 'batch-ops', 'seed', 'out', 'store', 'max-others', 'retries', 'quiet-wait', 'fill-rate']);
+  for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (known: ${[...known].map((x) => '--' + x).join(' ')})`);
+  const churnRaw = flags.get('churn');
+  const churn = churnRaw === undefined ? 0 : churnRaw === 'true' ? 2 : Number(churnRaw);
+  if (!Number.isFinite(churn) || churn < 0 || (churn > 0 && churn <= 1)) throw new Error('--churn must be above 1 (working set as a multiple of capacity)');
+  const modes = strFlag(flags, 'mode', 'open,closed').split(',') as ('open' | 'closed')[];
+  if (modes.some((m) => m !== 'open' && m !== 'closed')) throw new Error('--mode must be open, closed or open,closed');
+  const pacing = strFlag(flags, 'pacing', 'smooth');
+  if (pacing !== 'smooth' && pacing !== 'autocannon') throw new Error('--pacing must be smooth or autocannon');
+  const rates = strFlag(flags, 'rates', '0.5,0.8').split(',').map(Number);
+  if (rates.some((x) => !(x > 0))) throw new Error('--rates must be positive fractions, e.g. 0.5,0.8');
+  const cfg: BenchConfig = {
+    scenario: strFlag(flags, 'scenario', 'mixed'),
+    resident: intFlag(flags, 'resident', 1_000_000),
+    churn,
+    duration: intFlag(flags, 'duration', 60),
+    warmup: intFlag(flags, 'warmup', 5),
+    probe: intFlag(flags, 'probe', 10),
+    impls: strFlag(flags, 'impl', 'slab,naive,ceiling').split(',') as ImplName[],
+    modes,
+    rates,
+    baseRps: flags.has('base-rps') ? intFlag(flags, 'base-rps', 0) : undefined,
+    connections: intFlag(flags, 'connections', 200),
+    closedConnections: intFlag(flags, 'closed-connections', 50),
+    pacing,
+    heapMb: intFlag(flags, 'heap-mb', 8192),
+    batchOps: intFlag(flags, 'batch-ops', 100),
+    seed: intFlag(flags, 'seed', 12345),
+    store: strFlag(flags, 'store', 'memory') as 'memory' | 'sqlite',
+    maxOthers: intFlag(flags, 'max-others', 30),
+    retries: intFlag(flags, 'retries', 1),
+    quietWaitSeconds: intFlag(flags, 'quiet-wait', 60),
+    fillRate: intFlag(flags, 'fill-rate', 35_000),
+    logDir: '',
+  };
+  if (cfg.store !== 'memory' && cfg.store !== 'sqlite') throw new Error('--store must be memory or sqlite');
+  return { cfg, out: strFlag(flags, 'out', 'bench/results') };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const { cfg, out } = parseConfig(argv);
+  const name = `tail-${cfg.scenario}${cfg.churn > 0 ? '-churn' : ''}${cfg.store !== 'memory' ? `-${cfg.store}` : ''}-${cfg.resident}-${stamp()}`;
+  cfg.logDir = join(REPO_ROOT, 'bench', 'results', 'tmp', name);
+  const r = await runBench(cfg, commandLine('bench', argv), 'run');
+  log('\n' + summaryTable(r));
+  const slab = closedWindow(r, 'slab');
+  const ceiling = closedWindow(r, 'ceiling');
+  if (slab !== undefined && ceiling !== undefined) log(`\nslab closed-loop throughput / ceiling: ${(slab.rps / ceiling.rps).toFixed(3)}`);
+  log(`\nbase rate: ${r.baseRps ?? '-'} req/s (${r.baseRpsSource}); wall time ${fmt(r.wallSeconds)} s; load average after: ${r.machineAfter.loadavg.join(' ')}`);
+  log(`server logs (with --trace-gc lines): ${relative(REPO_ROOT, cfg.logDir)}/`);
+  log(`result: ${writeResult(out, name, r)}`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.stack : err);
+    process.exit(1);
+  });
+}
