@@ -1,6 +1,7 @@
 /**
  * Process entry point: read the config, start the service, stop cleanly on SIGTERM/SIGINT.
  */
+import './v8-flags.js';
 import { ConfigError, loadConfig, usage } from './config.js';
 import { buildService } from './server.js';
 

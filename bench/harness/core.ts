@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
-import { IMPLS, Server, ceilingScript, isMajor, processTicks, serverSpec, type ImplName } from './servers.js';
+import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, serverSpec, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, fillBodies, type Universe } from './workload.js';
 
 export interface BenchConfig {
@@ -111,7 +111,6 @@ export interface ImplRecord {
   stop: { code: number | null; seconds: number; killed: boolean } | null;
   /** the wait for the fill's and the probe's changes to be flushed before the measured windows */
   settle?: { seconds: number; unflushedAtStart: number | null; settled: boolean };
-  ceilingNote?: string;
 }
 
 export interface BenchResult {
@@ -402,8 +401,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
 
   for (const impl of order) {
     const logFile = join(cfg.logDir, `${impl}.log`);
-    let server = new Server(
-      serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, nodeFlags, logFile, undefined, cfg.slabScript),
+    const server = new Server(
+      serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, nodeFlags, logFile, cfg.slabScript),
     );
     const rec: ImplRecord = { impl, command: server.commandLine, logFile: logFile.replace(REPO_ROOT, ''), fill: null, statsAfterFill: undefined, windows: [], discarded: [], stop: null };
     impls.push(rec);
@@ -417,16 +416,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         rec.statsAfterFill = await server.json('/v1/stats');
         log(`    filled ${fmt(fr.ops)} read states in ${fmt(fr.seconds, 1)} s (${fmt(rec.fill.opsPerSec)}/s)`);
       }
-      let problem = await smoke(server, factory);
-      if (problem !== null && impl === 'ceiling' && server.spec.script !== 'dist/bench/harness/ceiling.js') {
-        rec.ceilingNote = `${server.spec.script} does not answer every request of this scenario (${problem}); used dist/bench/harness/ceiling.js instead`;
-        log(`    ${rec.ceilingNote}`);
-        await server.stop();
-        server = new Server(serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, nodeFlags, logFile, 'dist/bench/harness/ceiling.js'));
-        rec.command = server.commandLine;
-        await server.waitReady();
-        problem = await smoke(server, factory);
-      }
+      const problem = await smoke(server, factory);
       if (problem !== null) throw new Error(`${impl}: smoke request failed: ${problem}`);
 
       const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number): Promise<WindowRecord> => {
@@ -542,7 +532,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
     baseRps: baseRps === null ? null : Math.round(baseRps),
     baseRpsSource,
     impls,
-    notes: [...NOTES, `Ceiling: ${ceilingScript()} unless a note on the ceiling says otherwise.`],
+    notes: [...NOTES, `Ceiling: ${CEILING_SCRIPT}.`],
   };
 }
 

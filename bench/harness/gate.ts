@@ -67,11 +67,19 @@ export interface GateRatios {
   slab_ceiling_rps_ratio_vs_baseline: number | null;
   /** this run's slab_heap_over_naive_heap / the baseline's */
   slab_heap_ratio_vs_baseline: number | null;
+  /**
+   * this run's slab open-loop p99.9 / the baseline's: the one absolute comparison (a committed
+   * result from another day), so its limit is generous and it is trusted only in a quiet run
+   */
+  slab_p999_vs_baseline: number | null;
+  /** informational: slab's open-loop p99.9 and max (ms), kept so a baseline carries them */
+  slab_p999_ms: number;
+  slab_max_ms: number;
   /** informational: naive's Mark-Compacts in its window, others' CPU in the windows */
   naive_major_gcs_in_window: number;
 }
 
-type Measured = Omit<GateRatios, 'slab_ceiling_rps_ratio_vs_baseline' | 'slab_heap_ratio_vs_baseline'>;
+type Measured = Omit<GateRatios, 'slab_ceiling_rps_ratio_vs_baseline' | 'slab_heap_ratio_vs_baseline' | 'slab_p999_vs_baseline'>;
 
 function pathOf(p: string): string {
   return isAbsolute(p) ? p : join(REPO_ROOT, p);
@@ -100,6 +108,8 @@ function ratiosOf(r: BenchResult, fraction: number): Measured {
     // the store thread is left out: naive's store worker does not report, and it is the same code in both
     slab_heap_over_naive_heap: r4(heapMiB(s, ['store']) / heapMiB(n, ['store'])),
     slab_closed_rps_over_ceiling_closed_rps: r4(st.rps / ct.rps),
+    slab_p999_ms: s.latency.p999Ms,
+    slab_max_ms: s.latency.maxMs,
     naive_major_gcs_in_window: naiveMajors,
   };
 }
@@ -170,12 +180,13 @@ async function main(): Promise<void> {
   const file = writeResult('bench/results', name, r);
 
   const base = ratiosOf(r, run.openFraction);
-  const vs = (key: 'slab_closed_rps_over_ceiling_closed_rps' | 'slab_heap_over_naive_heap') =>
+  const vs = (key: 'slab_closed_rps_over_ceiling_closed_rps' | 'slab_heap_over_naive_heap' | 'slab_p999_ms') =>
     baseline !== undefined && typeof baseline[key] === 'number' ? Math.round((base[key] / baseline[key]) * 1000) / 1000 : null;
   const ratios: GateRatios = {
     ...base,
     slab_ceiling_rps_ratio_vs_baseline: vs('slab_closed_rps_over_ceiling_closed_rps'),
     slab_heap_ratio_vs_baseline: vs('slab_heap_over_naive_heap'),
+    slab_p999_vs_baseline: vs('slab_p999_ms'),
   };
 
   // A run is only valid if the services answered: a 5xx or a transport error is a failure by itself.

@@ -258,9 +258,6 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string):
   }
   out.push('');
   for (const i of r.impls) {
-    if (i.ceilingNote !== undefined) out.push(`Note: ${i.ceilingNote}.`);
-  }
-  for (const i of r.impls) {
     const opens = i.windows.filter((w) => w.kind === 'open' || w.kind === 'closed');
     const noMajor = opens.filter((w) => w.majorGc.startsWith('no major GC'));
     if (i.impl !== 'ceiling' && noMajor.length > 0) out.push(`- ${i.impl}: no major GC in ${noMajor.map(windowLabel).join(', ')} (neither trace-gc nor /v1/stats).`);
@@ -302,6 +299,61 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string):
     out.push(`![Percentile spectrum, closed loop](${link(sp)})`);
     out.push('');
   }
+  return out.join('\n');
+}
+
+interface TargetRow {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+  source: string;
+}
+
+/** The issue's tail-latency targets, checked against the chosen results; "not measured" when no run covers one. */
+function targetsSection(chosen: [string, BenchResult][]): string {
+  const rows: TargetRow[] = [];
+  const find = (scenario: string, resident: number) => chosen.find(([, r]) => r.config.scenario === scenario && r.config.resident === resident && r.config.churn === 0);
+  const at5m = find('mixed', 5_000_000);
+  const s80 = at5m !== undefined ? openAt(at5m[1], 'slab', 0.8) : undefined;
+  const n80 = at5m !== undefined ? openAt(at5m[1], 'naive', 0.8) : undefined;
+  const c80 = at5m !== undefined ? openAt(at5m[1], 'ceiling', 0.8) : undefined;
+  const src5 = at5m !== undefined ? `\`${rel(at5m[0])}\`` : 'no 5M mixed run';
+  const check = (target: string, a: number | undefined, b: number | undefined, limit: number, what: string, src: string) => {
+    const x = ratio(a, b);
+    rows.push({ target, measured: x === undefined ? 'not measured' : `${rfmt(x)} (${what}: ${a !== undefined ? ms(a) : '-'} / ${b !== undefined ? ms(b) : '-'} ms)`, met: x === undefined ? undefined : x <= limit, source: src });
+  };
+  check('5M mixed, open 0.8x: slab p99.9 <= 1/5 of naive\'s', s80?.latency.p999Ms, n80?.latency.p999Ms, 0.2, 'slab / naive', src5);
+  check('5M mixed, open 0.8x: slab max <= 1/10 of naive\'s', s80?.latency.maxMs, n80?.latency.maxMs, 0.1, 'slab / naive', src5);
+  check('5M mixed, open 0.8x: slab p99.9 within 1.5x of the ceiling\'s', s80?.latency.p999Ms, c80?.latency.p999Ms, 1.5, 'slab / ceiling', src5);
+  check('5M mixed, open 0.8x: slab max within 2x of the ceiling\'s', s80?.latency.maxMs, c80?.latency.maxMs, 2, 'slab / ceiling', src5);
+  const at10m = find('mixed', 10_000_000);
+  const long = at10m !== undefined ? windows(at10m[1], 'slab').filter((w) => w.kind === 'open' && w.seconds >= 590) : [];
+  if (long.length === 0) rows.push({ target: '10M mixed, slab open loop for 10 minutes: no backlog episode', measured: 'not measured', met: undefined, source: at10m !== undefined ? `\`${rel(at10m[0])}\` (no 10-minute slab window)` : 'no 10M mixed run' });
+  for (const w of long) {
+    const climbing = w.backlog.secondsP99Climbing.length;
+    const behind = new Set([...w.backlog.secondsSentBelow90, ...w.backlog.secondsLagOver100ms]).size;
+    rows.push({
+      target: `10M mixed, slab open ${w.fraction}x for ${fmt(w.seconds / 60, 0)} min: no backlog episode`,
+      measured: `${climbing} s with p99 climbing 3+ s in a row; ${behind} s behind schedule; p99.9 ${ms(w.latency.p999Ms)} ms, max ${ms(w.latency.maxMs)} ms`,
+      met: climbing === 0 && behind === 0,
+      source: `\`${rel(at10m![0])}\``,
+    });
+  }
+  const single = chosen.find(([, r]) => r.config.scenario === 'single' || r.config.scenario === 'mentions');
+  const sc = single !== undefined ? closedOf(single[1], 'slab') : undefined;
+  const cc = single !== undefined ? closedOf(single[1], 'ceiling') : undefined;
+  const x = ratio(sc?.rps, cc?.rps);
+  rows.push({
+    target: 'slab closed-loop req/s on single-op routes >= 80% of the ceiling\'s',
+    measured: x === undefined ? 'not measured' : `${rfmt(x)} (${fmt(sc!.rps)} / ${fmt(cc!.rps)} req/s)`,
+    met: x === undefined ? undefined : x >= 0.8,
+    source: single !== undefined ? `\`${rel(single[0])}\`` : 'no single/mentions run',
+  });
+  const out = ['### Targets', '', 'The tail-latency targets, checked by this report against the runs below (the memory and `/v1/batch` targets are in their own sections of this file):', ''];
+  out.push('| target | measured | met | run |');
+  out.push('|---|---|---|---|');
+  for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**'} | ${t.source} |`);
+  out.push('');
   return out.join('\n');
 }
 
@@ -364,7 +416,7 @@ function main(): void {
   );
   parts.push('');
   parts.push(
-    '**Which store.** `npm run bench` defaults to `--store memory`. That store (`src/store/memory-store.ts`) keeps every flushed read state as JS objects (Maps, row objects, a `Uint32Array` each) on the main thread, in both services: once the fill is flushed, slab\'s HTTP thread carries a heap of the same order as naive\'s cache (about 400 MB at 500,000 read states), with the same kind of major GCs. Sections marked `--store memory` therefore measure that store as much as the services; sections marked `--store sqlite` (the embedded default store, on its own worker thread) compare the designs.',
+    '**Which store.** `npm run bench` defaults to `--store sqlite`, the embedded default store the service ships with (on its own worker thread in both services). `--store memory` (`src/store/memory-store.ts`) keeps every flushed read state as JS objects on the main thread of both services: once the fill is flushed, slab\'s HTTP thread then carries a heap of the same order as naive\'s cache, so sections marked `--store memory` measure that store as much as the services.',
   );
   parts.push('');
   parts.push('How to read the figures:');
@@ -391,6 +443,7 @@ function main(): void {
     parts.push('No result files yet: run `npm run bench`.');
     parts.push('');
   }
+  parts.push(targetsSection(chosen.map(([f, r]) => [f, r] as [string, BenchResult])));
   for (const [file, r] of chosen) parts.push(section(r, file, plotsDir, mdDir));
   parts.push(gateSection());
   parts.push(END);

@@ -5,7 +5,7 @@
  *   npm run bench -- [--scenario mixed|mentions|connect|batch|single] [--resident 1000000]
  *     [--churn [F]] [--duration 60] [--impl slab,naive,ceiling] [--mode open,closed]
  *     [--rates 0.5,0.8] [--base-rps N] [--connections 200] [--closed-connections 50]
- *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store memory|sqlite]
+ *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store sqlite|memory]
  *     [--max-others 30] [--retries 1] [--quiet-wait 60] [--fill-rate 35000] [--out bench/results]
  *
  * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
@@ -89,7 +89,7 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
     heapMb: intFlag(flags, 'heap-mb', 8192),
     batchOps: intFlag(flags, 'batch-ops', 100),
     seed: intFlag(flags, 'seed', 12345),
-    store: strFlag(flags, 'store', 'memory') as 'memory' | 'sqlite',
+    store: strFlag(flags, 'store', 'sqlite') as 'memory' | 'sqlite',
     maxOthers: intFlag(flags, 'max-others', 30),
     retries: intFlag(flags, 'retries', 1),
     quietWaitSeconds: intFlag(flags, 'quiet-wait', 60),

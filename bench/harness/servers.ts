@@ -5,7 +5,7 @@
  * and kept with its arrival time, so GC pauses can be counted per measured window and per second.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../common.js';
 
@@ -150,11 +150,8 @@ export class Server {
   }
 }
 
-/** bench/ceiling-server.ts (built) if present, else this harness's own ceiling. */
-export function ceilingScript(): string {
-  const shared = 'dist/bench/ceiling-server.js';
-  return existsSync(join(REPO_ROOT, shared)) ? shared : 'dist/bench/harness/ceiling.js';
-}
+/** The bare fastify server of bench/ceiling-server.ts (built). */
+export const CEILING_SCRIPT = 'dist/bench/ceiling-server.js';
 
 export interface ServiceFlags {
   capacity: number;
@@ -165,7 +162,7 @@ export interface ServiceFlags {
   dataDir: string;
 }
 
-export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFlags: string[], logFile: string, ceiling = ceilingScript(), slabScript = 'dist/src/main.js'): ServerSpec {
+export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFlags: string[], logFile: string, slabScript = 'dist/src/main.js'): ServerSpec {
   const service = [
     '--port', String(port), '--shards', '1', '--store', f.store, ...(f.store === 'sqlite' ? ['--data-dir', f.dataDir] : []),
     '--capacity', String(f.capacity), '--max-users', String(f.maxUsers),
@@ -177,7 +174,7 @@ export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFl
     case 'naive':
       return { impl, port, nodeFlags, script: 'dist/bench/naive/main.js', args: service, logFile };
     case 'ceiling':
-      return { impl, port, nodeFlags, script: ceiling, args: ['--port', String(port), '--batch-ops', String(f.batchOps)], logFile };
+      return { impl, port, nodeFlags, script: CEILING_SCRIPT, args: ['--port', String(port), '--batch-ops', String(f.batchOps)], logFile };
   }
 }
 
