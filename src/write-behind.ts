@@ -2,28 +2,21 @@
  * Write-behind between the shard engines and the store.
  *
  * Shards hand over snapshots of changed read states (their flush timer, evictions, deletes) as
- * STORED_WORDS records. Until the store confirms a record it stays in `pending`, an overlay keyed
- * by user and channel: a load for that user merges it over what the store returns, so a user
- * evicted with unflushed changes and asked for again sees them, not a stale copy. Records are
- * sent in batches with bounded concurrency; a failed batch goes back to the queue and is retried
- * with exponential backoff (last-write-wins timestamps make retries and reordering safe). When
- * the store fails or the backlog passes its bound, `degraded` tells the shards to keep changes in
- * their slabs and evict only clean users, so nothing acknowledged is ever dropped.
+ * STORED_WORDS records. Until the store confirms a record it stays pending, an overlay keyed by
+ * user and channel: a load for that user merges it over what the store returns, so a user evicted
+ * with unflushed changes and asked for again sees them, not a stale copy. Records are sent in
+ * batches with bounded concurrency; a failed batch goes back to the front of the queue and is
+ * retried with exponential backoff (last-write-wins timestamps make retries and reordering safe).
+ * When the store fails or the backlog passes its bound, `degraded` tells the shards to keep
+ * changes in their slabs and evict only clean users, so nothing acknowledged is ever dropped.
+ *
+ * The pending records, their indexes and the send queue live in typed arrays (PendingWrites):
+ * this runs on the thread that serves HTTP, and records that live until a store round trip ends
+ * would otherwise be promoted and make that thread's major collections frequent. What is
+ * allocated here is per batch: the buffer handed to store.apply() and the batch's entry list.
  */
-import {
-  KIND_DELETE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  join53,
-} from '../workers/protocol.js';
+import { STORED_WORDS } from '../workers/protocol.js';
+import { PendingWrites } from './pending-writes.js';
 import type { ReadStateStore } from './store/store.js';
 
 export interface WriteBehindOptions {
@@ -36,6 +29,8 @@ export interface WriteBehindOptions {
   /** first retry delay after a failure; doubles up to maxBackoffMs */
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** records the pending pool holds before it first grows (it doubles when full) */
+  poolSize?: number;
   onStateChange?: (degraded: boolean, err?: unknown) => void;
 }
 
@@ -54,10 +49,6 @@ export interface WriteBehindStats {
   loadSeconds: number;
 }
 
-function userKey(lo: number, hi: number): string {
-  return lo + ':' + hi;
-}
-
 export class WriteBehind {
   private readonly store: ReadStateStore;
   private readonly batchSize: number;
@@ -66,12 +57,9 @@ export class WriteBehind {
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly onStateChange: (degraded: boolean, err?: unknown) => void;
-  /** newest unconfirmed record per user and channel */
-  private readonly pending = new Map<string, Map<string, Uint32Array>>();
-  private pendingCount = 0;
-  /** records to send, oldest first (a superseded record is skipped when its turn comes) */
-  private queue: Uint32Array[] = [];
-  private queueHead = 0;
+  /** newest unconfirmed record per user and channel, and the queue of records to send */
+  private readonly writes: PendingWrites;
+  /** store.apply() calls in flight */
   private inFlight = 0;
   private failing = false;
   private backoff: number;
@@ -90,12 +78,13 @@ export class WriteBehind {
     this.backoffMs = o.backoffMs ?? 100;
     this.maxBackoffMs = o.maxBackoffMs ?? 5_000;
     this.backoff = this.backoffMs;
+    this.writes = new PendingWrites(o.poolSize);
     this.onStateChange = o.onStateChange ?? (() => {});
   }
 
   /** Shards must hold changes back: the store is failing or too much is waiting for it. */
   get degraded(): boolean {
-    return this.failing || this.pendingCount >= this.maxPending;
+    return this.failing || this.writes.pending >= this.maxPending;
   }
 
   get storeFailing(): boolean {
@@ -104,24 +93,12 @@ export class WriteBehind {
 
   /** Records not confirmed by the store yet. */
   get pendingRecords(): number {
-    return this.pendingCount;
+    return this.writes.pending;
   }
 
   /** Takes `count` records (copied: the caller's buffer is reused) and starts sending them. */
   submit(records: Uint32Array, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const rec = records.slice(i * STORED_WORDS, (i + 1) * STORED_WORDS);
-      const uk = userKey(rec[S_USER_LO], rec[S_USER_HI]);
-      const ck = userKey(rec[S_RS + R_CHAN_LO], rec[S_RS + R_CHAN_HI]);
-      let rows = this.pending.get(uk);
-      if (rows === undefined) {
-        rows = new Map();
-        this.pending.set(uk, rows);
-      }
-      if (!rows.has(ck)) this.pendingCount++;
-      rows.set(ck, rec);
-      this.queue.push(rec);
-    }
+    for (let i = 0; i < count; i++) this.writes.put(records, i * STORED_WORDS);
     this.pump();
   }
 
@@ -140,74 +117,35 @@ export class WriteBehind {
       this.counters.loadSeconds += seconds;
       this.onLoadSeconds?.(seconds);
     }
-    const rows = this.pending.get(userKey(lo, hi));
-    if (rows === undefined) return stored;
-    // Overlay: pending records replace (or delete) what the store returned for their channel.
-    const merged = new Map<string, Uint32Array>();
-    for (let at = 0; at < stored.length; at += RS_WORDS) {
-      merged.set(userKey(stored[at + R_CHAN_LO], stored[at + R_CHAN_HI]), stored.subarray(at, at + RS_WORDS));
-    }
-    for (const [ck, rec] of rows) {
-      if (rec[S_KIND] === KIND_DELETE) merged.delete(ck);
-      else merged.set(ck, rec.subarray(S_RS, S_RS + RS_WORDS));
-    }
-    const out = new Uint32Array(merged.size * RS_WORDS);
-    let at = 0;
-    for (const rs of merged.values()) {
-      out.set(rs, at);
-      at += RS_WORDS;
-    }
-    return out;
+    return this.writes.overlay(lo, hi, stored);
   }
 
   private pump(): void {
-    while (!this.failing && this.inFlight < this.concurrency && this.queueHead < this.queue.length) {
-      const batch: Uint32Array[] = [];
-      while (batch.length < this.batchSize && this.queueHead < this.queue.length) {
-        const rec = this.queue[this.queueHead++];
-        if (this.isCurrent(rec)) batch.push(rec);
-      }
-      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.queueHead);
-        this.queueHead = 0;
-      }
-      if (batch.length > 0) this.send(batch);
-    }
+    while (!this.failing && this.inFlight < this.concurrency && this.writes.queued > 0) this.send();
     this.checkDrained();
   }
 
-  private isCurrent(rec: Uint32Array): boolean {
-    const rows = this.pending.get(userKey(rec[S_USER_LO], rec[S_USER_HI]));
-    return rows?.get(userKey(rec[S_RS + R_CHAN_LO], rec[S_RS + R_CHAN_HI])) === rec;
-  }
-
-  private send(batch: Uint32Array[]): void {
-    const flat = new Uint32Array(batch.length * STORED_WORDS);
-    for (let i = 0; i < batch.length; i++) flat.set(batch[i], i * STORED_WORDS);
+  /** Sends the next batch from the front of the queue (the caller checked it is not empty). */
+  private send(): void {
+    const n = Math.min(this.batchSize, this.writes.queued);
+    const entries = new Int32Array(n);
+    const flat = new Uint32Array(n * STORED_WORDS);
+    this.writes.take(entries, flat);
     this.inFlight++;
     this.counters.batches++;
-    this.counters.lastBatchSize = batch.length;
-    this.onBatchSize?.(batch.length);
-    this.store.apply(flat, batch.length).then(
-      () => this.confirmed(batch),
-      (err: unknown) => this.failed(batch, err),
+    this.counters.lastBatchSize = n;
+    this.onBatchSize?.(n);
+    this.store.apply(flat, n).then(
+      () => this.confirmed(entries),
+      (err: unknown) => this.failed(entries, err),
     );
   }
 
-  private confirmed(batch: Uint32Array[]): void {
+  private confirmed(entries: Int32Array): void {
     this.inFlight--;
-    this.counters.written += batch.length;
-    for (const rec of batch) {
-      const uk = userKey(rec[S_USER_LO], rec[S_USER_HI]);
-      const rows = this.pending.get(uk);
-      const ck = userKey(rec[S_RS + R_CHAN_LO], rec[S_RS + R_CHAN_HI]);
-      // A newer record for the same read state may have arrived meanwhile: it stays pending.
-      if (rows !== undefined && rows.get(ck) === rec) {
-        rows.delete(ck);
-        this.pendingCount--;
-        if (rows.size === 0) this.pending.delete(uk);
-      }
-    }
+    this.counters.written += entries.length;
+    // A newer record for the same read state may have arrived meanwhile: it stays pending.
+    this.writes.confirm(entries);
     if (this.failing) {
       this.failing = false;
       this.backoff = this.backoffMs;
@@ -216,12 +154,11 @@ export class WriteBehind {
     this.pump();
   }
 
-  private failed(batch: Uint32Array[], err: unknown): void {
+  private failed(entries: Int32Array, err: unknown): void {
     this.inFlight--;
     this.counters.failures++;
-    // Back to the front of the queue, in order; superseded records are skipped when sent.
-    this.queue = batch.concat(this.queue.slice(this.queueHead));
-    this.queueHead = 0;
+    // Back to the front of the queue, in order; records superseded meanwhile are dropped.
+    this.writes.requeue(entries);
     if (!this.failing) {
       this.failing = true;
       this.onStateChange(true, err);
@@ -236,12 +173,7 @@ export class WriteBehind {
   private retry(): void {
     this.retryTimer = undefined;
     this.counters.retries++;
-    const batch: Uint32Array[] = [];
-    while (batch.length < this.batchSize && this.queueHead < this.queue.length) {
-      const rec = this.queue[this.queueHead++];
-      if (this.isCurrent(rec)) batch.push(rec);
-    }
-    if (batch.length > 0) this.send(batch);
+    if (this.writes.queued > 0) this.send();
     else {
       this.failing = false;
       this.backoff = this.backoffMs;
@@ -251,7 +183,7 @@ export class WriteBehind {
   }
 
   private checkDrained(): void {
-    if (this.pendingCount === 0 && this.inFlight === 0 && this.drainWaiters.length > 0) {
+    if (this.writes.pending === 0 && this.inFlight === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of waiters) w();
@@ -260,7 +192,7 @@ export class WriteBehind {
 
   /** Resolves true once everything submitted is confirmed, false if `timeoutMs` passes first. */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.pendingCount === 0 && this.inFlight === 0) return Promise.resolve(true);
+    if (this.writes.pending === 0 && this.inFlight === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       this.drainWaiters.push(() => {
@@ -272,8 +204,8 @@ export class WriteBehind {
 
   stats(): WriteBehindStats {
     return {
-      pending: this.pendingCount,
-      queued: this.queue.length - this.queueHead,
+      pending: this.writes.pending,
+      queued: this.writes.queued,
       inFlight: this.inFlight,
       storeFailing: this.failing,
       ...this.counters,
@@ -282,14 +214,7 @@ export class WriteBehind {
 
   /** Oldest pending write timestamp (µs), for tests and diagnostics. */
   oldestPendingTs(): number {
-    let oldest = 0;
-    for (const rows of this.pending.values()) {
-      for (const rec of rows.values()) {
-        const ts = join53(rec[S_TS_LO], rec[S_TS_HI]);
-        if (oldest === 0 || ts < oldest) oldest = ts;
-      }
-    }
-    return oldest;
+    return this.writes.oldestTs();
   }
 
   close(): void {
