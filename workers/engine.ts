@@ -137,6 +137,11 @@ export class ShardEngine {
   private readonly markTime = new Float64Array(MARKS);
   private markFirst = 0;
   private markCount = 0;
+  /**
+   * Queue position up to which entries are due. Kept across ticks: a tick capped at flushBatchMax
+   * leaves the rest of a due batch for the next tick, and the marks that made it due are gone.
+   */
+  private dueUntil = 0;
   private lastTs = 0;
   /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
   private allocFailure = ST_INSUFFICIENT_STORAGE;
@@ -446,12 +451,13 @@ export class ShardEngine {
       this.markTime[i] = now;
       this.markCount++;
     }
-    let due = this.dqHead;
+    let due = Math.max(this.dqHead, this.dueUntil);
     while (this.markCount > 0 && this.markTime[this.markFirst] + this.flushDelayMs <= now) {
-      due = this.markPos[this.markFirst];
+      due = Math.max(due, this.markPos[this.markFirst]);
       this.dropMark();
     }
     if (this.flushDelayMs === 0) due = this.dqTail;
+    this.dueUntil = due;
     return this.flushUpTo(due);
   }
 
@@ -646,6 +652,7 @@ export class ShardEngine {
     this.dqHead = 0;
     this.dqTail = 0;
     this.markCount = 0;
+    this.dueUntil = 0;
     const hwm = m.header[H_RS_HWM];
     for (let s = 0; s < hwm; s++) {
       if ((m.rsState[s] & (RS_LIVE | RS_DIRTY)) === (RS_LIVE | RS_DIRTY)) {

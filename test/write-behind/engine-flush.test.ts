@@ -42,10 +42,10 @@ interface Clock {
   t: number;
 }
 
-function setup(delay: number, capacity = 100, maxUsers = 10) {
+function setup(delay: number, capacity = 100, maxUsers = 10, flushBatchMax?: number) {
   const clock: Clock = { t: 1_000_000 };
   const m = attachShardMemory(allocateShardBuffers(capacity, maxUsers));
-  const engine = new ShardEngine(m, { flushDelayMs: delay, now: () => clock.t });
+  const engine = new ShardEngine(m, { flushDelayMs: delay, now: () => clock.t, flushBatchMax });
   let ticket = 0;
   /** Applies one op; answers any load with "nothing stored"; returns the op's result status. */
   const op = (head: number, user: number, channel: number, msg = 0, count = 1): number => {
@@ -110,6 +110,21 @@ describe('engine write-behind', () => {
     clock.t += 60_000;
     engine.flushDue();
     expect(takeMutations()).toEqual([]);
+  });
+
+  it('a due batch larger than one tick may write is finished by the next ticks, even with no new changes', () => {
+    const { clock, m, engine, op, takeMutations } = setup(30_000, 100, 10, 10);
+    for (let c = 1; c <= 25; c++) op(OP_MENTION, 1 + (c % 5), c);
+    engine.flushDue(); // tick: marks all 25
+    clock.t += 30_000;
+    const counts: number[] = [];
+    for (let tick = 0; tick < 4; tick++) {
+      engine.flushDue();
+      counts.push(takeMutations().length);
+      clock.t += 1_000;
+    }
+    expect(counts).toEqual([10, 10, 5, 0]);
+    expect(m.header[H_DIRTY]).toBe(0);
   });
 
   it('a change after a snapshot was taken is written again, with a later timestamp', () => {
