@@ -8,27 +8,16 @@ import {
   RES_CHANGED,
   RES_HEADER_WORDS,
   RES_STATUS,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
   ST_NO_CONTENT,
   ST_OK,
   ST_STORE_BACKLOG,
   ST_UNAVAILABLE,
-  join53,
 } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode } from './errors.js';
-import { formatId } from './ids.js';
+import { JSON_TYPE, renderBatchResult, renderList, renderReadState, renderUserReadStates } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
 
+/** A read state as the API documents it (the naive service builds these; this one renders text). */
 export interface ReadStateJson {
   user_id: string;
   channel_id: string;
@@ -39,16 +28,11 @@ export interface ReadStateJson {
   version: number;
 }
 
-export function readStateJson(userId: string, b: Uint32Array, at: number): ReadStateJson {
-  return {
-    user_id: userId,
-    channel_id: formatId(b[at + R_CHAN_LO], b[at + R_CHAN_HI]),
-    last_message_id: formatId(b[at + R_MSG_LO], b[at + R_MSG_HI]),
-    mention_count: b[at + R_MENTION],
-    last_pin_timestamp: join53(b[at + R_PIN_LO], b[at + R_PIN_HI]),
-    flags: b[at + R_FLAGS],
-    version: join53(b[at + R_VER_LO], b[at + R_VER_HI]),
-  };
+/** One entry of a /v1/batch answer. */
+export interface BatchResult {
+  status: number;
+  read_state?: ReadStateJson;
+  error?: string;
 }
 
 /** Observer of refusals (503/507), set by the metrics module; nothing is counted until it is. */
@@ -73,8 +57,9 @@ export class ReadStateSink implements OpSink {
 
   onResult(_index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
-    if (status === ST_OK) this.reply.send(readStateJson(this.userId, b, at + RES_HEADER_WORDS));
-    else if (status === ST_NO_CONTENT) this.reply.code(204).send();
+    if (status === ST_OK) {
+      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', b, at + RES_HEADER_WORDS));
+    } else if (status === ST_NO_CONTENT) this.reply.code(204).send();
     else sendError(this.reply, codeForStatus(status));
   }
 }
@@ -89,25 +74,18 @@ export class UserReadStatesSink implements OpSink {
   onResult(_index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
     if (status !== ST_OK) return sendError(this.reply, codeForStatus(status));
-    const n = b[at + RES_COUNT];
-    const list = new Array<ReadStateJson>(n);
-    for (let i = 0; i < n; i++) list[i] = readStateJson(this.userId, b, at + RES_HEADER_WORDS + i * RS_WORDS);
-    this.reply.send({ user_id: this.userId, read_states: list });
+    this.reply.header('content-type', JSON_TYPE).send(renderUserReadStates(this.userId, b, at + RES_HEADER_WORDS, b[at + RES_COUNT]));
   }
 }
 
-export interface BatchResult {
-  status: number;
-  read_state?: ReadStateJson;
-  error?: string;
-}
-
 /**
- * Gathers the results of a multi-op request (split across shards) back into request order.
- * `userIds[i]` is the user of op i, needed to render its read state.
+ * Gathers the results of a multi-op request (split across shards) back into request order, each
+ * already rendered as JSON text (render-json.ts). `userIds[i]` is the user of op i.
  */
 export class GatherSink implements OpSink {
-  private readonly results: BatchResult[];
+  private readonly rendered: string[];
+  /** status of op i, or 0 while it is outstanding (only ack-bulk needs to look back at them) */
+  private readonly statuses: Uint16Array;
   private pending: number;
 
   constructor(
@@ -115,33 +93,33 @@ export class GatherSink implements OpSink {
     private readonly userIds: string[],
     private readonly shape: 'batch' | 'read_states',
   ) {
-    this.results = new Array<BatchResult>(userIds.length);
+    this.rendered = new Array<string>(userIds.length);
+    this.statuses = new Uint16Array(userIds.length);
     this.pending = userIds.length;
   }
 
   onResult(index: number, b: Uint32Array, at: number): void {
-    const status = b[at + RES_STATUS];
+    const raw = b[at + RES_STATUS];
     // A store backlog is a 503 like any other retryable refusal; its code says which.
-    const r: BatchResult = { status: status === ST_STORE_BACKLOG ? ST_UNAVAILABLE : status };
-    if (status === ST_OK && b[at + RES_COUNT] > 0) r.read_state = readStateJson(this.userIds[index], b, at + RES_HEADER_WORDS);
-    else if (status !== ST_OK && status !== ST_NO_CONTENT) r.error = codeForStatus(status);
-    this.results[index] = r;
+    const status = raw === ST_STORE_BACKLOG ? ST_UNAVAILABLE : raw;
+    this.statuses[index] = raw;
+    const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', b, at + RES_HEADER_WORDS) : null;
+    if (this.shape === 'batch') {
+      this.rendered[index] = renderBatchResult(status, readState, raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null);
+    } else if (readState !== null) {
+      this.rendered[index] = readState;
+    }
     if (--this.pending === 0) this.finish();
   }
 
   private finish(): void {
-    if (this.shape === 'batch') {
-      this.reply.send({ results: this.results });
-      return;
+    if (this.shape === 'read_states') {
+      // ack-bulk answers a list of read states; a failed ack fails the request with its code.
+      for (let i = 0; i < this.statuses.length; i++) {
+        if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]));
+      }
     }
-    // ack-bulk answers a list of read states; a failed ack fails the request with its code.
-    const list = new Array<ReadStateJson>(this.results.length);
-    for (let i = 0; i < this.results.length; i++) {
-      const r = this.results[i];
-      if (r.read_state === undefined) return sendError(this.reply, codeForStatus(r.status));
-      list[i] = r.read_state;
-    }
-    this.reply.send({ read_states: list });
+    this.reply.header('content-type', JSON_TYPE).send(renderList(this.shape === 'batch' ? 'results' : 'read_states', this.rendered));
   }
 }
 

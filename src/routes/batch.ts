@@ -33,15 +33,40 @@ interface BatchOp {
   flags?: number;
 }
 
-/** Fields each op accepts besides op, user_id and channel_id. */
-const ALLOWED: Record<BatchOp['op'], readonly string[]> = {
-  get: [],
-  delete: [],
-  ack: ['message_id', 'mention_count', 'manual'],
-  mention: ['message_id', 'count'],
-  patch: ['last_pin_timestamp', 'flags'],
-};
+/** Optional fields as bits, so "does this op carry a field its kind does not take" is one mask test. */
 const FIELDS = ['message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'] as const;
+const B_MSG = 1;
+const B_MENTION_COUNT = 2;
+const B_MANUAL = 4;
+const B_COUNT = 8;
+const B_PIN = 16;
+const B_FLAGS = 32;
+/** Fields each op accepts besides op, user_id and channel_id. */
+const ALLOWED: Record<BatchOp['op'], number> = {
+  get: 0,
+  delete: 0,
+  ack: B_MSG | B_MENTION_COUNT | B_MANUAL,
+  mention: B_MSG | B_COUNT,
+  patch: B_PIN | B_FLAGS,
+};
+
+function presentFields(op: BatchOp): number {
+  return (
+    (op.message_id !== undefined ? B_MSG : 0) |
+    (op.mention_count !== undefined ? B_MENTION_COUNT : 0) |
+    (op.manual !== undefined ? B_MANUAL : 0) |
+    (op.count !== undefined ? B_COUNT : 0) |
+    (op.last_pin_timestamp !== undefined ? B_PIN : 0) |
+    (op.flags !== undefined ? B_FLAGS : 0)
+  );
+}
+
+/** The rare path: names the first field the op's kind does not take. */
+function extraField(i: number, op: BatchOp, extra: number): ApiError {
+  let bit = 0;
+  while ((extra & (1 << bit)) === 0) bit++;
+  return invalid(i, `${op.op} does not take ${FIELDS[bit]}`);
+}
 
 /** Words per validated op in the scratch array: head, uLo, uHi, cLo, cHi, mLo, mHi, count, flags. */
 const W = 9;
@@ -63,10 +88,8 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const userIds = new Array<string>(n);
     for (let i = 0; i < n; i++) {
       const op = ops[i];
-      const allowed = ALLOWED[op.op];
-      for (const f of FIELDS) {
-        if (op[f] !== undefined && !allowed.includes(f)) throw invalid(i, `${op.op} does not take ${f}`);
-      }
+      const extra = presentFields(op) & ~ALLOWED[op.op];
+      if (extra !== 0) throw extraField(i, op, extra);
       const w = i * W;
       try {
         requireId(op.user_id, 'user_id');

@@ -260,6 +260,15 @@ export function defineApiSuite(name: string, start: Starter): void {
       expect(JSON.stringify(r2.body)).toMatch(/ops[[/]2/);
       const r3 = await call(url, 'POST', '/v1/batch', { ops: [{ op: 'get', user_id: '500', channel_id: '1', count: 2 }] });
       expect(r3.status).toBe(400);
+      expect((r3.body as { message: string }).message).toBe('ops[0]: get does not take count');
+      const r4 = await call(url, 'POST', '/v1/batch', {
+        ops: [
+          { op: 'patch', user_id: '500', channel_id: '1', flags: 1 },
+          { op: 'ack', user_id: '500', channel_id: '1', message_id: '5', manual: true, flags: 1, count: 1 },
+        ],
+      });
+      expect(r4.status).toBe(400);
+      expect((r4.body as { message: string }).message).toBe('ops[1]: ack does not take count');
       expect((await call(url, 'GET', '/v1/users/500/read-states')).body).toEqual({ user_id: '500', read_states: [] });
     });
 

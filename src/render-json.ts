@@ -1,0 +1,78 @@
+/**
+ * JSON answers written straight from a shard's reply buffer, without building a JS object per
+ * read state for a serializer to walk.
+ *
+ * Why by hand: a batch of 100 ops or a connect of a user with 300 channels used to build one
+ * object per read state (plus one per batch result) only for fast-json-stringify to turn it back
+ * into text; that was a fifth of the main thread's CPU per batch op and most of what the main
+ * thread allocated (PERFORMANCE.md, the /v1/batch profile). Every value here is either a
+ * canonical decimal id (validated digits, or digits we format) or a number, so nothing needs
+ * escaping, and the field order is the one the route schemas document. The route schemas still
+ * describe these bodies (OpenAPI, and fastify's serializer for every other answer); the tests
+ * compare every rendering with JSON.parse against the fields in the buffer.
+ */
+import {
+  R_CHAN_HI,
+  R_CHAN_LO,
+  R_FLAGS,
+  R_MENTION,
+  R_MSG_HI,
+  R_MSG_LO,
+  R_PIN_HI,
+  R_PIN_LO,
+  R_VER_HI,
+  R_VER_LO,
+  RS_WORDS,
+  join53,
+} from '../workers/protocol.js';
+import { formatId } from './ids.js';
+
+/** The content type of every rendered body (fastify sends a string with it as is). */
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * One read state as a JSON object. `userJson` is the user id already in quotes, so a user's many
+ * read states share one string.
+ */
+export function renderReadState(userJson: string, b: Uint32Array, at: number): string {
+  return (
+    '{"user_id":' +
+    userJson +
+    ',"channel_id":"' +
+    formatId(b[at + R_CHAN_LO], b[at + R_CHAN_HI]) +
+    '","last_message_id":"' +
+    formatId(b[at + R_MSG_LO], b[at + R_MSG_HI]) +
+    '","mention_count":' +
+    b[at + R_MENTION] +
+    ',"last_pin_timestamp":' +
+    join53(b[at + R_PIN_LO], b[at + R_PIN_HI]) +
+    ',"flags":' +
+    b[at + R_FLAGS] +
+    ',"version":' +
+    join53(b[at + R_VER_LO], b[at + R_VER_HI]) +
+    '}'
+  );
+}
+
+/** `{"user_id":…,"read_states":[…]}` for `n` consecutive read-state records from `at`. */
+export function renderUserReadStates(userId: string, b: Uint32Array, at: number, n: number): string {
+  const userJson = '"' + userId + '"';
+  let out = '{"user_id":' + userJson + ',"read_states":[';
+  for (let i = 0; i < n; i++) {
+    if (i > 0) out += ',';
+    out += renderReadState(userJson, b, at + i * RS_WORDS);
+  }
+  return out + ']}';
+}
+
+/** One entry of a /v1/batch answer: the status, and the read state or the error code. */
+export function renderBatchResult(status: number, readState: string | null, error: string | null): string {
+  if (readState !== null) return '{"status":' + status + ',"read_state":' + readState + '}';
+  if (error !== null) return '{"status":' + status + ',"error":"' + error + '"}';
+  return '{"status":' + status + '}';
+}
+
+/** Joins rendered items into `{"<key>":[…]}`. */
+export function renderList(key: string, items: string[]): string {
+  return '{"' + key + '":[' + items.join(',') + ']}';
+}
