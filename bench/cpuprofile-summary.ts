@@ -37,6 +37,8 @@ export interface ProfileSummary {
   /** share of samples in the window that were not idle */
   busyPct: number;
   top: FunctionTime[];
+  /** time in a function and everything it called, as % of the busy (not idle) time: what a call path costs */
+  inclusive: { fn: string; where: string; pctOfBusy: number }[];
   /** self time grouped by where the code lives: the service, fastify, node internals, V8 / GC */
   byArea: { area: string; selfMs: number; selfPct: number }[];
 }
@@ -99,6 +101,31 @@ export function summarize(file: string, from = 0, to = Number.POSITIVE_INFINITY,
     const a = area(cf.url, fn);
     areaTime.set(a, (areaTime.get(a) ?? 0) + us / 1000);
   }
+  // Inclusive time: each sampled stack adds its time once to every distinct function on it.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const incl = new Map<string, { fn: string; where: string; us: number }>();
+  for (const [id, us] of self) {
+    if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const cf = byId.get(cur)!.callFrame;
+      if (cf.functionName === '(root)') continue;
+      const fn = cf.functionName || '(anonymous)';
+      const w = where(cf.url, cf.lineNumber);
+      const key = fn + ' ' + w;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const e = incl.get(key) ?? { fn, where: w, us: 0 };
+      e.us += us;
+      incl.set(key, e);
+    }
+  }
+  const busy = total - idle;
+  const inclusive = [...incl.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, topN * 2)
+    .map((e) => ({ fn: e.fn, where: e.where, pctOfBusy: busy > 0 ? (100 * e.us) / busy : 0 }));
   const totalMs = total / 1000;
   const top = [...fnTime.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, topN);
   for (const e of top) e.selfPct = (100 * e.selfMs) / totalMs;
@@ -111,6 +138,7 @@ export function summarize(file: string, from = 0, to = Number.POSITIVE_INFINITY,
     sampledMs: last > first ? (last - first) / 1000 : 0,
     busyPct: totalMs > 0 ? (100 * (total - idle)) / total : 0,
     top,
+    inclusive,
     byArea,
   };
 }
@@ -121,6 +149,11 @@ export function formatSummary(s: ProfileSummary, topN = 25): string {
     table(
       ['function', 'location', 'self ms', 'self %'],
       s.top.slice(0, topN).map((e) => [e.fn, e.where, fmt(e.selfMs, 0), fmt(e.selfPct, 1)]),
+    ),
+    '',
+    table(
+      ['function (inclusive: with what it called)', 'location', '% of busy time'],
+      s.inclusive.slice(0, topN * 2).map((e) => [e.fn, e.where, fmt(e.pctOfBusy, 1)]),
     ),
     '',
     table(

@@ -6,6 +6,7 @@
  * PerformanceObserver reports only the stop-the-world part of a collection; incremental marking
  * done in steps on the thread shows up as event-loop delay instead, which is why both are here.
  */
+import { readFileSync } from 'node:fs';
 import { constants, PerformanceObserver, monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 export const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
@@ -17,6 +18,42 @@ export interface ThreadTelemetry {
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   heapUsed: number;
   heapTotal: number;
+  /** CPU time this thread has used (user + system), or null where /proc/thread-self is missing */
+  cpuSeconds: number | null;
+  /**
+   * Time this thread was ready to run but waited for a CPU (the kernel's run-queue delay, from
+   * /proc/thread-self/schedstat), or null where that file is missing. On two cores shared by
+   * more busy threads than cores this, not GC, is often what a request's tail waited for.
+   */
+  runQueueWaitSeconds: number | null;
+}
+
+/** Seconds this thread spent runnable but not running (schedstat's second field, in ns). */
+export function threadRunQueueWaitSeconds(): number | null {
+  try {
+    const f = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+    return Number(f[1]) / 1e9;
+  } catch {
+    return null;
+  }
+}
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const CLK_TCK = 100;
+
+/**
+ * This thread's own CPU time. process.cpuUsage() is the whole process's; on a machine where the
+ * HTTP thread, the shard workers, the store worker and V8's GC helpers share two cores, which
+ * thread used the CPU is what explains a tail, so each thread reads its own line of /proc.
+ */
+export function threadCpuSeconds(): number | null {
+  try {
+    const s = readFileSync('/proc/thread-self/stat', 'latin1');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
 }
 
 function kindOf(flags: number): GcKind {
@@ -77,6 +114,8 @@ export class TelemetryRecorder {
       },
       heapUsed: mem.heapUsed,
       heapTotal: mem.heapTotal,
+      cpuSeconds: threadCpuSeconds(),
+      runQueueWaitSeconds: threadRunQueueWaitSeconds(),
     };
     if (resetDelay) d.reset();
     return out;

@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
-import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, serverSpec, type ImplName } from './servers.js';
+import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, fillBodies, type Universe } from './workload.js';
 
 export interface BenchConfig {
@@ -34,6 +34,8 @@ export interface BenchConfig {
   closedConnections: number;
   pacing: 'smooth' | 'autocannon';
   heapMb: number;
+  /** run the servers under node --cpu-prof (profiles in logDir/<impl>-prof; windows carry monotonic times to cut them) */
+  cpuProf?: boolean;
   batchOps: number;
   seed: number;
   /** extra closed-loop windows after the others (the gate's single-op throughput probe) */
@@ -64,6 +66,10 @@ export interface ThreadWindow {
   eventLoopDelay: { p99Ms: number; maxMs: number; meanMs: number } | null;
   heapUsedBeforeMiB: number;
   heapUsedAfterMiB: number;
+  /** this thread's CPU in the window, % of one core (null: the server does not report it) */
+  cpuPctOfCore: number | null;
+  /** % of the window this thread was runnable but waiting for a CPU (null: not reported) */
+  runQueueWaitPct: number | null;
 }
 
 export interface TraceGcWindow {
@@ -96,7 +102,23 @@ export interface WindowRecord extends DriveResult {
   contended?: boolean;
   /** one sentence on major GC in the window, from both sources */
   majorGc: string;
-  cpu: { serverPctOfCore: number; harnessPctOfCore: number; othersPctOfCore: number; loadavgStart: number[]; loadavgEnd: number[] };
+  /** the window in process.hrtime microseconds (the clock of --cpu-prof samples): cut a profile with cpuprofile-summary --from/--to */
+  monotonicUs?: [number, number];
+  cpu: {
+    serverPctOfCore: number;
+    harnessPctOfCore: number;
+    othersPctOfCore: number;
+    /**
+     * % of the window the server's main (HTTP) thread, and the harness's own thread (the load
+     * generator), were runnable but waiting for a CPU: read from outside, so the ceiling has it too
+     */
+    serverMainRunQueueWaitPct?: number;
+    harnessRunQueueWaitPct?: number;
+    /** the server's CPU by thread (main, shard-N, store) and `rest`: V8's GC helpers, libuv, piscina (null: not reported) */
+    serverThreadsPctOfCore?: Record<string, number> | null;
+    loadavgStart: number[];
+    loadavgEnd: number[];
+  };
 }
 
 export interface ImplRecord {
@@ -161,6 +183,8 @@ interface TelemetryJson {
   gc: Record<string, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   heapUsed: number;
+  cpuSeconds?: number | null;
+  runQueueWaitSeconds?: number | null;
 }
 interface StatsJson {
   main?: { rss?: number; heapUsed?: number };
@@ -168,7 +192,7 @@ interface StatsJson {
   [k: string]: unknown;
 }
 
-function threadWindows(before: StatsJson | undefined, after: StatsJson | undefined, delayWindowed: boolean): ThreadWindow[] | null {
+function threadWindows(before: StatsJson | undefined, after: StatsJson | undefined, delayWindowed: boolean, seconds: number): ThreadWindow[] | null {
   if (after?.threads === undefined) return null;
   return after.threads.map((a) => {
     const b = before?.threads?.find((x) => x.thread === a.thread);
@@ -192,8 +216,27 @@ function threadWindows(before: StatsJson | undefined, after: StatsJson | undefin
         : null,
       heapUsedBeforeMiB: mib(b?.heapUsed) ?? 0,
       heapUsedAfterMiB: mib(a.heapUsed) ?? 0,
+      cpuPctOfCore:
+        typeof a.cpuSeconds === 'number' && typeof b?.cpuSeconds === 'number' ? round((100 * (a.cpuSeconds - b.cpuSeconds)) / seconds) : null,
+      runQueueWaitPct:
+        typeof a.runQueueWaitSeconds === 'number' && typeof b?.runQueueWaitSeconds === 'number'
+          ? round((100 * (a.runQueueWaitSeconds - b.runQueueWaitSeconds)) / seconds, 2)
+          : null,
     };
   });
+}
+
+/** The server's CPU split by the threads that report their own, the remainder as `rest`. */
+function threadCpuSplit(threads: ThreadWindow[] | null, serverPct: number): Record<string, number> | null {
+  if (threads === null || threads.some((t) => t.cpuPctOfCore === null)) return null;
+  const out: Record<string, number> = {};
+  let sum = 0;
+  for (const t of threads) {
+    out[t.thread] = t.cpuPctOfCore!;
+    sum += t.cpuPctOfCore!;
+  }
+  out.rest = round(Math.max(0, serverPct - sum));
+  return out;
 }
 
 function traceGcWindow(s: Server, startMs: number, endMs: number): TraceGcWindow {
@@ -249,9 +292,16 @@ function describeWindow(w: WindowRecord): string {
     `  ${w.impl.padEnd(7)} ${w.scenario.padEnd(8)} ${what.padEnd(22)} ${fmt(w.rps).padStart(7)} req/s` +
     (w.opsPerRequest > 1 ? ` (${fmt(w.opsPerSec)} ops/s)` : '') +
     `  p50 ${l.p50Ms} p99 ${l.p99Ms} p99.9 ${l.p999Ms} p99.99 ${l.p9999Ms} max ${l.maxMs} ms (${w.latencyBasis})` +
-    `  non2xx ${w.non2xx} err ${w.errors}  cpu server ${w.cpu.serverPctOfCore}% harness ${w.cpu.harnessPctOfCore}% others ${w.cpu.othersPctOfCore}%` +
+    `  non2xx ${w.non2xx} err ${w.errors}  cpu server ${w.cpu.serverPctOfCore}%` +
+    (w.cpu.serverThreadsPctOfCore ? ` (${Object.entries(w.cpu.serverThreadsPctOfCore).map(([k, v]) => `${k} ${v}%`).join(', ')})` : '') +
+    ` harness ${w.cpu.harnessPctOfCore}% others ${w.cpu.othersPctOfCore}%` +
     backlog +
-    `\n          GC: ${w.majorGc}; scavenges ${w.traceGc.scavenges}`
+    `\n          GC: ${w.majorGc}; scavenges ${w.traceGc.scavenges}` +
+    `\n          waiting for a CPU (run queue, % of the window): ` +
+    (w.server.threads?.some((t) => t.runQueueWaitPct !== null)
+      ? w.server.threads.map((t) => `${t.thread} ${t.runQueueWaitPct ?? '-'}%`).join(', ')
+      : `server main ${w.cpu.serverMainRunQueueWaitPct ?? '-'}%`) +
+    `, harness ${w.cpu.harnessRunQueueWaitPct ?? '-'}%`
   );
 }
 
@@ -376,6 +426,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
   // naive first: its closed-loop maximum sets every open-loop rate
   const order = [...cfg.impls].sort((a, b) => (a === 'naive' ? -1 : b === 'naive' ? 1 : 0));
   const nodeFlags = ['--trace-gc', `--max-old-space-size=${cfg.heapMb}`];
+  const profFlags = (impl: ImplName) => (cfg.cpuProf === true ? ['--cpu-prof', '--cpu-prof-dir', join(cfg.logDir, `${impl}-prof`)] : []);
   mkdirSync(cfg.logDir, { recursive: true });
 
   const m0 = machine();
@@ -402,7 +453,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
   for (const impl of order) {
     const logFile = join(cfg.logDir, `${impl}.log`);
     const server = new Server(
-      serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, nodeFlags, logFile, cfg.slabScript),
+      serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, [...nodeFlags, ...profFlags(impl)], logFile, cfg.slabScript),
     );
     const rec: ImplRecord = { impl, command: server.commandLine, logFile: logFile.replace(REPO_ROOT, ''), fill: null, statsAfterFill: undefined, windows: [], discarded: [], stop: null };
     impls.push(rec);
@@ -427,12 +478,18 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         const busy0 = systemBusyTicks();
         const srv0 = processTicks(server.proc.pid);
         const me0 = process.cpuUsage();
+        const mono0 = process.hrtime.bigint() / 1000n;
+        const rqMain0 = runQueueWaitNs(server.proc.pid);
+        const rqMe0 = runQueueWaitNs();
         const d = await drive({ url: server.url, mode, connections: mode === 'open' ? cfg.connections : cfg.closedConnections, rps, pacing: cfg.pacing, seconds, factory: f, record: true });
         const me = process.cpuUsage(me0);
+        const mono1 = process.hrtime.bigint() / 1000n;
+        const rqMain = runQueueWaitNs(server.proc.pid) - rqMain0;
+        const rqMe = runQueueWaitNs() - rqMe0;
         const srv = processTicks(server.proc.pid) - srv0;
         const busy = systemBusyTicks() - busy0;
         const after = (await server.json('/v1/stats')) as StatsJson | undefined;
-        const threads = threadWindows(before, after, delayWindowed);
+        const threads = threadWindows(before, after, delayWindowed, d.seconds);
         const tg = traceGcWindow(server, d.startMs, d.endMs);
         const serverPct = (100 * srv) / CLK_TCK / d.seconds;
         const harnessPct = ((me.user + me.system) / 1e6 / d.seconds) * 100;
@@ -449,10 +506,14 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           server: { threads, rssBeforeMiB: mib(before?.main?.rss), rssAfterMiB: mib(after?.main?.rss), after: rest },
           traceGc: tg,
           majorGc: majorGcSentence(threads, tg),
+          monotonicUs: [Number(mono0), Number(mono1)],
           cpu: {
             serverPctOfCore: round(serverPct),
             harnessPctOfCore: round(harnessPct),
             othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct)),
+            serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
+            serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
+            harnessRunQueueWaitPct: round(rqMe / 1e7 / d.seconds, 2),
             loadavgStart: la0.map((x) => round(x, 2)),
             loadavgEnd: loadavg().map((x) => round(x, 2)),
           },

@@ -7,6 +7,8 @@
  *     [--rates 0.5,0.8] [--base-rps N] [--connections 200] [--closed-connections 50]
  *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store sqlite|memory]
  *     [--max-others 30] [--retries 1] [--quiet-wait 60] [--fill-rate 35000] [--out bench/results]
+ *     [--cpu-prof]   (servers under node --cpu-prof; each window records its monotonic span, so
+ *                     `node dist/bench/cpuprofile-summary.js <file> --from A --to B` cuts one out)
  *
  * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
  * turns the results into PERFORMANCE.md tables and plots.
@@ -61,7 +63,7 @@ export function summaryTable(r: BenchResult): string {
 
 function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   const flags = parseFlags(argv);
-  const known = new Set(['scenario', 'resident', 'churn', 'duration', 'warmup', 'probe', 'impl', 'mode', 'rates', 'base-rps', 'connections', 'closed-connections', 'pacing', 'heap-mb', 'batch-ops', 'seed', 'out', 'store', 'max-others', 'retries', 'quiet-wait', 'fill-rate']);
+  const known = new Set(['scenario', 'resident', 'churn', 'duration', 'warmup', 'probe', 'impl', 'mode', 'rates', 'base-rps', 'connections', 'closed-connections', 'pacing', 'heap-mb', 'batch-ops', 'seed', 'out', 'store', 'max-others', 'retries', 'quiet-wait', 'fill-rate', 'cpu-prof']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (known: ${[...known].map((x) => '--' + x).join(' ')})`);
   const churnRaw = flags.get('churn');
   const churn = churnRaw === undefined ? 0 : churnRaw === 'true' ? 2 : Number(churnRaw);
@@ -87,6 +89,7 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
     closedConnections: intFlag(flags, 'closed-connections', 50),
     pacing,
     heapMb: intFlag(flags, 'heap-mb', 8192),
+    cpuProf: flags.has('cpu-prof'),
     batchOps: intFlag(flags, 'batch-ops', 100),
     seed: intFlag(flags, 'seed', 12345),
     store: strFlag(flags, 'store', 'sqlite') as 'memory' | 'sqlite',

@@ -189,3 +189,16 @@ export function processTicks(pid: number | undefined): number {
     return 0;
   }
 }
+
+/**
+ * Nanoseconds a thread has spent runnable but waiting for a CPU (schedstat's second field):
+ * `tid` undefined reads the calling thread. 0 if unreadable (not Linux).
+ */
+export function runQueueWaitNs(pid?: number, tid?: number): number {
+  try {
+    const path = pid === undefined ? '/proc/thread-self/schedstat' : `/proc/${pid}/task/${tid ?? pid}/schedstat`;
+    return Number(readFileSync(path, 'latin1').split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
