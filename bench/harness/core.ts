@@ -286,7 +286,7 @@ function describeWindow(w: WindowRecord): string {
   const what = w.kind === 'open' ? `open ${w.fraction}x ${fmt(w.targetRps ?? 0)}/s` : `${w.kind} ${w.connections}c`;
   const backlog =
     w.kind === 'open'
-      ? `  sent<90%: ${w.backlog.secondsSentBelow90.length}s lag>100ms: ${w.backlog.secondsLagOver100ms.length}s in-flight@end ${w.backlog.inFlightAtEnd} unsent@end ${w.backlog.unsentAtEnd}`
+      ? `  falling behind: ${w.backlog.secondsFallingBehind.length}s (most behind ${w.backlog.maxBehindMs} ms) sent<90%: ${w.backlog.secondsSentBelow90.length}s lag>100ms: ${w.backlog.secondsLagOver100ms.length}s in-flight@end ${w.backlog.inFlightAtEnd} unsent@end ${w.backlog.unsentAtEnd}`
       : '';
   return (
     `  ${w.impl.padEnd(7)} ${w.scenario.padEnd(8)} ${what.padEnd(22)} ${fmt(w.rps).padStart(7)} req/s` +
