@@ -53,12 +53,13 @@ export class ReadStateSink implements OpSink {
   constructor(
     private readonly reply: FastifyReply,
     private readonly userId: string,
+    private readonly channelId: string,
   ) {}
 
   onResult(_index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
     if (status === ST_OK) {
-      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', b, at + RES_HEADER_WORDS));
+      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', this.channelId, b, at + RES_HEADER_WORDS));
     } else if (status === ST_NO_CONTENT) this.reply.code(204).send();
     else sendError(this.reply, codeForStatus(status));
   }
@@ -80,7 +81,8 @@ export class UserReadStatesSink implements OpSink {
 
 /**
  * Gathers the results of a multi-op request (split across shards) back into request order, each
- * already rendered as JSON text (render-json.ts). `userIds[i]` is the user of op i.
+ * already rendered as JSON text (render-json.ts). `userIds[i]` and `channelIds[i]` are the user and
+ * channel of op i, as the request named them.
  */
 export class GatherSink implements OpSink {
   private readonly rendered: string[];
@@ -91,6 +93,7 @@ export class GatherSink implements OpSink {
   constructor(
     private readonly reply: FastifyReply,
     private readonly userIds: string[],
+    private readonly channelIds: string[],
     private readonly shape: 'batch' | 'read_states',
   ) {
     this.rendered = new Array<string>(userIds.length);
@@ -103,7 +106,7 @@ export class GatherSink implements OpSink {
     // A store backlog is a 503 like any other retryable refusal; its code says which.
     const status = raw === ST_STORE_BACKLOG ? ST_UNAVAILABLE : raw;
     this.statuses[index] = raw;
-    const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', b, at + RES_HEADER_WORDS) : null;
+    const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
     if (this.shape === 'batch') {
       this.rendered[index] = renderBatchResult(status, readState, raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null);
     } else if (readState !== null) {

@@ -86,6 +86,7 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const pins = new Float64Array(n);
     const perShard = new Uint32Array(router.shards);
     const userIds = new Array<string>(n);
+    const channelIds = new Array<string>(n);
     for (let i = 0; i < n; i++) {
       const op = ops[i];
       const extra = presentFields(op) & ~ALLOWED[op.op];
@@ -139,10 +140,11 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
         throw err;
       }
       userIds[i] = op.user_id;
+      channelIds[i] = op.channel_id;
       perShard[router.shardFor(words[w + 1], words[w + 2])]++;
     }
     if (!router.hasRoomFor(perShard)) throw new ApiError('SHARD_OVERLOADED');
-    const sink = new GatherSink(reply, userIds, 'batch');
+    const sink = new GatherSink(reply, userIds, channelIds, 'batch');
     for (let i = 0; i < n; i++) {
       const w = i * W;
       router.submit(

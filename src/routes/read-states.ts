@@ -91,7 +91,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Params: ReadStateParams }>(
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: getOneSchema },
-    (req, reply) => single(reply, req.params, OP_GET, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id)),
+    (req, reply) => single(reply, req.params, OP_GET, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id, req.params.channel_id)),
   );
 
   app.post<{ Params: ReadStateParams; Body: AckBody }>(
@@ -101,7 +101,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const b = req.body;
       requireIdOrZero(b.message_id, 'message_id');
       const head = OP_ACK | F_HAS_MSG | (b.manual === true ? F_MANUAL : 0);
-      const sink = new ReadStateSink(reply, req.params.user_id);
+      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
       return single(reply, req.params, head, parsed.lo, parsed.hi, b.mention_count ?? 0, 0, 0, sink);
     },
   );
@@ -120,7 +120,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
         lo = parsed.lo;
         hi = parsed.hi;
       }
-      const sink = new ReadStateSink(reply, req.params.user_id);
+      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
       return single(reply, req.params, head, lo, hi, b.count ?? 1, 0, 0, sink);
     },
   );
@@ -133,7 +133,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const head =
         OP_PATCH | (b.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (b.flags !== undefined ? F_HAS_FLAGS : 0);
       if (head === OP_PATCH) throw new ApiError('EMPTY_PATCH');
-      const sink = new ReadStateSink(reply, req.params.user_id);
+      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
       return single(reply, req.params, head, 0, 0, 0, b.last_pin_timestamp ?? 0, b.flags ?? 0, sink);
     },
   );
@@ -141,7 +141,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.delete<{ Params: ReadStateParams }>(
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: deleteSchema },
-    (req, reply) => single(reply, req.params, OP_DELETE, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id)),
+    (req, reply) => single(reply, req.params, OP_DELETE, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id, req.params.channel_id)),
   );
 
   app.post<{ Params: UserParams; Body: AckBulkBody }>(
@@ -165,7 +165,9 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
         words[i * 4 + 3] = parsed.hi;
       }
       if (!router.hasRoom(uLo, uHi, items.length)) throw new ApiError('SHARD_OVERLOADED');
-      const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), 'read_states');
+      const channelIds = new Array<string>(items.length);
+      for (let i = 0; i < items.length; i++) channelIds[i] = items[i].channel_id;
+      const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), channelIds, 'read_states');
       for (let i = 0; i < items.length; i++) {
         const w = i * 4;
         router.submit(OP_ACK | F_HAS_MSG, uLo, uHi, words[w], words[w + 1], words[w + 2], words[w + 3], 0, 0, 0, sink, i);

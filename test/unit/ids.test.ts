@@ -60,8 +60,11 @@ describe('parseId', () => {
     );
   });
 
-  it('formats the edges of the 2^53 shortcut exactly', () => {
-    for (const v of [2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n, 10n ** 19n, 10n ** 19n - 1n]) {
+  it('formats the edges of the small-integer shortcut and of each five-digit step exactly', () => {
+    const edges = [0n, 1n, 2n ** 30n - 1n, 2n ** 30n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n];
+    // remainders that need zero padding (00000, 00001, 09999) and quotients that land on the Smi limit
+    for (let k = 5n; k <= 15n; k += 5n) edges.push(10n ** k, 10n ** k + 1n, 10n ** k - 1n, 2n ** 30n * 10n ** k, 2n ** 30n * 10n ** k - 1n, 10n ** (k + 4n) + 9999n);
+    for (const v of [...edges, 10n ** 19n, 10n ** 19n - 1n].filter((x) => x < 2n ** 64n)) {
       const lo = Number(v & 0xffffffffn);
       const hi = Number(v >> 32n);
       expect(formatId(lo, hi)).toBe(v.toString());

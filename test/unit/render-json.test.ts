@@ -34,8 +34,10 @@ describe('render-json', () => {
       fc.property(userId, record, fc.nat(7), (user, w, offset) => {
         const b = new Uint32Array(offset + RS_WORDS);
         b.set(w, offset);
-        const text = renderReadState(JSON.stringify(user), b, offset);
+        const text = renderReadState(JSON.stringify(user), null, b, offset);
         expect(JSON.parse(text)).toStrictEqual(reference(user, w));
+        // the channel as the request named it gives the same text
+        expect(renderReadState(JSON.stringify(user), reference(user, w).channel_id, b, offset)).toBe(text);
       }),
       { seed: 4242, numRuns: 2000 },
     );
@@ -56,7 +58,7 @@ describe('render-json', () => {
   it('renders batch results with a read state, an error or only a status, and lists of them', () => {
     const b = new Uint32Array(RS_WORDS);
     b.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    const rs = renderReadState('"7"', b, 0);
+    const rs = renderReadState('"7"', null, b, 0);
     const items = [renderBatchResult(200, rs, null), renderBatchResult(404, null, 'NOT_FOUND'), renderBatchResult(204, null, null)];
     expect(JSON.parse(renderList('results', items))).toStrictEqual({
       results: [{ status: 200, read_state: reference('7', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) }, { status: 404, error: 'NOT_FOUND' }, { status: 204 }],
