@@ -149,6 +149,9 @@ export class WriteBehind {
     if (this.failing) {
       this.failing = false;
       this.backoff = this.backoffMs;
+      // The store answered: the probe the failure scheduled is no longer needed.
+      if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
       this.onStateChange(false);
     }
     this.pump();

@@ -13,6 +13,7 @@ import {
   S_TS_LO,
   S_USER_LO,
 } from '../../workers/protocol.js';
+import type { ReadStateStore } from '../../src/store/store.js';
 import { FaultyStore } from '../support/faulty-store.js';
 
 function record(kind: number, user: number, channel: number, mention: number, ts: number): Uint32Array {
@@ -111,5 +112,39 @@ describe('WriteBehind', () => {
     wb.submit(record(KIND_WRITE, 5, 1, 1, 1), 1);
     expect(await wb.drain(50)).toBe(false);
     wb.close();
+  });
+
+  it('a success that ends an outage cancels the scheduled retry: one recovery, no extra probe', async () => {
+    const inner = new MemoryStore();
+    const calls: { ok: () => void; fail: () => void }[] = [];
+    const store: ReadStateStore = {
+      name: 'controlled',
+      open: () => inner.open(),
+      load: (lo, hi) => inner.load(lo, hi),
+      close: () => inner.close(),
+      apply: (records, count) =>
+        new Promise<void>((resolve, reject) => {
+          const copy = records.slice();
+          calls.push({ ok: () => void inner.apply(copy, count).then(resolve, reject), fail: () => reject(new Error('store down (injected)')) });
+        }),
+    };
+    const states: boolean[] = [];
+    const wb = new WriteBehind(store, { batchSize: 1, concurrency: 2, backoffMs: 30, onStateChange: (d) => states.push(d) });
+    wb.submit(record(KIND_WRITE, 6, 1, 1, 1), 1);
+    wb.submit(record(KIND_WRITE, 6, 2, 1, 2), 1);
+    expect(calls).toHaveLength(2);
+    calls[0].fail(); // the outage starts: a retry is scheduled 30 ms out
+    await tick();
+    calls[1].ok(); // another batch gets through: recovered, the failed record goes out again
+    await tick();
+    expect(states).toEqual([true, false]);
+    expect(calls).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, 80)); // well past the retry's time
+    expect(wb.stats().retries).toBe(0);
+    expect(states).toEqual([true, false]);
+    expect(calls).toHaveLength(3);
+    calls[2].ok();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(mentions(await inner.load(6, 0))).toEqual({ 1: 1, 2: 1 });
   });
 });
