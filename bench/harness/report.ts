@@ -226,8 +226,7 @@ function headlines(r: BenchResult): Headline[] {
   });
 }
 
-function section(r: BenchResult, file: string, plotsDir: string, mdDir: string): string {
-  const slug = slugOf(r);
+function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, slug: string): string {
   const out: string[] = [];
   out.push(`### ${titleOf(r)}`);
   out.push('');
@@ -356,7 +355,10 @@ function targetsSection(chosen: [string, BenchResult][]): string {
       source: `\`${rel(at10m![0])}\``,
     });
   }
-  const single = chosen.find(([, r]) => r.config.scenario === 'single' || r.config.scenario === 'mentions');
+  // the latest single-op run with closed-loop windows of both slab and the ceiling
+  const single = chosen
+    .filter(([, r]) => (r.config.scenario === 'single' || r.config.scenario === 'mentions') && closedOf(r, 'slab') !== undefined && closedOf(r, 'ceiling') !== undefined)
+    .sort((a, b) => (a[1].startedAt < b[1].startedAt ? 1 : -1))[0];
   const sc = single !== undefined ? closedOf(single[1], 'slab') : undefined;
   const cc = single !== undefined ? closedOf(single[1], 'ceiling') : undefined;
   const x = ratio(sc?.rps, cc?.rps);
@@ -461,7 +463,13 @@ function main(): void {
     parts.push('');
   }
   parts.push(targetsSection(chosen.map(([f, r]) => [f, r] as [string, BenchResult])));
-  for (const [file, r] of chosen) parts.push(section(r, file, plotsDir, mdDir));
+  // Plot names come from scenario and size; two runs of the same one (--files) get their start time too.
+  const seen = new Map<string, number>();
+  for (const [, r] of chosen) seen.set(slugOf(r), (seen.get(slugOf(r)) ?? 0) + 1);
+  for (const [file, r] of chosen) {
+    const slug = slugOf(r);
+    parts.push(section(r, file, plotsDir, mdDir, seen.get(slug)! > 1 ? `${slug}-${r.startedAt.slice(11, 16).replace(':', '')}` : slug));
+  }
   parts.push(gateSection());
   parts.push(END);
   const block = parts.join('\n');
