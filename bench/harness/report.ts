@@ -260,7 +260,7 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
   if (sc !== undefined) {
     out.push(
       `- closed loop (${sc.kind === 'probe' ? `${fmt(sc.seconds, 0)} s probe` : `${fmt(sc.seconds, 0)} s`}, ${sc.connections} connections): slab ${fmt(sc.rps)} req/s${sc.opsPerRequest > 1 ? ` (${fmt(sc.opsPerSec)} read-state ops/s)` : ''}; ` +
-        `slab / ceiling = **${rfmt(ratio(sc.rps, cc?.rps))}** (ceiling ${cc !== undefined ? fmt(cc.rps) : '-'}); slab / naive = **${rfmt(ratio(sc.rps, nc?.rps))}** (naive ${nc !== undefined ? fmt(nc.rps) : '-'})`,
+        `slab / ceiling = **${cc !== undefined && cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT ? '<= ' : ''}${rfmt(ratio(sc.rps, cc?.rps))}** (ceiling ${cc !== undefined ? fmt(cc.rps) : '-'}${cc !== undefined && cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT ? `, bound by the load generator at ${cc.cpu.harnessPctOfCore}% of a core: an upper bound` : ''}); slab / naive = **${rfmt(ratio(sc.rps, nc?.rps))}** (naive ${nc !== undefined ? fmt(nc.rps) : '-'})`,
     );
   }
   out.push('');
@@ -315,7 +315,12 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
   return out.join('\n');
 }
 
+/** A closed window in which the harness process used this much of a core was bound by the load generator. */
+const LOADGEN_BOUND_PCT = 90;
+
 interface TargetRow {
+  /** shown instead of yes / no / not measured */
+  metText?: string;
   target: string;
   measured: string;
   met: boolean | undefined;
@@ -355,23 +360,32 @@ function targetsSection(chosen: [string, BenchResult][]): string {
       source: `\`${rel(at10m![0])}\``,
     });
   }
-  // the latest single-op run with closed-loop windows of both slab and the ceiling
-  const single = chosen
-    .filter(([, r]) => (r.config.scenario === 'single' || r.config.scenario === 'mentions') && closedOf(r, 'slab') !== undefined && closedOf(r, 'ceiling') !== undefined)
-    .sort((a, b) => (a[1].startedAt < b[1].startedAt ? 1 : -1))[0];
-  const sc = single !== undefined ? closedOf(single[1], 'slab') : undefined;
-  const cc = single !== undefined ? closedOf(single[1], 'ceiling') : undefined;
-  const x = ratio(sc?.rps, cc?.rps);
-  rows.push({
-    target: 'slab closed-loop req/s on single-op routes >= 80% of the ceiling\'s',
-    measured: x === undefined ? 'not measured' : `${rfmt(x)} (${fmt(sc!.rps)} / ${fmt(cc!.rps)} req/s)`,
-    met: x === undefined ? undefined : x >= 0.8,
-    source: single !== undefined ? `\`${rel(single[0])}\`` : 'no single/mentions run',
-  });
+  // Every single-op run with closed-loop windows of both slab and the ceiling. The ceiling's window
+  // is often bound by the load generator (the harness process near a full core): its real maximum
+  // is then higher, and slab / ceiling only an upper bound, which can show a miss but not a pass.
+  const singles = chosen.filter(
+    ([, r]) => (r.config.scenario === 'single' || r.config.scenario === 'mentions') && closedOf(r, 'slab') !== undefined && closedOf(r, 'ceiling') !== undefined,
+  );
+  if (singles.length === 0) rows.push({ target: 'slab closed-loop req/s on single-op routes >= 80% of the ceiling\'s', measured: 'not measured', met: undefined, source: 'no single/mentions run' });
+  for (const [file, r] of singles) {
+    const sc = closedOf(r, 'slab')!;
+    const cc = closedOf(r, 'ceiling')!;
+    const x = ratio(sc.rps, cc.rps)!;
+    const bound = cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT;
+    rows.push({
+      target: 'slab closed-loop req/s on single-op routes >= 80% of the ceiling\'s',
+      measured:
+        `${bound ? '<= ' : ''}${rfmt(x)} (${fmt(sc.rps)} / ${fmt(cc.rps)} req/s)` +
+        (bound ? `; the ceiling's window was bound by the load generator (${cc.cpu.harnessPctOfCore}% of a core), so its real maximum is higher and this ratio an upper bound` : ''),
+      met: bound && x >= 0.8 ? undefined : x >= 0.8,
+      metText: bound && x >= 0.8 ? 'inconclusive' : undefined,
+      source: `\`${rel(file)}\``,
+    });
+  }
   const out = ['### Targets', '', 'The tail-latency targets, checked by this report against the runs below (the memory and `/v1/batch` targets are in their own sections of this file):', ''];
   out.push('| target | measured | met | run |');
   out.push('|---|---|---|---|');
-  for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**'} | ${t.source} |`);
+  for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.metText ?? (t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**')} | ${t.source} |`);
   out.push('');
   return out.join('\n');
 }
