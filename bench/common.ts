@@ -141,7 +141,7 @@ export function channelOf(k: number, j: number, pool = 1_000_000): number {
   return (k * 7919 + j * 104729) % pool;
 }
 
-/** Decimal string of hi * 2^32 + lo (request ids for the load generator). */
+/** Decimal string of hi * 2^32 + lo (same algorithm as src/ids.ts formatId). */
 export function idString(lo: number, hi: number): string {
   const TWO_32 = 4294967296;
   if (hi < 0x200000) return String(hi * TWO_32 + lo);

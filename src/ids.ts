@@ -1,6 +1,5 @@
 /**
- * Snowflake ids (unsigned 64-bit) as canonical decimal strings -> two uint32 halves (the other way,
- * digits written straight into an answer, is in render-json.ts).
+ * Snowflake ids (unsigned 64-bit) as canonical decimal strings <-> two uint32 halves.
  *
  * Parsing never builds a BigInt or a number above 2^53: each digit multiplies the low half by 10
  * in a double (exact below 2^36) and carries into the high half. The halves are written to a
@@ -35,4 +34,33 @@ export function parseId(s: unknown): boolean {
   parsed.lo = lo;
   parsed.hi = hi;
   return true;
+}
+
+/**
+ * Decimal string of the unsigned 64-bit value hi * 2^32 + lo.
+ *
+ * Snowflakes are above 2^53, and turning a double that large into text is V8's slow path (the
+ * shortest-representation algorithm); small integers (Smis) take the fast one. So the value is
+ * divided by 10^5 until what is left is a Smi: each step's remainder is five digits, and every
+ * intermediate stays below 2^53, so the arithmetic is exact. A 19-digit snowflake takes two steps.
+ */
+export function formatId(lo: number, hi: number): string {
+  if (hi === 0 && lo < SMI_LIMIT) return '' + lo;
+  let out = '';
+  while (hi !== 0 || lo >= SMI_LIMIT) {
+    const qh = Math.floor(hi / 100000);
+    const cur = (hi - qh * 100000) * TWO_32 + lo; // < 10^5 * 2^32 < 2^53
+    const ql = Math.floor(cur / 100000);
+    out = pad5(cur - ql * 100000) + out;
+    hi = qh;
+    lo = ql;
+  }
+  return lo + out;
+}
+
+/** Largest values V8 keeps as small integers on every build (31-bit Smis). */
+const SMI_LIMIT = 0x40000000;
+
+function pad5(n: number): string {
+  return n >= 10000 ? '' + n : n >= 1000 ? '0' + n : n >= 100 ? '00' + n : n >= 10 ? '000' + n : '0000' + n;
 }

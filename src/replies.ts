@@ -8,14 +8,13 @@ import {
   RES_CHANGED,
   RES_HEADER_WORDS,
   RES_STATUS,
-  RS_WORDS,
   ST_NO_CONTENT,
   ST_OK,
   ST_STORE_BACKLOG,
   ST_UNAVAILABLE,
 } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode } from './errors.js';
-import { JSON_TYPE, renderGathered, renderReadState, renderUserReadStates } from './render-json.js';
+import { JSON_TYPE, renderBatchResult, renderList, renderReadState, renderUserReadStates } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
 
 /** A read state as the API documents it (the naive service builds these; this one renders text). */
@@ -60,7 +59,7 @@ export class ReadStateSink implements OpSink {
   onResult(_index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
     if (status === ST_OK) {
-      this.reply.header('content-type', JSON_TYPE).send(renderReadState(this.userId, this.channelId, b, at + RES_HEADER_WORDS));
+      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', this.channelId, b, at + RES_HEADER_WORDS));
     } else if (status === ST_NO_CONTENT) this.reply.code(204).send();
     else sendError(this.reply, codeForStatus(status));
   }
@@ -81,16 +80,14 @@ export class UserReadStatesSink implements OpSink {
 }
 
 /**
- * Gathers the results of a multi-op request (split across shards, so they may arrive in any
- * order) back into request order: each op's status, error code and read-state words, rendered
- * together once the last one is in (render-json.ts). `userIds[i]` and `channelIds[i]` are the user
- * and channel of op i, as the request named them.
+ * Gathers the results of a multi-op request (split across shards) back into request order, each
+ * already rendered as JSON text (render-json.ts). `userIds[i]` and `channelIds[i]` are the user and
+ * channel of op i, as the request named them.
  */
 export class GatherSink implements OpSink {
+  private readonly rendered: string[];
+  /** status of op i, or 0 while it is outstanding (only ack-bulk needs to look back at them) */
   private readonly statuses: Uint16Array;
-  private readonly errors: (string | undefined)[];
-  private readonly hasReadState: Uint8Array;
-  private readonly words: Uint32Array;
   private pending: number;
 
   constructor(
@@ -99,25 +96,21 @@ export class GatherSink implements OpSink {
     private readonly channelIds: string[],
     private readonly shape: 'batch' | 'read_states',
   ) {
-    const n = userIds.length;
-    this.statuses = new Uint16Array(n);
-    this.errors = new Array<string | undefined>(n);
-    this.hasReadState = new Uint8Array(n);
-    this.words = new Uint32Array(n * RS_WORDS);
-    this.pending = n;
+    this.rendered = new Array<string>(userIds.length);
+    this.statuses = new Uint16Array(userIds.length);
+    this.pending = userIds.length;
   }
 
   onResult(index: number, b: Uint32Array, at: number): void {
     const raw = b[at + RES_STATUS];
     // A store backlog is a 503 like any other retryable refusal; its code says which.
-    this.statuses[index] = raw === ST_STORE_BACKLOG ? ST_UNAVAILABLE : raw;
-    if (raw === ST_OK && b[at + RES_COUNT] > 0) {
-      this.hasReadState[index] = 1;
-      const from = at + RES_HEADER_WORDS;
-      const to = index * RS_WORDS;
-      for (let w = 0; w < RS_WORDS; w++) this.words[to + w] = b[from + w];
-    } else if (raw !== ST_OK && raw !== ST_NO_CONTENT) {
-      this.errors[index] = codeForStatus(raw);
+    const status = raw === ST_STORE_BACKLOG ? ST_UNAVAILABLE : raw;
+    this.statuses[index] = raw;
+    const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
+    if (this.shape === 'batch') {
+      this.rendered[index] = renderBatchResult(status, readState, raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null);
+    } else if (readState !== null) {
+      this.rendered[index] = readState;
     }
     if (--this.pending === 0) this.finish();
   }
@@ -125,12 +118,11 @@ export class GatherSink implements OpSink {
   private finish(): void {
     if (this.shape === 'read_states') {
       // ack-bulk answers a list of read states; a failed ack fails the request with its code.
-      for (let i = 0; i < this.hasReadState.length; i++) {
-        if (this.hasReadState[i] === 0) return sendError(this.reply, (this.errors[i] as ErrorCode | undefined) ?? codeForStatus(this.statuses[i]));
+      for (let i = 0; i < this.statuses.length; i++) {
+        if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]));
       }
     }
-    const body = renderGathered(this.shape, this.userIds, this.channelIds, this.statuses, this.errors, this.hasReadState, this.words);
-    this.reply.header('content-type', JSON_TYPE).send(body);
+    this.reply.header('content-type', JSON_TYPE).send(renderList(this.shape === 'batch' ? 'results' : 'read_states', this.rendered));
   }
 }
 

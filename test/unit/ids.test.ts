@@ -1,16 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseId, parsed } from '../../src/ids.js';
-import { renderReadState } from '../../src/render-json.js';
-import { R_CHAN_HI, R_CHAN_LO, RS_WORDS } from '../../workers/protocol.js';
-
-/** The decimal text the service answers for an id (a read state's channel, rendered). */
-function formatId(lo: number, hi: number): string {
-  const b = new Uint32Array(RS_WORDS);
-  b[R_CHAN_LO] = lo;
-  b[R_CHAN_HI] = hi;
-  return (JSON.parse(renderReadState('1', null, b, 0).toString('latin1')) as { channel_id: string }).channel_id;
-}
+import { formatId, parseId, parsed } from '../../src/ids.js';
 
 function halves(s: string): [number, number] | null {
   return parseId(s) ? [parsed.lo, parsed.hi] : null;
