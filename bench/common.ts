@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { formatId } from '../src/ids.js';
 
 /** Repository root (this file runs from dist/bench/). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -141,15 +142,8 @@ export function channelOf(k: number, j: number, pool = 1_000_000): number {
   return (k * 7919 + j * 104729) % pool;
 }
 
-/** Decimal string of hi * 2^32 + lo (same algorithm as src/ids.ts formatId). */
-export function idString(lo: number, hi: number): string {
-  const TWO_32 = 4294967296;
-  if (hi < 0x200000) return String(hi * TWO_32 + lo);
-  const b = hi * 7296 + lo;
-  const top = hi * 429496 + Math.floor(b / 10000);
-  const low = b % 10000;
-  return String(top) + (low < 10 ? '000' : low < 100 ? '00' : low < 1000 ? '0' : '') + String(low);
-}
+/** Decimal string of hi * 2^32 + lo: the service's own formatting (request ids for the load generator). */
+export const idString = formatId;
 
 /** xorshift32: a fast deterministic PRNG for picking keys. */
 export class Rng {
