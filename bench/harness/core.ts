@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
 import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, type ImplName } from './servers.js';
-import { RequestFactory, SCENARIOS, buildUniverse, fillBodies, type Universe } from './workload.js';
+import { RequestFactory, SCENARIOS, buildUniverse, capacityFor, fillBodies, type Universe } from './workload.js';
 
 export interface BenchConfig {
   scenario: string;
   resident: number;
-  /** working set = churn x capacity read states (0: the resident set only) */
+  /** working set = churn x capacity read states, capacity = resident (0: the resident set only, capacity 1.2 x resident) */
   churn: number;
   /** seconds of each measured open-loop window and of the closed-loop window */
   duration: number;
@@ -98,6 +98,8 @@ export interface WindowRecord extends DriveResult {
     after: unknown;
   };
   traceGc: TraceGcWindow;
+  /** users evicted and user misses (loads from the store) during the window, from the server's stats (null: not reported) */
+  cache?: { evictions: number; misses: number } | null;
   /** other processes used more than --max-others of a core even on the last attempt */
   contended?: boolean;
   /** one sentence on major GC in the window, from both sources */
@@ -226,6 +228,26 @@ function threadWindows(before: StatsJson | undefined, after: StatsJson | undefin
   });
 }
 
+/** Evictions and misses so far: slab sums its shards, naive has one cache. */
+function cacheCounters(stats: StatsJson | undefined): { evictions: number; misses: number } | null {
+  const shards = stats?.shards as { evictions?: number; misses?: number }[] | undefined;
+  const parts = Array.isArray(shards) ? shards : stats?.cache !== undefined ? [stats.cache as { evictions?: number; misses?: number }] : [];
+  if (parts.length === 0 || parts.some((p) => typeof p.evictions !== 'number' || typeof p.misses !== 'number')) return null;
+  let evictions = 0;
+  let misses = 0;
+  for (const p of parts) {
+    evictions += p.evictions!;
+    misses += p.misses!;
+  }
+  return { evictions, misses };
+}
+
+function cacheWindow(before: StatsJson | undefined, after: StatsJson | undefined): { evictions: number; misses: number } | null {
+  const b = cacheCounters(before);
+  const a = cacheCounters(after);
+  return a === null || b === null ? null : { evictions: a.evictions - b.evictions, misses: a.misses - b.misses };
+}
+
 /** The server's CPU split by the threads that report their own, the remainder as `rest`. */
 function threadCpuSplit(threads: ThreadWindow[] | null, serverPct: number): Record<string, number> | null {
   if (threads === null || threads.some((t) => t.cpuPctOfCore === null)) return null;
@@ -292,7 +314,9 @@ function describeWindow(w: WindowRecord): string {
     `  ${w.impl.padEnd(7)} ${w.scenario.padEnd(8)} ${what.padEnd(22)} ${fmt(w.rps).padStart(7)} req/s` +
     (w.opsPerRequest > 1 ? ` (${fmt(w.opsPerSec)} ops/s)` : '') +
     `  p50 ${l.p50Ms} p99 ${l.p99Ms} p99.9 ${l.p999Ms} p99.99 ${l.p9999Ms} max ${l.maxMs} ms (${w.latencyBasis})` +
-    `  non2xx ${w.non2xx} err ${w.errors}  cpu server ${w.cpu.serverPctOfCore}%` +
+    `  non2xx ${w.non2xx} err ${w.errors}` +
+    (w.cache != null ? `  evictions ${fmt(w.cache.evictions)} misses ${fmt(w.cache.misses)}` : '') +
+    `  cpu server ${w.cpu.serverPctOfCore}%` +
     (w.cpu.serverThreadsPctOfCore ? ` (${Object.entries(w.cpu.serverThreadsPctOfCore).map(([k, v]) => `${k} ${v}%`).join(', ')})` : '') +
     ` harness ${w.cpu.harnessPctOfCore}% others ${w.cpu.othersPctOfCore}%` +
     backlog +
@@ -418,7 +442,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
   const spec = SCENARIOS[cfg.scenario];
   if (spec === undefined) throw new Error(`unknown scenario ${cfg.scenario} (${Object.keys(SCENARIOS).join(', ')})`);
   for (const i of cfg.impls) if (!IMPLS.includes(i)) throw new Error(`unknown impl ${i} (${IMPLS.join(', ')})`);
-  const capacity = Math.ceil(cfg.resident * 1.2);
+  const capacity = capacityFor(cfg.resident, cfg.churn);
   const maxUsers = Math.max(1000, Math.ceil(capacity / 10));
   const universe = buildUniverse(cfg.resident, cfg.churn > 0 ? cfg.churn * capacity : cfg.resident);
   const needBase = cfg.modes.includes('open');
@@ -481,7 +505,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         const mono0 = process.hrtime.bigint() / 1000n;
         const rqMain0 = runQueueWaitNs(server.proc.pid);
         const rqMe0 = runQueueWaitNs();
-        const d = await drive({ url: server.url, mode, connections: mode === 'open' ? cfg.connections : cfg.closedConnections, rps, pacing: cfg.pacing, seconds, factory: f, record: true });
+        const d = await drive({ url: server.url, mode, connections: mode === 'open' ? cfg.connections : cfg.closedConnections, rps, pacing: cfg.pacing, seconds, factory: f, record: true, serverPid: server.proc.pid });
         const me = process.cpuUsage(me0);
         const mono1 = process.hrtime.bigint() / 1000n;
         const rqMain = runQueueWaitNs(server.proc.pid) - rqMain0;
@@ -505,6 +529,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           opsPerSec: d.rps * f.scenario.opsPerRequest,
           server: { threads, rssBeforeMiB: mib(before?.main?.rss), rssAfterMiB: mib(after?.main?.rss), after: rest },
           traceGc: tg,
+          cache: cacheWindow(before, after),
           majorGc: majorGcSentence(threads, tg),
           monotonicUs: [Number(mono0), Number(mono1)],
           cpu: {

@@ -22,6 +22,8 @@
  */
 import autocannonModule from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
+import { CLK_TCK } from '../common.js';
+import { processTicks } from './servers.js';
 import type { RequestFactory } from './workload.js';
 
 // ---- the parts of autocannon 8 used here (its package has no types) -------------------------
@@ -110,6 +112,13 @@ export interface SecondRecord {
   sendMaxMs: number;
   /** smooth open loop: how late the latest send of this second was against the schedule */
   lagMaxMs: number;
+  /**
+   * CPU used in this second (% of one core) by the server process and by this process (the load
+   * generator), sampled by one 1 s timer; absent when no server pid was given. A latency drift
+   * that follows the server's CPU is the server's work growing; one that does not, is not.
+   */
+  serverCpuPct?: number;
+  harnessCpuPct?: number;
 }
 
 export interface DriveOptions {
@@ -123,6 +132,8 @@ export interface DriveOptions {
   factory: RequestFactory;
   /** false for a warm-up: nothing kept */
   record: boolean;
+  /** the server's pid: per-second CPU of server and load generator in perSecond */
+  serverPid?: number;
 }
 
 export interface DriveResult {
@@ -188,7 +199,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   const intervalMs = smooth ? (1000 * connections) / rps : 0;
   const total = newHistogram();
   const sendTotal = smooth ? newHistogram() : total;
-  const perSec: { h: hdr.Histogram; hs: hdr.Histogram; sent: number; done: number; non2xx: number; lag: number }[] = [];
+  const perSec: { h: hdr.Histogram; hs: hdr.Histogram; sent: number; done: number; non2xx: number; lag: number; srvCpu?: number; meCpu?: number }[] = [];
   const statuses: Record<string, number> = {};
   const clients: PacedClient[] = [];
   let t0 = 0;
@@ -283,7 +294,27 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
     }
   });
   inst.on('reqError', () => undefined);
+  // one coarse timer for the whole window, not one per request
+  let cpuTimer: NodeJS.Timeout | undefined;
+  if (o.record && o.serverPid !== undefined) {
+    let srvTicks = processTicks(o.serverPid);
+    let me = process.cpuUsage();
+    let last = nowMs();
+    cpuTimer = setInterval(() => {
+      const t = nowMs();
+      const ticks = processTicks(o.serverPid);
+      const meNow = process.cpuUsage();
+      const s = sec(t - 1);
+      const wall = (t - last) / 1000;
+      s.srvCpu = (ticks - srvTicks) / CLK_TCK / wall * 100;
+      s.meCpu = (meNow.user - me.user + meNow.system - me.system) / 1e6 / wall * 100;
+      srvTicks = ticks;
+      me = meNow;
+      last = t;
+    }, 1000);
+  }
   const r = await inst;
+  if (cpuTimer !== undefined) clearInterval(cpuTimer);
   const tEnd = nowMs();
   for (const c of clients) if (c.__timer !== undefined) clearTimeout(c.__timer);
 
@@ -309,6 +340,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
     sendP99Ms: s.hs.totalCount > 0 ? s.hs.getValueAtPercentile(99) / 1000 : 0,
     sendMaxMs: s.hs.totalCount > 0 ? s.hs.maxValue / 1000 : 0,
     lagMaxMs: Math.round(s.lag * 10) / 10,
+    ...(s.srvCpu !== undefined ? { serverCpuPct: Math.round(s.srvCpu), harnessCpuPct: Math.round(s.meCpu ?? 0) } : {}),
   }));
   const whole = perSecond.filter((s) => s.t < Math.floor(seconds));
   const debt = scheduleDebt(whole, rps);

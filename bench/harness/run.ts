@@ -3,12 +3,15 @@
  * a time, under the same scenario; one JSON result per run in --out (bench/results by default).
  *
  *   npm run bench -- [--scenario mixed|mentions|connect|batch|single] [--resident 1000000]
- *     [--churn [F]] [--duration 60] [--impl slab,naive,ceiling] [--mode open,closed]
+ *     [--churn F] [--duration 60] [--impl slab,naive,ceiling] [--mode open,closed]
  *     [--rates 0.5,0.8] [--base-rps N] [--connections 200] [--closed-connections 50]
  *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store sqlite|memory]
  *     [--max-others 30] [--retries 1] [--quiet-wait 60] [--fill-rate 35000] [--out bench/results]
  *     [--cpu-prof]   (servers under node --cpu-prof; each window records its monotonic span, so
  *                     `node dist/bench/cpuprofile-summary.js <file> --from A --to B` cuts one out)
+ *
+ * --churn F: working set F x capacity, capacity = the resident set (full after the fill, so new
+ * read states evict); default 1.1 for mixed, 0 (nothing evicted) for the others; --churn 0 turns it off.
  *
  * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
  * turns the results into PERFORMANCE.md tables and plots.
@@ -19,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, fmt, intFlag, parseFlags, strFlag, table } from '../common.js';
 import { closedWindow, log, runBench, type BenchConfig, type BenchResult } from './core.js';
 import type { ImplName } from './servers.js';
+import { SCENARIOS } from './workload.js';
 
 export function commandLine(script: string, argv: string[]): string {
   return process.env.npm_lifecycle_event === script ? `npm run ${script} -- ${argv.join(' ')}`.trim() : `node ${relative(REPO_ROOT, process.argv[1])} ${argv.join(' ')}`.trim();
@@ -53,21 +57,25 @@ export function summaryTable(r: BenchResult): string {
         w.latency.maxMs,
         w.non2xx + w.errors,
         w.traceGc.majors,
+        w.cache != null ? `${fmt(w.cache.evictions)} / ${fmt(w.cache.misses)}` : '-',
         w.kind === 'open' ? `${w.backlog.secondsFallingBehind.length} (${fmt(w.backlog.maxBehindMs, 0)} ms)` : '-',
         `${w.cpu.othersPctOfCore}%`,
       ]);
     }
   }
-  return table(['impl', 'window', 'target/s', 'req/s', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99.99 ms', 'max ms', 'non-2xx+err', 'major GCs', 'backlog s (most behind)', 'other CPU'], rows);
+  return table(['impl', 'window', 'target/s', 'req/s', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99.99 ms', 'max ms', 'non-2xx+err', 'major GCs', 'evicted / loaded users', 'backlog s (most behind)', 'other CPU'], rows);
 }
 
 function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   const flags = parseFlags(argv);
   const known = new Set(['scenario', 'resident', 'churn', 'duration', 'warmup', 'probe', 'impl', 'mode', 'rates', 'base-rps', 'connections', 'closed-connections', 'pacing', 'heap-mb', 'batch-ops', 'seed', 'out', 'store', 'max-others', 'retries', 'quiet-wait', 'fill-rate', 'cpu-prof']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (known: ${[...known].map((x) => '--' + x).join(' ')})`);
+  const scenario = strFlag(flags, 'scenario', 'mixed');
+  const spec = SCENARIOS[scenario];
+  if (spec === undefined) throw new Error(`--scenario must be one of ${Object.keys(SCENARIOS).join(', ')}`);
   const churnRaw = flags.get('churn');
-  const churn = churnRaw === undefined ? 0 : churnRaw === 'true' ? 2 : Number(churnRaw);
-  if (!Number.isFinite(churn) || churn < 0 || (churn > 0 && churn <= 1)) throw new Error('--churn must be above 1 (working set as a multiple of capacity)');
+  const churn = churnRaw === undefined ? spec.defaultChurn : churnRaw === 'true' ? 2 : Number(churnRaw);
+  if (!Number.isFinite(churn) || churn < 0 || (churn > 0 && churn <= 1)) throw new Error('--churn must be 0 (no evictions) or above 1 (working set as a multiple of capacity)');
   const modes = strFlag(flags, 'mode', 'open,closed').split(',') as ('open' | 'closed')[];
   if (modes.some((m) => m !== 'open' && m !== 'closed')) throw new Error('--mode must be open, closed or open,closed');
   const pacing = strFlag(flags, 'pacing', 'smooth');
@@ -75,7 +83,7 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   const rates = strFlag(flags, 'rates', '0.5,0.8').split(',').map(Number);
   if (rates.some((x) => !(x > 0))) throw new Error('--rates must be positive fractions, e.g. 0.5,0.8');
   const cfg: BenchConfig = {
-    scenario: strFlag(flags, 'scenario', 'mixed'),
+    scenario,
     resident: intFlag(flags, 'resident', 1_000_000),
     churn,
     duration: intFlag(flags, 'duration', 60),

@@ -8,9 +8,11 @@
  * first users whose channels add up to `resident` read states (the last one cut short).
  *
  * Skew: HOT_FRACTION of the single read-state ops go to a hot channel (one of HOT_CHANNELS, then a
- * random member), the rest to a read state drawn uniformly from the working set. With --churn F
- * the working set is F x the service's capacity: users beyond the resident set are touched
- * uniformly too, so both services load (empty) users, create read states and evict others.
+ * random member), the rest to a read state drawn uniformly from the working set. With churn F
+ * (--churn, or the scenario's default: mixed has 1.1) the capacity is the resident set, so the
+ * service is full once the fill is done, and the working set is F x that capacity: users beyond
+ * the resident set are touched uniformly too, so both services load users (empty at first, later
+ * the ones they evicted), create read states and evict the least recently used users to make room.
  */
 import { Rng, chanHi, chanLo, channelOf, idString, mix32, userHi, userLo } from '../common.js';
 
@@ -62,6 +64,14 @@ export function buildUniverse(resident: number, workingReadStates: number): Univ
   return { resident, residentUsers, users, readStates: total, cum: Float64Array.from(cumList) };
 }
 
+/**
+ * The services' --capacity for a run: with churn the resident set itself (full after the fill, so
+ * the working set beyond it can only get in by evicting), otherwise 20% headroom (nothing evicted).
+ */
+export function capacityFor(resident: number, churn: number): number {
+  return churn > 0 ? resident : Math.ceil(resident * 1.2);
+}
+
 /** Channels user k has in the universe (the last resident user may be cut short). */
 export function userChannels(u: Universe, k: number): number {
   return u.cum[k + 1] - u.cum[k];
@@ -85,6 +95,11 @@ export interface ScenarioSpec {
   batch: boolean;
   /** only the hot/cold skew applies to single read-state ops; false = uniform over the working set */
   skewed: boolean;
+  /**
+   * --churn when the flag is absent: the working set as a multiple of the service's capacity
+   * (0: the resident set only, nothing is ever evicted).
+   */
+  defaultChurn: number;
 }
 
 export const SCENARIOS: Record<string, ScenarioSpec> = {
@@ -95,6 +110,7 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     mix: { mention: 0.7, ack: 0.3 },
     batch: false,
     skewed: true,
+    defaultChurn: 0,
   },
   connect: {
     name: 'connect',
@@ -103,6 +119,7 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     mix: { connect: 1 },
     batch: false,
     skewed: false,
+    defaultChurn: 0,
   },
   mixed: {
     name: 'mixed',
@@ -111,6 +128,9 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     mix: { mention: 0.5, ack: 0.3, get: 0.12, connect: 0.05, delete: 0.03 },
     batch: false,
     skewed: true,
+    // The brief's mixed shape has churn: a working set a tenth larger than the service's capacity,
+    // so misses load users back from the store and every new read state evicts someone.
+    defaultChurn: 1.1,
   },
   batch: {
     name: 'batch',
@@ -119,6 +139,7 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     mix: { mention: 0.55, ack: 0.3, get: 0.12, delete: 0.03 },
     batch: true,
     skewed: true,
+    defaultChurn: 0,
   },
   single: {
     name: 'single',
@@ -127,6 +148,7 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     mix: { mention: 1 },
     batch: false,
     skewed: false,
+    defaultChurn: 0,
   },
 };
 
