@@ -28,6 +28,61 @@ const data = workerData as StoreWorkerData;
 const telemetry = new TelemetryRecorder('store');
 let store: ReadStateStore | undefined;
 
+/**
+ * Writes wait their turn; loads do not. The main thread keeps several write batches in flight
+ * (they arrive here together), and SQLite runs each to completion on this thread: a load that
+ * arrived behind four 500-record transactions, each with its fsync, waited for all of them, and a
+ * load is a client request parked on a miss, while a write parks nobody. So a write starts at
+ * most one per event-loop turn (setImmediate), and the load messages that arrived meanwhile run
+ * first, in the poll phase before it. An asynchronous store (Cassandra) still has all its writes
+ * in flight at once: they are only started one turn apart.
+ */
+interface QueuedApply {
+  records: Uint32Array;
+  count: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+const applies: QueuedApply[] = [];
+let applyHead = 0;
+let applyScheduled = false;
+/** writes started and not yet settled (an asynchronous store's in flight) */
+let applying = 0;
+
+function applySettled(): void {
+  applying--;
+}
+
+function startNextApply(): void {
+  applyScheduled = false;
+  const a = applies[applyHead];
+  applies[applyHead++] = undefined as unknown as QueuedApply;
+  if (applyHead === applies.length) {
+    applies.length = 0;
+    applyHead = 0;
+  } else scheduleApply();
+  applying++;
+  store!.apply(a.records, a.count).then(a.resolve, a.reject).finally(applySettled);
+}
+
+/** Close only after every write that was handed to us has been tried. */
+async function drainApplies(): Promise<void> {
+  while (applyHead < applies.length || applying > 0) await new Promise<void>((r) => setImmediate(r));
+}
+
+function scheduleApply(): void {
+  if (applyScheduled) return;
+  applyScheduled = true;
+  setImmediate(startNextApply);
+}
+
+function queueApply(records: Uint32Array, count: number): Promise<null> {
+  return new Promise<null>((resolve, reject) => {
+    applies.push({ records, count, resolve: () => resolve(null), reject });
+    scheduleApply();
+  });
+}
+
 async function create(): Promise<ReadStateStore> {
   if (data.kind === 'sqlite') {
     const { SqliteStore } = await import('../src/store/sqlite-store.js');
@@ -56,9 +111,9 @@ export default async function run(task: StoreTask): Promise<Uint32Array | Thread
     case 'load':
       return store!.load(task.lo, task.hi);
     case 'apply':
-      await store!.apply(task.records, task.count);
-      return null;
+      return queueApply(task.records, task.count);
     case 'close':
+      await drainApplies();
       await store?.close();
       store = undefined;
       return null;

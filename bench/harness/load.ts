@@ -22,6 +22,7 @@
  */
 import autocannonModule from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { CLK_TCK } from '../common.js';
 import { processTicks } from './servers.js';
 import type { RequestFactory } from './workload.js';
@@ -119,6 +120,13 @@ export interface SecondRecord {
    */
   serverCpuPct?: number;
   harnessCpuPct?: number;
+  /**
+   * GC pauses of this process (the load generator) that ended in this second: total and longest,
+   * ms. A load generator paused by its own collector sends late and reads answers late, which
+   * the latency above counts against the server.
+   */
+  harnessGcMs?: number;
+  harnessGcMaxMs?: number;
 }
 
 export interface DriveOptions {
@@ -199,7 +207,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   const intervalMs = smooth ? (1000 * connections) / rps : 0;
   const total = newHistogram();
   const sendTotal = smooth ? newHistogram() : total;
-  const perSec: { h: hdr.Histogram; hs: hdr.Histogram; sent: number; done: number; non2xx: number; lag: number; srvCpu?: number; meCpu?: number }[] = [];
+  const perSec: { h: hdr.Histogram; hs: hdr.Histogram; sent: number; done: number; non2xx: number; lag: number; srvCpu?: number; meCpu?: number; gc: number; gcMax: number }[] = [];
   const statuses: Record<string, number> = {};
   const clients: PacedClient[] = [];
   let t0 = 0;
@@ -208,7 +216,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
     const i = Math.max(0, Math.floor((t - t0) / 1000));
     while (perSec.length <= i) {
       const h = o.record ? newHistogram() : total;
-      perSec.push({ h, hs: smooth && o.record ? newHistogram() : h, sent: 0, done: 0, non2xx: 0, lag: 0 });
+      perSec.push({ h, hs: smooth && o.record ? newHistogram() : h, sent: 0, done: 0, non2xx: 0, lag: 0, gc: 0, gcMax: 0 });
     }
     return perSec[i];
   };
@@ -296,6 +304,17 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   inst.on('reqError', () => undefined);
   // one coarse timer for the whole window, not one per request
   let cpuTimer: NodeJS.Timeout | undefined;
+  let gcObserver: PerformanceObserver | undefined;
+  if (o.record) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const s = sec(e.startTime + e.duration);
+        s.gc += e.duration;
+        if (e.duration > s.gcMax) s.gcMax = e.duration;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  }
   if (o.record && o.serverPid !== undefined) {
     let srvTicks = processTicks(o.serverPid);
     let me = process.cpuUsage();
@@ -315,6 +334,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   }
   const r = await inst;
   if (cpuTimer !== undefined) clearInterval(cpuTimer);
+  gcObserver?.disconnect();
   const tEnd = nowMs();
   for (const c of clients) if (c.__timer !== undefined) clearTimeout(c.__timer);
 
@@ -341,6 +361,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
     sendMaxMs: s.hs.totalCount > 0 ? s.hs.maxValue / 1000 : 0,
     lagMaxMs: Math.round(s.lag * 10) / 10,
     ...(s.srvCpu !== undefined ? { serverCpuPct: Math.round(s.srvCpu), harnessCpuPct: Math.round(s.meCpu ?? 0) } : {}),
+    ...(o.record ? { harnessGcMs: Math.round(s.gc * 10) / 10, harnessGcMaxMs: Math.round(s.gcMax * 10) / 10 } : {}),
   }));
   const whole = perSecond.filter((s) => s.t < Math.floor(seconds));
   const debt = scheduleDebt(whole, rps);

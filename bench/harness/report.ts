@@ -148,6 +148,13 @@ function windowLabel(w: WindowRecord): string {
   return w.kind === 'open' ? `open ${w.fraction}x` : w.kind === 'probe' ? `closed probe` : w.kind;
 }
 
+/** non-2xx count, said to be 404s when all are: gets and deletes of read states that do not exist are answered so */
+function non2xxText(w: WindowRecord): string {
+  if (w.non2xx === 0) return '0';
+  const others = Object.entries(w.statuses).filter(([code]) => !code.startsWith('2') && code !== '404');
+  return others.length === 0 ? `${fmt(w.non2xx)} (all 404)` : `${fmt(w.non2xx)} (${Object.entries(w.statuses).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}: ${fmt(n)}`).join(', ')})`;
+}
+
 function latencyTable(r: BenchResult): string {
   const head = '| impl | window | target req/s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99.99 ms | max ms | non-2xx / errors | backlog s (most behind) | server CPU | other CPU |';
   const rows = [head, '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|'];
@@ -158,7 +165,7 @@ function latencyTable(r: BenchResult): string {
       const debt = w.kind === 'open' ? debtOf(w) : undefined;
       const backlog = debt !== undefined ? `${debt.fallingBehind.length} (${fmt(debt.maxBehindMs, 0)} ms)` : '-';
       rows.push(
-        `| ${impl} | ${windowLabel(w)} | ${w.targetRps !== null ? fmt(w.targetRps) : '-'} | ${fmt(w.rps)}${w.opsPerRequest > 1 ? ` (${fmt(w.opsPerSec)} ops/s)` : ''} | ${ms(l.p50Ms)} | ${ms(l.p90Ms)} | ${ms(l.p99Ms)} | ${ms(l.p999Ms)} | ${ms(l.p9999Ms)} | ${ms(l.maxMs)} | ${w.non2xx} / ${w.errors} | ${backlog} | ${w.cpu.serverPctOfCore}% | ${w.cpu.othersPctOfCore}% |`,
+        `| ${impl} | ${windowLabel(w)} | ${w.targetRps !== null ? fmt(w.targetRps) : '-'} | ${fmt(w.rps)}${w.opsPerRequest > 1 ? ` (${fmt(w.opsPerSec)} ops/s)` : ''} | ${ms(l.p50Ms)} | ${ms(l.p90Ms)} | ${ms(l.p99Ms)} | ${ms(l.p999Ms)} | ${ms(l.p9999Ms)} | ${ms(l.maxMs)} | ${non2xxText(w)} / ${w.errors} | ${backlog} | ${w.cpu.serverPctOfCore}% | ${w.cpu.othersPctOfCore}% |`,
       );
     }
   }
@@ -289,6 +296,10 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
   }
   out.push('');
   out.push(latencyTable(r));
+  if (r.impls.some((i) => i.windows.some((w) => (w.statuses['404'] ?? 0) > 0))) {
+    out.push('');
+    out.push('404s are the API\'s answer to a get or delete of a read state that does not exist (deleted earlier in the run or, with churn, never created in the working set); every service gets the same requests.');
+  }
   out.push('');
   out.push(
     'GC and event loop inside each measured window (server `GET /v1/stats` before and after, per thread; "longest" only when the window raised the since-start maximum; event-loop delay as the service reports it, which includes its 10 ms sampling interval: an idle loop reads about 10.1 ms; trace-gc lines that arrived in the window):',

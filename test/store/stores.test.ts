@@ -40,6 +40,8 @@ import { CassandraStore } from '../../src/store/cassandra-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { SQLITE_FILE, SqliteStore } from '../../src/store/sqlite-store.js';
 import type { ReadStateStore } from '../../src/store/store.js';
+import { WorkerStore } from '../../src/store/worker-store.js';
+import { loadConfig } from '../../src/config.js';
 import { fromSigned, fromU64, toSigned, toU64 } from '../../src/store/u64.js';
 import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
 
@@ -405,6 +407,70 @@ describe('SqliteStore', () => {
 
 // ---------------------------------------------------------------------------------------------
 // CassandraStore (real server)
+
+describe('WorkerStore (SQLite on the store worker thread, as the service runs it)', () => {
+  let dir: string;
+  let store: WorkerStore;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rs-worker-'));
+    store = new WorkerStore({ kind: 'sqlite', dataDir: dir, cassandra: loadConfig([], {}).cassandra });
+    await store.open();
+  });
+  afterAll(async () => {
+    await store?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  storeContract(() => store, { equalTimestamp: 'keep-stored' });
+
+  it('a load does not wait behind write batches queued before it, and every write still lands', async () => {
+    const reader = freshUser();
+    await apply(store, write(reader, state(9n, { mention: 3 }), T0));
+    // four big batches in flight at once, as the write-behind sends them, then a load
+    const writers = [freshUser(), freshUser(), freshUser(), freshUser()];
+    const order: string[] = [];
+    const batches = writers.map((u, b) => {
+      const recs: Uint32Array[] = [];
+      for (let c = 1; c <= 20_000; c++) recs.push(write(u, state(BigInt(c), { mention: b + 1 }), T0 + c));
+      return store.apply(concat(recs), recs.length).then(() => order.push(`write ${b}`));
+    });
+    const loaded = load(store, reader).then((s) => {
+      order.push('load');
+      return s;
+    });
+    await Promise.all([...batches, loaded]);
+    expect(await loaded).toEqual([state(9n, { mention: 3 })]);
+    // the load overtook at least the last batch (FIFO would put it after all four)
+    expect(order.indexOf('load')).toBeLessThan(order.indexOf('write 3'));
+    // writes keep their order among themselves
+    expect(order.filter((x) => x !== 'load')).toEqual(['write 0', 'write 1', 'write 2', 'write 3']);
+    for (const [b, u] of writers.entries()) {
+      const got = await load(store, u);
+      expect(got.length).toBe(20_000);
+      expect(got.every((x) => x.mention === b + 1)).toBe(true);
+    }
+  });
+
+  it('close() waits for writes it was handed before it', async () => {
+    const d2 = mkdtempSync(join(tmpdir(), 'rs-worker-close-'));
+    try {
+      const s2 = new WorkerStore({ kind: 'sqlite', dataDir: d2, cassandra: loadConfig([], {}).cassandra });
+      await s2.open();
+      const u = freshUser();
+      const recs: Uint32Array[] = [];
+      for (let c = 1; c <= 5_000; c++) recs.push(write(u, state(BigInt(c)), T0 + c));
+      const written = s2.apply(concat(recs), recs.length);
+      await s2.close();
+      await written;
+      const s3 = new SqliteStore({ dataDir: d2 });
+      await s3.open();
+      expect((await load(s3, u)).length).toBe(5_000);
+      await s3.close();
+    } finally {
+      rmSync(d2, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('CassandraStore', () => {
   const keyspace = `rs_test_${Date.now().toString(36)}_${process.pid}`;
