@@ -455,7 +455,8 @@ function main(): void {
   const chosen = [...latest.values()].sort(
     (a, b) =>
       SCENARIO_ORDER.indexOf(a[1].config.scenario) - SCENARIO_ORDER.indexOf(b[1].config.scenario) ||
-      a[1].config.churn - b[1].config.churn ||
+      // churn runs first: they are the brief's mixed shape, runs without churn are for comparison
+      b[1].config.churn - a[1].config.churn ||
       b[1].config.resident - a[1].config.resident,
   );
   const mdDir = join(mdFile, '..');
