@@ -44,7 +44,6 @@ interface QueuedApply {
   reject: (e: unknown) => void;
 }
 const applies: QueuedApply[] = [];
-let applyHead = 0;
 let applyScheduled = false;
 /** writes started and not yet settled (an asynchronous store's in flight) */
 let applying = 0;
@@ -55,19 +54,15 @@ function applySettled(): void {
 
 function startNextApply(): void {
   applyScheduled = false;
-  const a = applies[applyHead];
-  applies[applyHead++] = undefined as unknown as QueuedApply;
-  if (applyHead === applies.length) {
-    applies.length = 0;
-    applyHead = 0;
-  } else scheduleApply();
+  const a = applies.shift()!;
+  if (applies.length > 0) scheduleApply();
   applying++;
   store!.apply(a.records, a.count).then(a.resolve, a.reject).finally(applySettled);
 }
 
 /** Close only after every write that was handed to us has been tried. */
 async function drainApplies(): Promise<void> {
-  while (applyHead < applies.length || applying > 0) await new Promise<void>((r) => setImmediate(r));
+  while (applies.length > 0 || applying > 0) await new Promise<void>((r) => setImmediate(r));
 }
 
 function scheduleApply(): void {

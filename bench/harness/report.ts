@@ -151,8 +151,8 @@ function windowLabel(w: WindowRecord): string {
 /** non-2xx count, said to be 404s when all are: gets and deletes of read states that do not exist are answered so */
 function non2xxText(w: WindowRecord): string {
   if (w.non2xx === 0) return '0';
-  const others = Object.entries(w.statuses).filter(([code]) => !code.startsWith('2') && code !== '404');
-  return others.length === 0 ? `${fmt(w.non2xx)} (all 404)` : `${fmt(w.non2xx)} (${Object.entries(w.statuses).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}: ${fmt(n)}`).join(', ')})`;
+  const bad = Object.entries(w.statuses).filter(([code]) => !code.startsWith('2'));
+  return `${fmt(w.non2xx)} (${bad.every(([code]) => code === '404') ? 'all 404' : bad.map(([code, n]) => `${code}: ${fmt(n)}`).join(', ')})`;
 }
 
 function latencyTable(r: BenchResult): string {
