@@ -87,6 +87,7 @@ export class Metrics {
     const eldP99 = new Gauge({ name: 'readstates_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 since the last scrape', labelNames: ['thread'], registers: r });
     const eldMax = new Gauge({ name: 'readstates_event_loop_delay_max_seconds', help: 'Event-loop delay max since the last scrape', labelNames: ['thread'], registers: r });
     const heap = new Gauge({ name: 'readstates_heap_used_bytes', help: 'V8 heap used by thread', labelNames: ['thread'], registers: r });
+    const heapLive = new Gauge({ name: 'readstates_heap_live_bytes', help: 'V8 heap used right after the thread\'s last full GC', labelNames: ['thread'], registers: r });
     const cpu = new Counter({ name: 'readstates_thread_cpu_seconds_total', help: 'CPU time used by thread (user + system)', labelNames: ['thread'], registers: r });
     const runQueue = new Counter({ name: 'readstates_thread_run_queue_wait_seconds_total', help: 'Time a thread was runnable but waited for a CPU', labelNames: ['thread'], registers: r });
     const rss = new Gauge({ name: 'readstates_process_resident_memory_bytes', help: 'Process resident memory', registers: r });
@@ -112,6 +113,7 @@ export class Metrics {
         eldP99.set({ thread: t.thread }, t.eventLoopDelay.p99Seconds);
         eldMax.set({ thread: t.thread }, t.eventLoopDelay.maxSeconds);
         heap.set({ thread: t.thread }, t.heapUsed);
+        if (t.heapLiveAfterMajorGc !== null) heapLive.set({ thread: t.thread }, t.heapLiveAfterMajorGc);
         if (t.cpuSeconds !== null) this.advance(cpu, `cpu/${t.thread}`, t.cpuSeconds, { thread: t.thread });
         if (t.runQueueWaitSeconds !== null) this.advance(runQueue, `rq/${t.thread}`, t.runQueueWaitSeconds, { thread: t.thread });
       }

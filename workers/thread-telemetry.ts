@@ -7,6 +7,7 @@
  * done in steps on the thread shows up as event-loop delay instead, which is why both are here.
  */
 import { readFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { constants, PerformanceObserver, monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 export const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
@@ -18,6 +19,13 @@ export interface ThreadTelemetry {
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   heapUsed: number;
   heapTotal: number;
+  /**
+   * V8 heap used right after this thread's last full collection (Mark-Compact), or null before
+   * the first one: the live heap. heapUsed alone depends on where the thread is in its GC cycle
+   * (a thread that allocates fast may carry several times its live heap in garbage), so
+   * comparing two services' heapUsed samples compares their GC timing as much as their data.
+   */
+  heapLiveAfterMajorGc: number | null;
   /** CPU time this thread has used (user + system), or null where /proc/thread-self is missing */
   cpuSeconds: number | null;
   /**
@@ -78,13 +86,17 @@ export class TelemetryRecorder {
   };
   private readonly delay: IntervalHistogram;
   private readonly observer: PerformanceObserver;
+  private heapLive: number | null = null;
 
   constructor(readonly thread: string) {
     this.observer = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
         const detail = (e as unknown as { detail?: { kind?: number } }).detail;
-        const g = this.gc[kindOf(detail?.kind ?? 0)];
+        const kind = kindOf(detail?.kind ?? 0);
+        const g = this.gc[kind];
         const s = e.duration / 1000;
+        // read once per Mark-Compact (rare), in the observer's callback shortly after it
+        if (kind === 'major') this.heapLive = getHeapStatistics().used_heap_size;
         g.count++;
         g.seconds += s;
         if (s > g.maxSeconds) g.maxSeconds = s;
@@ -114,6 +126,7 @@ export class TelemetryRecorder {
       },
       heapUsed: mem.heapUsed,
       heapTotal: mem.heapTotal,
+      heapLiveAfterMajorGc: this.heapLive,
       cpuSeconds: threadCpuSeconds(),
       runQueueWaitSeconds: threadRunQueueWaitSeconds(),
     };

@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
-import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, type ImplName } from './servers.js';
+import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, SHUTDOWN_TIMEOUT_MS, STOP_MARGIN_MS, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, capacityFor, fillBodies, type Universe } from './workload.js';
 
 export interface BenchConfig {
@@ -66,6 +66,8 @@ export interface ThreadWindow {
   eventLoopDelay: { p99Ms: number; maxMs: number; meanMs: number } | null;
   heapUsedBeforeMiB: number;
   heapUsedAfterMiB: number;
+  /** heap used right after the thread's last Mark-Compact, read at the window's end (null: none yet, or not reported) */
+  heapLiveAfterMiB: number | null;
   /** this thread's CPU in the window, % of one core (null: the server does not report it) */
   cpuPctOfCore: number | null;
   /** % of the window this thread was runnable but waiting for a CPU (null: not reported) */
@@ -185,6 +187,7 @@ interface TelemetryJson {
   gc: Record<string, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   heapUsed: number;
+  heapLiveAfterMajorGc?: number | null;
   cpuSeconds?: number | null;
   runQueueWaitSeconds?: number | null;
 }
@@ -218,6 +221,7 @@ function threadWindows(before: StatsJson | undefined, after: StatsJson | undefin
         : null,
       heapUsedBeforeMiB: mib(b?.heapUsed) ?? 0,
       heapUsedAfterMiB: mib(a.heapUsed) ?? 0,
+      heapLiveAfterMiB: mib(a.heapLiveAfterMajorGc),
       cpuPctOfCore:
         typeof a.cpuSeconds === 'number' && typeof b?.cpuSeconds === 'number' ? round((100 * (a.cpuSeconds - b.cpuSeconds)) / seconds) : null,
       runQueueWaitPct:
@@ -494,18 +498,45 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       const problem = await smoke(server, factory);
       if (problem !== null) throw new Error(`${impl}: smoke request failed: ${problem}`);
 
-      const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number): Promise<WindowRecord> => {
-        const before = (await server.json('/v1/stats')) as StatsJson | undefined;
-        // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
-        const delayWindowed = impl === 'naive' || (impl === 'slab' && (await server.json('/metrics')) !== undefined);
-        const la0 = loadavg();
-        const busy0 = systemBusyTicks();
-        const srv0 = processTicks(server.proc.pid);
-        const me0 = process.cpuUsage();
-        const mono0 = process.hrtime.bigint() / 1000n;
-        const rqMain0 = runQueueWaitNs(server.proc.pid);
-        const rqMe0 = runQueueWaitNs();
-        const d = await drive({ url: server.url, mode, connections: mode === 'open' ? cfg.connections : cfg.closedConnections, rps, pacing: cfg.pacing, seconds, factory: f, record: true, serverPid: server.proc.pid });
+      const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
+        // the counters are read when the window opens, after the warm-up on the same connections
+        let la0: number[] = [];
+        let busy0 = 0;
+        let srv0 = 0;
+        let me0 = process.cpuUsage();
+        let mono0 = 0n;
+        let rqMain0 = 0;
+        let rqMe0 = 0;
+        let beforeP: Promise<[StatsJson | undefined, boolean]> = Promise.resolve([undefined, false]);
+        const onWindowStart = (): void => {
+          la0 = loadavg();
+          busy0 = systemBusyTicks();
+          srv0 = processTicks(server.proc.pid);
+          me0 = process.cpuUsage();
+          mono0 = process.hrtime.bigint() / 1000n;
+          rqMain0 = runQueueWaitNs(server.proc.pid);
+          rqMe0 = runQueueWaitNs();
+          beforeP = (async (): Promise<[StatsJson | undefined, boolean]> => {
+            const b = (await server.json('/v1/stats')) as StatsJson | undefined;
+            // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
+            const windowed = impl === 'naive' || (impl === 'slab' && (await server.json('/metrics')) !== undefined);
+            return [b, windowed];
+          })();
+        };
+        const d = await drive({
+          url: server.url,
+          mode,
+          connections: mode === 'open' ? cfg.connections : cfg.closedConnections,
+          rps,
+          pacing: cfg.pacing,
+          seconds,
+          warmupSeconds: warmup,
+          onWindowStart,
+          factory: f,
+          record: true,
+          serverPid: server.proc.pid,
+        });
+        const [before, delayWindowed] = await beforeP;
         const me = process.cpuUsage(me0);
         const mono1 = process.hrtime.bigint() / 1000n;
         const rqMain = runQueueWaitNs(server.proc.pid) - rqMain0;
@@ -547,7 +578,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
 
       /**
        * A measured window: wait for the other processes to be quiet, warm up (open loop: at the
-       * window's rate), measure; if other processes still took more than --max-others of a core
+       * window's rate, on the window's own connections and schedule), measure; if other processes still took more than --max-others of a core
        * during the window, keep it as discarded and measure again (--retries times).
        */
       const windowOf = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
@@ -555,8 +586,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           const q = await quiet(server.proc.pid, cfg.maxOthers, cfg.quietWaitSeconds);
           if (!q.quiet) log(`    other processes still use ${q.othersPct}% of a core after ${cfg.quietWaitSeconds} s of waiting: measuring anyway`);
           else if (q.waitedSeconds >= 2) log(`    waited ${q.waitedSeconds} s for other processes to go below ${cfg.maxOthers}% of a core`);
-          if (warmup > 0) await drive({ url: server.url, mode, connections: mode === 'open' ? cfg.connections : cfg.closedConnections, rps, pacing: cfg.pacing, seconds: warmup, factory: f, record: false });
-          const w = await measure(kind, mode, seconds, f, rps, fraction);
+          const w = await measure(kind, mode, seconds, f, rps, fraction, warmup);
           const contended = w.cpu.othersPctOfCore > cfg.maxOthers;
           log(describeWindow(w));
           if (contended && attempt < cfg.retries) {
@@ -597,9 +627,9 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         await windowOf('throughput', 'closed', tp.seconds, tf, undefined, undefined, Math.min(cfg.warmup, 3));
       }
     } finally {
-      rec.stop = await server.stop(20_000);
+      rec.stop = await server.stop(SHUTDOWN_TIMEOUT_MS + STOP_MARGIN_MS);
       if (cfg.store === 'sqlite') rmSync(join(cfg.logDir, `${impl}-data`), { recursive: true, force: true });
-      if (rec.stop.code !== 0) log(`    ${impl} stopped with exit code ${rec.stop.code}${rec.stop.killed ? ' (SIGKILL after 20 s)' : ''} in ${rec.stop.seconds} s`);
+      if (rec.stop.code !== 0) log(`    ${impl} stopped with exit code ${rec.stop.code}${rec.stop.killed ? ` (SIGKILL after ${(SHUTDOWN_TIMEOUT_MS + STOP_MARGIN_MS) / 1000} s)` : ''} in ${rec.stop.seconds} s`);
     }
   }
   const m1 = machine();

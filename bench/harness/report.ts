@@ -174,7 +174,7 @@ function latencyTable(r: BenchResult): string {
 
 function gcTable(r: BenchResult): string {
   const rows = [
-    '| impl | window | thread | minor GC: n, total ms | major GC: n, total ms, longest | event-loop delay p99 / max ms | heap used MiB | trace-gc: Scavenge, Mark-Compact (longest ms) |',
+    '| impl | window | thread | minor GC: n, total ms | major GC: n, total ms, longest | event-loop delay p99 / max ms | heap used MiB (live after last Mark-Compact) | trace-gc: Scavenge, Mark-Compact (longest ms) |',
     '|---|---|---|--:|--:|--:|--:|--:|',
   ];
   for (const impl of IMPL_ORDER) {
@@ -200,7 +200,7 @@ function gcTable(r: BenchResult): string {
               ? { scavenges: workers.reduce((a, x) => a + x.scavenges, 0), majors: workers.reduce((a, x) => a + x.majors, 0), majorMaxPauseMs: Math.max(...workers.map((x) => x.majorMaxPauseMs)) }
               : undefined;
         rows.push(
-          `| ${impl} | ${windowLabel(w)} | ${t.thread} | ${mi?.count ?? 0}, ${mi?.totalMs ?? 0} | ${ma?.count ?? 0}, ${ma?.totalMs ?? 0}, ${ma?.maxInWindowMs ?? (ma !== undefined && ma.count > 0 ? `<= ${ma.maxSinceStartMs}` : '-')} | ${t.eventLoopDelay !== null ? `${t.eventLoopDelay.p99Ms} / ${t.eventLoopDelay.maxMs}` : '-'} | ${t.heapUsedBeforeMiB} -> ${t.heapUsedAfterMiB} | ${iso !== undefined ? `${k === 1 ? 'all workers: ' : ''}${iso.scavenges}, ${iso.majors}${iso.majors > 0 ? ` (${iso.majorMaxPauseMs})` : ''}` : k === 0 ? '0, 0' : '-'} |`,
+          `| ${impl} | ${windowLabel(w)} | ${t.thread} | ${mi?.count ?? 0}, ${mi?.totalMs ?? 0} | ${ma?.count ?? 0}, ${ma?.totalMs ?? 0}, ${ma?.maxInWindowMs ?? (ma !== undefined && ma.count > 0 ? `<= ${ma.maxSinceStartMs}` : '-')} | ${t.eventLoopDelay !== null ? `${t.eventLoopDelay.p99Ms} / ${t.eventLoopDelay.maxMs}` : '-'} | ${t.heapUsedBeforeMiB} -> ${t.heapUsedAfterMiB}${t.heapLiveAfterMiB != null ? ` (${t.heapLiveAfterMiB})` : ''} | ${iso !== undefined ? `${k === 1 ? 'all workers: ' : ''}${iso.scavenges}, ${iso.majors}${iso.majors > 0 ? ` (${iso.majorMaxPauseMs})` : ''}` : k === 0 ? '0, 0' : '-'} |`,
         );
       });
     }

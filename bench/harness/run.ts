@@ -2,16 +2,13 @@
  * Tail-latency benchmark: the slab service, the naive service and a bare fastify ceiling, one at
  * a time, under the same scenario; one JSON result per run in --out (bench/results by default).
  *
- *   npm run bench -- [--scenario mixed|mentions|connect|batch|single] [--resident 1000000]
- *     [--churn F] [--duration 60] [--impl slab,naive,ceiling] [--mode open,closed]
- *     [--rates 0.5,0.8] [--base-rps N] [--connections 200] [--closed-connections 50]
- *     [--pacing smooth|autocannon] [--warmup 5] [--probe 10] [--heap-mb 8192] [--store sqlite|memory]
- *     [--max-others 30] [--retries 1] [--quiet-wait 60] [--fill-rate 35000] [--out bench/results]
- *     [--cpu-prof]   (servers under node --cpu-prof; each window records its monotonic span, so
- *                     `node dist/bench/cpuprofile-summary.js <file> --from A --to B` cuts one out)
+ *   npm run bench -- --help     every flag with its default (BENCH_FLAGS below)
+ *   npm run bench -- --scenario mixed --resident 5000000 --duration 240 --impl slab,naive,ceiling
  *
  * --churn F: working set F x capacity, capacity = the resident set (full after the fill, so new
  * read states evict); default 1.1 for mixed, 0 (nothing evicted) for the others; --churn 0 turns it off.
+ * --cpu-prof: each window records its monotonic span, so
+ * `node dist/bench/cpuprofile-summary.js <file> --from A --to B` cuts one window out of a profile.
  *
  * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
  * turns the results into PERFORMANCE.md tables and plots.
@@ -66,10 +63,49 @@ export function summaryTable(r: BenchResult): string {
   return table(['impl', 'window', 'target/s', 'req/s', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99.99 ms', 'max ms', 'non-2xx+err', 'major GCs', 'evicted / loaded users', 'backlog s (most behind)', 'other CPU'], rows);
 }
 
+/** Every flag of `npm run bench`: [flag, value, what it does (default)]; --help prints it, and nothing else is accepted. */
+export const BENCH_FLAGS: readonly (readonly [string, string, string])[] = [
+  ['scenario', 'NAME', `workload: ${Object.keys(SCENARIOS).join(', ')} (mixed)`],
+  ['resident', 'N', 'read states loaded into each service before measuring (1000000)'],
+  ['churn', 'F', 'working set F x capacity, capacity = the resident set, so requests evict and reload users; 0 = none (1.1 for mixed, else 0)'],
+  ['duration', 'S', 'seconds of each measured window, after its warm-up (60)'],
+  ['warmup', 'S', 'seconds of load before each window on its own connections, not recorded (5)'],
+  ['probe', 'S', 'closed-loop probe of each service; naive\'s sets the open-loop rates (10)'],
+  ['impl', 'LIST', 'services to run, in this order: slab, naive, ceiling (slab,naive,ceiling)'],
+  ['mode', 'LIST', 'open (fixed rate) and/or closed (max throughput) windows (open,closed)'],
+  ['rates', 'LIST', 'open-loop rates as fractions of naive\'s closed-loop probe (0.5,0.8)'],
+  ['base-rps', 'N', 'use this as naive\'s max instead of probing (needed when naive is not in --impl)'],
+  ['connections', 'N', 'connections of open-loop windows (200)'],
+  ['closed-connections', 'N', 'connections of closed-loop windows and probes (50)'],
+  ['pacing', 'smooth|autocannon', 'open-loop schedule: even per-connection pacing, or autocannon\'s overallRate (smooth)'],
+  ['heap-mb', 'N', '--max-old-space-size of the services (8192)'],
+  ['batch-ops', 'N', 'operations per /v1/batch request in the batch scenario (100)'],
+  ['seed', 'N', 'seed of the request generator (12345)'],
+  ['store', 'sqlite|memory', 'store behind both services (sqlite: the embedded default, on its own thread)'],
+  ['max-others', 'PCT', 'a window in which other processes used more of one core is measured again (30)'],
+  ['retries', 'N', 'how many times such a window is measured again (1)'],
+  ['quiet-wait', 'S', 'wait at most this long for other processes to go quiet before a window (60)'],
+  ['fill-rate', 'N', 'read states per second while loading the resident set (35000)'],
+  ['out', 'DIR', 'where the result JSON goes (bench/results)'],
+  ['cpu-prof', '', 'run the services under node --cpu-prof (profiles next to the server logs)'],
+  ['help', '', 'print this and exit'],
+];
+
+export function benchUsage(): string {
+  const w = Math.max(...BENCH_FLAGS.map(([f, v]) => f.length + v.length + 1));
+  return [
+    'npm run bench -- [flags]   (node dist/bench/harness/run.js [flags])',
+    '',
+    ...BENCH_FLAGS.map(([f, v, h]) => `  --${`${f} ${v}`.trimEnd().padEnd(w)}  ${h}`),
+    '',
+    'e.g. npm run bench -- --scenario mixed --resident 5000000 --duration 240 --mode open,closed --rates 0.5,0.8',
+  ].join('\n');
+}
+
 function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   const flags = parseFlags(argv);
-  const known = new Set(['scenario', 'resident', 'churn', 'duration', 'warmup', 'probe', 'impl', 'mode', 'rates', 'base-rps', 'connections', 'closed-connections', 'pacing', 'heap-mb', 'batch-ops', 'seed', 'out', 'store', 'max-others', 'retries', 'quiet-wait', 'fill-rate', 'cpu-prof']);
-  for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (known: ${[...known].map((x) => '--' + x).join(' ')})`);
+  const known = new Set(BENCH_FLAGS.map(([f]) => f));
+  for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (--help lists them)`);
   const scenario = strFlag(flags, 'scenario', 'mixed');
   const churnRaw = flags.get('churn');
   // an unknown scenario is rejected by runBench, with the list of known ones
@@ -112,7 +148,20 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const { cfg, out } = parseConfig(argv);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(benchUsage());
+    return;
+  }
+  let parsed: { cfg: BenchConfig; out: string };
+  try {
+    parsed = parseConfig(argv);
+  } catch (err) {
+    // a bad flag is the user's mistake: one line, no stack
+    console.error(`npm run bench: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
+  const { cfg, out } = parsed;
   const name = `tail-${cfg.scenario}${cfg.churn > 0 ? '-churn' : ''}${cfg.store !== 'memory' ? `-${cfg.store}` : ''}-${cfg.resident}-${stamp()}`;
   cfg.logDir = join(REPO_ROOT, 'bench', 'results', 'tmp', name);
   const r = await runBench(cfg, commandLine('bench', argv), 'run');

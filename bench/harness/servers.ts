@@ -162,11 +162,19 @@ export interface ServiceFlags {
   dataDir: string;
 }
 
+/**
+ * The services' graceful shutdown (writing every changed read state to the store) may take this
+ * long; the harness waits that plus STOP_MARGIN_MS before a SIGKILL. A batch run at 5M leaves over
+ * a million changed read states, which the service's default 30 s did not cover.
+ */
+export const SHUTDOWN_TIMEOUT_MS = 180_000;
+export const STOP_MARGIN_MS = 15_000;
+
 export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFlags: string[], logFile: string, slabScript = 'dist/src/main.js'): ServerSpec {
   const service = [
     '--port', String(port), '--shards', '1', '--store', f.store, ...(f.store === 'sqlite' ? ['--data-dir', f.dataDir] : []),
     '--capacity', String(f.capacity), '--max-users', String(f.maxUsers),
-    '--flush-delay', '30000', '--log-level', 'warn',
+    '--flush-delay', '30000', '--log-level', 'warn', '--shutdown-timeout', String(SHUTDOWN_TIMEOUT_MS),
   ];
   switch (impl) {
     case 'slab':
