@@ -25,6 +25,8 @@ export type StoreTask =
   | { op: 'close' };
 
 const data = workerData as StoreWorkerData;
+/** how often the SQLite checkpointer thread copies the WAL into the database file */
+const CHECKPOINT_INTERVAL_MS = 250;
 const telemetry = new TelemetryRecorder('store');
 let store: ReadStateStore | undefined;
 
@@ -81,7 +83,8 @@ function queueApply(records: Uint32Array, count: number): Promise<null> {
 async function create(): Promise<ReadStateStore> {
   if (data.kind === 'sqlite') {
     const { SqliteStore } = await import('../src/store/sqlite-store.js');
-    return new SqliteStore({ dataDir: data.dataDir });
+    // loads run on this thread: WAL checkpoints go to a thread of their own (see sqlite-checkpointer.ts)
+    return new SqliteStore({ dataDir: data.dataDir, checkpointer: { intervalMs: CHECKPOINT_INTERVAL_MS } });
   }
   const { CassandraStore } = await import('../src/store/cassandra-store.js');
   const c = data.cassandra;

@@ -27,10 +27,17 @@
  * 10,000-record call (~22-27 ms, ~400k records/s). With batched flushes that is cheap, so FULL is
  * the default; `synchronous: 'normal'` remains for setups that accept losing the last writes on
  * power loss. (If many tiny calls ever dominate, group commit across calls is the next step.)
+ *
+ * Checkpoints: with `checkpointer` set (the store worker sets it), a thread of its own copies the
+ * WAL into the database file (workers/sqlite-checkpointer.ts) and this connection's automatic
+ * checkpoint is only a safety net, so commits on the store thread, which also serves loads, never
+ * include one.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import type { CheckpointerData, CheckpointerReport } from '../../workers/sqlite-checkpointer.js';
 import {
   KIND_DELETE,
   RS_WORDS,
@@ -62,6 +69,26 @@ export interface SqliteStoreOptions {
   dataDir: string;
   /** 'full' (default): survives power loss; 'normal': survives a process crash only. */
   synchronous?: 'full' | 'normal';
+  /**
+   * Checkpoint the WAL on a thread of its own (workers/sqlite-checkpointer.ts) every `intervalMs`
+   * instead of inside this connection's commits; the store worker turns it on. Off by default:
+   * a store used on its own keeps SQLite's automatic checkpoints.
+   */
+  checkpointer?: { intervalMs: number };
+}
+
+/**
+ * With a checkpointer thread, this connection still checkpoints by itself once the WAL reaches
+ * this many pages (80 MB): a safety net if that thread stalls or fails, far above what it leaves
+ * (it copies the WAL every few hundred ms; the store writes a few MB per second at 5M under churn).
+ * If the thread fails, SQLite's default (1,000 pages) is restored.
+ */
+export const SAFETY_NET_CHECKPOINT_PAGES = 20_000;
+const DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
+
+function checkpointerFile(): URL {
+  const here = import.meta.url;
+  return new URL(here.endsWith('.ts') ? '../../dist/workers/sqlite-checkpointer.js' : '../../workers/sqlite-checkpointer.js', here);
 }
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS read_states (
@@ -100,6 +127,11 @@ export class SqliteStore implements ReadStateStore {
   readonly file: string;
   private readonly dataDir: string;
   private readonly synchronous: 'full' | 'normal';
+  private readonly checkpointerOptions: { intervalMs: number } | undefined;
+  private checkpointer: Worker | undefined;
+  private checkpointerStopped: Promise<void> | undefined;
+  /** the checkpointer thread's latest figures (null: no thread, or it has not copied anything yet) */
+  checkpoints: CheckpointerReport | null = null;
   private db: Database.Database | undefined;
   private upsert!: Database.Statement;
   private select!: Database.Statement;
@@ -109,6 +141,7 @@ export class SqliteStore implements ReadStateStore {
     this.dataDir = options.dataDir;
     this.file = join(options.dataDir, SQLITE_FILE);
     this.synchronous = options.synchronous ?? 'full';
+    this.checkpointerOptions = options.checkpointer;
   }
 
   async open(): Promise<void> {
@@ -152,6 +185,7 @@ export class SqliteStore implements ReadStateStore {
         }
       });
       this.db = db;
+      if (this.checkpointerOptions !== undefined) this.startCheckpointer(this.checkpointerOptions.intervalMs);
     } catch (err) {
       db.close();
       throw err;
@@ -183,8 +217,37 @@ export class SqliteStore implements ReadStateStore {
   async close(): Promise<void> {
     const db = this.db;
     if (db === undefined) return;
+    // the checkpointer's connection first: the writer's close then checkpoints what is left, as the last one
+    await this.stopCheckpointer();
     this.db = undefined;
     db.close();
+  }
+
+  private startCheckpointer(intervalMs: number): void {
+    const data: CheckpointerData = { file: this.file, intervalMs, synchronous: this.synchronous };
+    const w = new Worker(checkpointerFile(), { workerData: data });
+    this.checkpointer = w;
+    this.db!.pragma(`wal_autocheckpoint = ${SAFETY_NET_CHECKPOINT_PAGES}`);
+    w.on('message', (r: CheckpointerReport) => {
+      this.checkpoints = r;
+    });
+    this.checkpointerStopped = new Promise<void>((resolve) => {
+      const fallBack = (): void => {
+        // the thread is gone (stopped, or failed): checkpoints go back inside this connection's commits
+        if (this.checkpointer === w) this.checkpointer = undefined;
+        if (this.db !== undefined) this.db.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+        resolve();
+      };
+      w.once('exit', fallBack);
+      w.once('error', fallBack);
+    });
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const w = this.checkpointer;
+    if (w === undefined) return;
+    w.postMessage('stop');
+    await this.checkpointerStopped;
   }
 
   private opened(): this {

@@ -405,6 +405,95 @@ describe('SqliteStore', () => {
   });
 });
 
+describe('SqliteStore with a checkpointer thread (as the store worker opens it)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rs-ckpt-'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** 40 transactions of 1,000 records on scattered users: thousands of WAL pages in all */
+  async function writeMany(store: SqliteStore, seed: bigint): Promise<bigint[]> {
+    const users: bigint[] = [];
+    for (let t = 0; t < 40; t++) {
+      const recs: Uint32Array[] = [];
+      for (let i = 0; i < 1_000; i++) {
+        const user = ((seed + BigInt(t * 1_000 + i)) * 0x9e3779b97f4a7c15n) & ((1n << 62n) - 1n);
+        if (i === 0) users.push(user);
+        recs.push(write(user, state(BigInt(i + 1), { msg: BigInt(t + 1), mention: t }), T0 + t));
+      }
+      await apply(store, ...recs);
+    }
+    return users;
+  }
+  /** frames in the WAL now (asked from a connection of the test's own; it copies them too) */
+  const walFrames = (store: SqliteStore): number => {
+    const db = new Database(store.file);
+    try {
+      return (db.prepare('PRAGMA wal_checkpoint(PASSIVE)').raw(true).get() as number[])[1];
+    } finally {
+      db.close();
+    }
+  };
+
+  it('commits do not checkpoint: the WAL grows past SQLite\'s 1,000-page automatic checkpoint until the thread copies it', async () => {
+    // a thread that will not run within the test: only the writer could checkpoint here
+    const store = new SqliteStore({ dataDir: join(dir, 'idle'), checkpointer: { intervalMs: 3_600_000 } });
+    await store.open();
+    try {
+      const users = await writeMany(store, 1n);
+      expect(store.checkpoints).toBeNull();
+      expect(walFrames(store)).toBeGreaterThan(3_000); // 5,330 here
+      expect(await load(store, users[7])).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+    // the writer's close checkpointed the rest: nothing lost, WAL gone
+    const again = new SqliteStore({ dataDir: join(dir, 'idle') });
+    await again.open();
+    try {
+      const db = new Database(again.file, { readonly: true });
+      try {
+        expect(db.prepare('SELECT count(*) FROM read_states').pluck().get()).toBe(40_000);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('without a checkpointer, SQLite checkpoints inside commits and the WAL stays near 1,000 pages (control)', async () => {
+    const store = new SqliteStore({ dataDir: join(dir, 'inline') });
+    await store.open();
+    try {
+      await writeMany(store, 1n);
+      // at most the 1,000 pages that trigger a checkpoint plus the pages of one transaction
+      expect(walFrames(store)).toBeLessThan(2_000); // 998 here
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the thread copies the WAL into the database file while the writer goes on', async () => {
+    const store = new SqliteStore({ dataDir: join(dir, 'busy'), checkpointer: { intervalMs: 10 } });
+    await store.open();
+    try {
+      const users = await writeMany(store, 2n);
+      await new Promise((r) => setTimeout(r, 300));
+      const c = store.checkpoints;
+      expect(c).not.toBeNull();
+      expect(c!.checkpoints).toBeGreaterThan(0);
+      expect(c!.pages).toBeGreaterThan(1_000);
+      expect(await load(store, users[39])).toEqual([state(1n, { msg: 40n, mention: 39 })]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // CassandraStore (real server)
 
