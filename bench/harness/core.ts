@@ -10,6 +10,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
+import { histogramWindows, type HistogramWindow } from './prom.js';
 import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, SHUTDOWN_TIMEOUT_MS, STOP_MARGIN_MS, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, capacityFor, fillBodies, type Universe } from './workload.js';
 
@@ -102,6 +103,11 @@ export interface WindowRecord extends DriveResult {
   traceGc: TraceGcWindow;
   /** users evicted and user misses (loads from the store) during the window, from the server's stats (null: not reported) */
   cache?: { evictions: number; misses: number } | null;
+  /**
+   * the service's own histograms over the window (slab's /metrics; null elsewhere): server-side
+   * duration per route, and store loads on a miss, so a client-side tail can be placed
+   */
+  serverHistograms?: Record<string, HistogramWindow> | null;
   /** other processes used more than --max-others of a core even on the last attempt */
   contended?: boolean;
   /** one sentence on major GC in the window, from both sources */
@@ -507,7 +513,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         let mono0 = 0n;
         let rqMain0 = 0;
         let rqMe0 = 0;
-        let beforeP: Promise<[StatsJson | undefined, boolean]> = Promise.resolve([undefined, false]);
+        let beforeP: Promise<[StatsJson | undefined, string | undefined]> = Promise.resolve([undefined, undefined]);
         const onWindowStart = (): void => {
           la0 = loadavg();
           busy0 = systemBusyTicks();
@@ -516,11 +522,10 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           mono0 = process.hrtime.bigint() / 1000n;
           rqMain0 = runQueueWaitNs(server.proc.pid);
           rqMe0 = runQueueWaitNs();
-          beforeP = (async (): Promise<[StatsJson | undefined, boolean]> => {
+          beforeP = (async (): Promise<[StatsJson | undefined, string | undefined]> => {
             const b = (await server.json('/v1/stats')) as StatsJson | undefined;
             // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
-            const windowed = impl === 'naive' || (impl === 'slab' && (await server.json('/metrics')) !== undefined);
-            return [b, windowed];
+            return [b, impl === 'slab' ? ((await server.json('/metrics')) as string | undefined) : undefined];
           })();
         };
         const d = await drive({
@@ -536,7 +541,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           record: true,
           serverPid: server.proc.pid,
         });
-        const [before, delayWindowed] = await beforeP;
+        const [before, metricsBefore] = await beforeP;
+        const delayWindowed = impl === 'naive' || metricsBefore !== undefined;
         const me = process.cpuUsage(me0);
         const mono1 = process.hrtime.bigint() / 1000n;
         const rqMain = runQueueWaitNs(server.proc.pid) - rqMain0;
@@ -544,6 +550,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         const srv = processTicks(server.proc.pid) - srv0;
         const busy = systemBusyTicks() - busy0;
         const after = (await server.json('/v1/stats')) as StatsJson | undefined;
+        const metricsAfter = metricsBefore !== undefined ? ((await server.json('/metrics')) as string | undefined) : undefined;
         const threads = threadWindows(before, after, delayWindowed, d.seconds);
         const tg = traceGcWindow(server, d.startMs, d.endMs);
         const serverPct = (100 * srv) / CLK_TCK / d.seconds;
@@ -561,6 +568,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           server: { threads, rssBeforeMiB: mib(before?.main?.rss), rssAfterMiB: mib(after?.main?.rss), after: rest },
           traceGc: tg,
           cache: cacheWindow(before, after),
+          serverHistograms: histogramWindows(metricsBefore, metricsAfter),
           majorGc: majorGcSentence(threads, tg),
           monotonicUs: [Number(mono0), Number(mono1)],
           cpu: {

@@ -144,6 +144,25 @@ function timeSvg(r: BenchResult, ws: [ImplName, WindowRecord][], what: string): 
 
 // ---- markdown --------------------------------------------------------------------------------
 
+/**
+ * What the service measured itself in a window (its /metrics histograms): requests from parse to
+ * reply per route and store loads on a miss, as bucket bounds (the histograms' resolution), next
+ * to the client's p99.9: a client tail far above them was spent outside the request's handling.
+ */
+function serverSideSentence(w: WindowRecord): string {
+  const h = w.serverHistograms!;
+  const ms = (x: number | null) => (x === null ? '> 5 s' : `<= ${fmt(x, x < 1 ? 1 : 0)} ms`);
+  const routes = Object.entries(h)
+    .filter(([k]) => k.startsWith('http_request_duration_seconds'))
+    .sort((a, b) => b[1].count - a[1].count)
+    .map(([k, v]) => `${/route="([^"]+)"/.exec(k)?.[1] ?? k} ${fmt(v.count)} (p99 ${ms(v.p99AtMostMs)}, p99.9 ${ms(v.p999AtMostMs)})`);
+  const loads = h['store_load_duration_seconds'];
+  return (
+    `${w.impl} ${windowLabel(w)}, measured inside the service: client p99.9 ${w.latency.p999Ms} ms; server-side per route ${routes.join(', ')}` +
+    (loads !== undefined ? `; store loads on a miss ${fmt(loads.count)}, mean ${loads.meanMs} ms, p99 ${ms(loads.p99AtMostMs)}, p99.9 ${ms(loads.p999AtMostMs)}.` : '; no store loads.')
+  );
+}
+
 function windowLabel(w: WindowRecord): string {
   return w.kind === 'open' ? `open ${w.fraction}x` : w.kind === 'probe' ? `closed probe` : w.kind;
 }
@@ -294,6 +313,8 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
       `- churn, users evicted / users loaded on a miss in each window: ${churned.map((w) => `${w.impl} ${windowLabel(w)} ${fmt(w.cache!.evictions)} / ${fmt(w.cache!.misses)} (${fmt(w.cache!.misses / w.seconds, 0)} loads/s)`).join('; ')}.`,
     );
   }
+  const measuredInside = r.impls.flatMap((i) => i.windows.filter((w) => w.kind === 'open' && w.serverHistograms != null && Object.keys(w.serverHistograms).length > 0));
+  for (const w of measuredInside) out.push(`- ${serverSideSentence(w)}`);
   out.push('');
   out.push(latencyTable(r));
   if (r.impls.some((i) => i.windows.some((w) => (w.statuses['404'] ?? 0) > 0))) {
