@@ -204,6 +204,19 @@ interface StatsJson {
   [k: string]: unknown;
 }
 
+/** What a window reads when it opens, to subtract from what it reads at its end. */
+interface WindowStart {
+  loadavg: number[];
+  busy: number;
+  srv: number;
+  me: NodeJS.CpuUsage;
+  mono: bigint;
+  rqMain: number;
+  rqMe: number;
+  /** /v1/stats, and (slab) the /metrics text, both asked for as the window opens */
+  stats: Promise<[StatsJson | undefined, string | undefined]>;
+}
+
 function threadWindows(before: StatsJson | undefined, after: StatsJson | undefined, delayWindowed: boolean, seconds: number): ThreadWindow[] | null {
   if (after?.threads === undefined) return null;
   return after.threads.map((a) => {
@@ -507,27 +520,22 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
 
       const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
         // the counters are read when the window opens, after the warm-up on the same connections
-        let la0: number[] = [];
-        let busy0 = 0;
-        let srv0 = 0;
-        let me0 = process.cpuUsage();
-        let mono0 = 0n;
-        let rqMain0 = 0;
-        let rqMe0 = 0;
-        let beforeP: Promise<[StatsJson | undefined, string | undefined]> = Promise.resolve([undefined, undefined]);
+        let start: WindowStart | undefined;
         const onWindowStart = (): void => {
-          la0 = loadavg();
-          busy0 = systemBusyTicks();
-          srv0 = processTicks(server.proc.pid);
-          me0 = process.cpuUsage();
-          mono0 = process.hrtime.bigint() / 1000n;
-          rqMain0 = runQueueWaitNs(server.proc.pid);
-          rqMe0 = runQueueWaitNs();
-          beforeP = (async (): Promise<[StatsJson | undefined, string | undefined]> => {
-            const b = (await server.json('/v1/stats')) as StatsJson | undefined;
-            // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
-            return [b, impl === 'slab' ? ((await server.json('/metrics')) as string | undefined) : undefined];
-          })();
+          start = {
+            loadavg: loadavg(),
+            busy: systemBusyTicks(),
+            srv: processTicks(server.proc.pid),
+            me: process.cpuUsage(),
+            mono: process.hrtime.bigint() / 1000n,
+            rqMain: runQueueWaitNs(server.proc.pid),
+            rqMe: runQueueWaitNs(),
+            stats: (async (): Promise<[StatsJson | undefined, string | undefined]> => {
+              const b = (await server.json('/v1/stats')) as StatsJson | undefined;
+              // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
+              return [b, impl === 'slab' ? ((await server.json('/metrics')) as string | undefined) : undefined];
+            })(),
+          };
         };
         const d = await drive({
           url: server.url,
@@ -542,14 +550,15 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           record: true,
           serverPid: server.proc.pid,
         });
-        const [before, metricsBefore] = await beforeP;
+        const s0 = start!; // drive opens every window, an empty one included
+        const [before, metricsBefore] = await s0.stats;
         const delayWindowed = impl === 'naive' || metricsBefore !== undefined;
-        const me = process.cpuUsage(me0);
+        const me = process.cpuUsage(s0.me);
         const mono1 = process.hrtime.bigint() / 1000n;
-        const rqMain = runQueueWaitNs(server.proc.pid) - rqMain0;
-        const rqMe = runQueueWaitNs() - rqMe0;
-        const srv = processTicks(server.proc.pid) - srv0;
-        const busy = systemBusyTicks() - busy0;
+        const rqMain = runQueueWaitNs(server.proc.pid) - s0.rqMain;
+        const rqMe = runQueueWaitNs() - s0.rqMe;
+        const srv = processTicks(server.proc.pid) - s0.srv;
+        const busy = systemBusyTicks() - s0.busy;
         const after = (await server.json('/v1/stats')) as StatsJson | undefined;
         const metricsAfter = metricsBefore !== undefined ? ((await server.json('/metrics')) as string | undefined) : undefined;
         const threads = threadWindows(before, after, delayWindowed, d.seconds);
@@ -571,7 +580,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           cache: cacheWindow(before, after),
           serverHistograms: histogramWindows(metricsBefore, metricsAfter),
           majorGc: majorGcSentence(threads, tg),
-          monotonicUs: [Number(mono0), Number(mono1)],
+          monotonicUs: [Number(s0.mono), Number(mono1)],
           cpu: {
             serverPctOfCore: round(serverPct),
             harnessPctOfCore: round(harnessPct),
@@ -579,7 +588,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
             serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
             serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
             harnessRunQueueWaitPct: round(rqMe / 1e7 / d.seconds, 2),
-            loadavgStart: la0.map((x) => round(x, 2)),
+            loadavgStart: s0.loadavg.map((x) => round(x, 2)),
             loadavgEnd: loadavg().map((x) => round(x, 2)),
           },
         };
@@ -587,8 +596,9 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
 
       /**
        * A measured window: wait for the other processes to be quiet, warm up (open loop: at the
-       * window's rate, on the window's own connections and schedule), measure; if other processes still took more than --max-others of a core
-       * during the window, keep it as discarded and measure again (--retries times).
+       * window's rate; on the window's own connections and schedule), measure; if other processes
+       * still took more than --max-others of a core during the window, keep it as discarded and
+       * measure again (--retries times).
        */
       const windowOf = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
         for (let attempt = 0; ; attempt++) {

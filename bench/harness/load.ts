@@ -331,7 +331,9 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   // one coarse timer for the whole window, not one per request
   let cpuTimer: NodeJS.Timeout | undefined;
   let gcObserver: PerformanceObserver | undefined;
+  let opened = false;
   const open = (): void => {
+    opened = true;
     o.onWindowStart?.();
     if (o.record && o.serverPid !== undefined) cpuTimer = cpuSampler(o.serverPid, sec);
   };
@@ -349,6 +351,7 @@ export async function drive(o: DriveOptions): Promise<DriveResult> {
   }
   const r = await inst;
   if (openTimer !== undefined) clearTimeout(openTimer);
+  if (!opened) open(); // a run that ended before its warm-up did: an empty window, still opened once
   if (cpuTimer !== undefined) clearInterval(cpuTimer);
   gcObserver?.disconnect();
   const tEnd = nowMs();

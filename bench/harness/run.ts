@@ -63,87 +63,102 @@ export function summaryTable(r: BenchResult): string {
   return table(['impl', 'window', 'target/s', 'req/s', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99.99 ms', 'max ms', 'non-2xx+err', 'major GCs', 'evicted / loaded users', 'backlog s (most behind)', 'other CPU'], rows);
 }
 
-/** Every flag of `npm run bench`: [flag, value, what it does (default)]; --help prints it, and nothing else is accepted. */
-export const BENCH_FLAGS: readonly (readonly [string, string, string])[] = [
-  ['scenario', 'NAME', `workload: ${Object.keys(SCENARIOS).join(', ')} (mixed)`],
-  ['resident', 'N', 'read states loaded into each service before measuring (1000000)'],
-  ['churn', 'F', 'working set F x capacity, capacity = the resident set, so requests evict and reload users; 0 = none (1.1 for mixed, else 0)'],
-  ['duration', 'S', 'seconds of each measured window, after its warm-up (60)'],
-  ['warmup', 'S', 'seconds of load before each window on its own connections, not recorded (5)'],
-  ['probe', 'S', 'closed-loop probe of each service; naive\'s sets the open-loop rates (10)'],
-  ['impl', 'LIST', 'services to run, in this order: slab, naive, ceiling (slab,naive,ceiling)'],
-  ['mode', 'LIST', 'open (fixed rate) and/or closed (max throughput) windows (open,closed)'],
-  ['rates', 'LIST', 'open-loop rates as fractions of naive\'s closed-loop probe (0.5,0.8)'],
-  ['base-rps', 'N', 'use this as naive\'s max instead of probing (needed when naive is not in --impl)'],
-  ['connections', 'N', 'connections of open-loop windows (200)'],
-  ['closed-connections', 'N', 'connections of closed-loop windows and probes (50)'],
-  ['pacing', 'smooth|autocannon', 'open-loop schedule: even per-connection pacing, or autocannon\'s overallRate (smooth)'],
-  ['heap-mb', 'N', '--max-old-space-size of the services (8192)'],
-  ['batch-ops', 'N', 'operations per /v1/batch request in the batch scenario (100)'],
-  ['seed', 'N', 'seed of the request generator (12345)'],
-  ['store', 'sqlite|memory', 'store behind both services (sqlite: the embedded default, on its own thread)'],
-  ['max-others', 'PCT', 'a window in which other processes used more of one core is measured again (30)'],
-  ['retries', 'N', 'how many times such a window is measured again (1)'],
-  ['quiet-wait', 'S', 'wait at most this long for other processes to go quiet before a window (60)'],
-  ['fill-rate', 'N', 'read states per second while loading the resident set (35000)'],
-  ['out', 'DIR', 'where the result JSON goes (bench/results)'],
-  ['cpu-prof', '', 'run the services under node --cpu-prof (profiles next to the server logs)'],
-  ['help', '', 'print this and exit'],
+/**
+ * Every flag of `npm run bench`, with its default: --help prints this table, parseConfig takes its
+ * defaults from it (one place, so the help cannot drift from what runs), and nothing else is accepted.
+ * A flag without a default is off or derived (its help says how).
+ */
+interface BenchFlag {
+  flag: string;
+  arg: string;
+  help: string;
+  default?: string;
+}
+export const BENCH_FLAGS: readonly BenchFlag[] = [
+  { flag: 'scenario', arg: 'NAME', help: `workload: ${Object.keys(SCENARIOS).join(', ')}`, default: 'mixed' },
+  { flag: 'resident', arg: 'N', help: 'read states loaded into each service before measuring', default: '1000000' },
+  { flag: 'churn', arg: 'F', help: 'working set F x capacity, capacity = the resident set, so requests evict and reload users; 0 = none (default 1.1 for mixed, else 0)' },
+  { flag: 'duration', arg: 'S', help: 'seconds of each measured window, after its warm-up', default: '60' },
+  { flag: 'warmup', arg: 'S', help: 'seconds of load before each window on its own connections, not recorded', default: '5' },
+  { flag: 'probe', arg: 'S', help: "closed-loop probe of each service; naive's sets the open-loop rates", default: '10' },
+  { flag: 'impl', arg: 'LIST', help: 'services to run, in this order: slab, naive, ceiling', default: 'slab,naive,ceiling' },
+  { flag: 'mode', arg: 'LIST', help: 'open (fixed rate) and/or closed (max throughput) windows', default: 'open,closed' },
+  { flag: 'rates', arg: 'LIST', help: "open-loop rates as fractions of naive's closed-loop probe", default: '0.5,0.8' },
+  { flag: 'base-rps', arg: 'N', help: "use this as naive's max instead of probing (needed when naive is not in --impl)" },
+  { flag: 'connections', arg: 'N', help: 'connections of open-loop windows', default: '200' },
+  { flag: 'closed-connections', arg: 'N', help: 'connections of closed-loop windows and probes', default: '50' },
+  { flag: 'pacing', arg: 'smooth|autocannon', help: "open-loop schedule: even per-connection pacing, or autocannon's overallRate", default: 'smooth' },
+  { flag: 'heap-mb', arg: 'N', help: '--max-old-space-size of the services', default: '8192' },
+  { flag: 'batch-ops', arg: 'N', help: 'operations per /v1/batch request in the batch scenario', default: '100' },
+  { flag: 'seed', arg: 'N', help: 'seed of the request generator', default: '12345' },
+  { flag: 'store', arg: 'sqlite|memory', help: 'store behind both services (sqlite: the embedded default, on its own thread)', default: 'sqlite' },
+  { flag: 'max-others', arg: 'PCT', help: 'a window in which other processes used more of one core is measured again', default: '30' },
+  { flag: 'retries', arg: 'N', help: 'how many times such a window is measured again', default: '1' },
+  { flag: 'quiet-wait', arg: 'S', help: 'wait at most this long for other processes to go quiet before a window', default: '60' },
+  { flag: 'fill-rate', arg: 'N', help: 'read states per second while loading the resident set', default: '35000' },
+  { flag: 'out', arg: 'DIR', help: 'where the result JSON goes', default: 'bench/results' },
+  { flag: 'cpu-prof', arg: '', help: 'run the services under node --cpu-prof (profiles next to the server logs)' },
+  { flag: 'help', arg: '', help: 'print this and exit' },
 ];
 
 export function benchUsage(): string {
-  const w = Math.max(...BENCH_FLAGS.map(([f, v]) => f.length + v.length + 1));
+  const w = Math.max(...BENCH_FLAGS.map((f) => f.flag.length + f.arg.length + 1));
   return [
     'npm run bench -- [flags]   (node dist/bench/harness/run.js [flags])',
     '',
-    ...BENCH_FLAGS.map(([f, v, h]) => `  --${`${f} ${v}`.trimEnd().padEnd(w)}  ${h}`),
+    ...BENCH_FLAGS.map((f) => `  --${`${f.flag} ${f.arg}`.trimEnd().padEnd(w)}  ${f.help}${f.default !== undefined ? ` (${f.default})` : ''}`),
     '',
     'e.g. npm run bench -- --scenario mixed --resident 5000000 --duration 240 --mode open,closed --rates 0.5,0.8',
   ].join('\n');
 }
 
+const DEFAULTS = new Map(BENCH_FLAGS.filter((f) => f.default !== undefined).map((f) => [f.flag, f.default!]));
+
 function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   const flags = parseFlags(argv);
-  const known = new Set(BENCH_FLAGS.map(([f]) => f));
-  for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown flag --${k} (--help lists them)`);
-  const scenario = strFlag(flags, 'scenario', 'mixed');
+  for (const k of flags.keys()) if (!BENCH_FLAGS.some((f) => f.flag === k)) throw new Error(`unknown flag --${k} (--help lists them)`);
+  const str = (name: string): string => strFlag(flags, name, DEFAULTS.get(name)!);
+  const int = (name: string): number => intFlag(flags, name, Number(DEFAULTS.get(name)));
+  const scenario = str('scenario');
+  const spec = SCENARIOS[scenario];
+  if (spec === undefined) throw new Error(`--scenario must be one of ${Object.keys(SCENARIOS).join(', ')}`);
   const churnRaw = flags.get('churn');
-  // an unknown scenario is rejected by runBench, with the list of known ones
-  const churn = churnRaw === undefined ? (SCENARIOS[scenario]?.defaultChurn ?? 0) : churnRaw === 'true' ? 2 : Number(churnRaw);
+  const churn = churnRaw === undefined ? spec.defaultChurn : churnRaw === 'true' ? 2 : Number(churnRaw);
   if (!Number.isFinite(churn) || churn < 0 || (churn > 0 && churn <= 1)) throw new Error('--churn must be 0 (no evictions) or above 1 (working set as a multiple of capacity)');
-  const modes = strFlag(flags, 'mode', 'open,closed').split(',') as ('open' | 'closed')[];
+  const modes = str('mode').split(',') as ('open' | 'closed')[];
   if (modes.some((m) => m !== 'open' && m !== 'closed')) throw new Error('--mode must be open, closed or open,closed');
-  const pacing = strFlag(flags, 'pacing', 'smooth');
+  const pacing = str('pacing');
   if (pacing !== 'smooth' && pacing !== 'autocannon') throw new Error('--pacing must be smooth or autocannon');
-  const rates = strFlag(flags, 'rates', '0.5,0.8').split(',').map(Number);
+  const rates = str('rates').split(',').map(Number);
   if (rates.some((x) => !(x > 0))) throw new Error('--rates must be positive fractions, e.g. 0.5,0.8');
+  const store = str('store');
+  if (store !== 'memory' && store !== 'sqlite') throw new Error('--store must be memory or sqlite');
   const cfg: BenchConfig = {
     scenario,
-    resident: intFlag(flags, 'resident', 1_000_000),
+    resident: int('resident'),
     churn,
-    duration: intFlag(flags, 'duration', 60),
-    warmup: intFlag(flags, 'warmup', 5),
-    probe: intFlag(flags, 'probe', 10),
-    impls: strFlag(flags, 'impl', 'slab,naive,ceiling').split(',') as ImplName[],
+    duration: int('duration'),
+    warmup: int('warmup'),
+    probe: int('probe'),
+    impls: str('impl').split(',') as ImplName[],
     modes,
     rates,
     baseRps: flags.has('base-rps') ? intFlag(flags, 'base-rps', 0) : undefined,
-    connections: intFlag(flags, 'connections', 200),
-    closedConnections: intFlag(flags, 'closed-connections', 50),
+    connections: int('connections'),
+    closedConnections: int('closed-connections'),
     pacing,
-    heapMb: intFlag(flags, 'heap-mb', 8192),
+    heapMb: int('heap-mb'),
     cpuProf: flags.has('cpu-prof'),
-    batchOps: intFlag(flags, 'batch-ops', 100),
-    seed: intFlag(flags, 'seed', 12345),
-    store: strFlag(flags, 'store', 'sqlite') as 'memory' | 'sqlite',
-    maxOthers: intFlag(flags, 'max-others', 30),
-    retries: intFlag(flags, 'retries', 1),
-    quietWaitSeconds: intFlag(flags, 'quiet-wait', 60),
-    fillRate: intFlag(flags, 'fill-rate', 35_000),
+    batchOps: int('batch-ops'),
+    seed: int('seed'),
+    store,
+    maxOthers: int('max-others'),
+    retries: int('retries'),
+    quietWaitSeconds: int('quiet-wait'),
+    fillRate: int('fill-rate'),
     logDir: '',
   };
-  if (cfg.store !== 'memory' && cfg.store !== 'sqlite') throw new Error('--store must be memory or sqlite');
-  return { cfg, out: strFlag(flags, 'out', 'bench/results') };
+  return { cfg, out: str('out') };
 }
 
 async function main(): Promise<void> {

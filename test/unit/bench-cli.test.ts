@@ -12,7 +12,7 @@ describe('npm run bench command line', () => {
   it('--help lists every flag and exits 0 without running anything', () => {
     const r = run('--help');
     expect(r.status).toBe(0);
-    for (const [flag] of BENCH_FLAGS) expect(r.stdout).toContain(`--${flag}`);
+    for (const { flag } of BENCH_FLAGS) expect(r.stdout).toContain(`--${flag}`);
     expect(r.stdout).not.toContain('filled');
   });
 
@@ -26,5 +26,8 @@ describe('npm run bench command line', () => {
     const r = run('--churn', '0.5');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^npm run bench: --churn must be/);
+    const s = run('--scenario', 'nope');
+    expect(s.status).toBe(2);
+    expect(s.stderr.trim()).toBe('npm run bench: --scenario must be one of mentions, connect, mixed, batch, single');
   });
 });
