@@ -19,6 +19,10 @@ async function main(): Promise<void> {
   const service = await buildService(config, { logger: { level: config.logLevel } });
   const log = service.app.log;
   log.info({ config, store: service.store.name }, 'starting');
+  const replay = service.replay;
+  if (replay !== null && replay.segments > 0) {
+    log.info({ replay }, `journal: ${replay.records} changes from ${replay.segments} segments of an earlier run applied to the store`);
+  }
   await service.app.listen({ host: config.host, port: config.port });
 
   let stopping = false;

@@ -70,6 +70,10 @@ export class Metrics {
       shardCounter('readstates_shard_rejected_full_total', 'Operations refused for lack of room (507 or store backlog)', (s) => s.rejectedFull),
       shardCounter('readstates_shard_flushed_total', 'Read states handed to the store', (s) => s.flushed),
       shardCounter('readstates_shard_worker_restarts_total', 'Shard worker replacements (crash recovery)', (s) => s.restarts),
+      shardCounter('readstates_journal_records_total', 'Changes appended to the redo journal', (s) => s.journal?.records ?? 0),
+      shardCounter('readstates_journal_bytes_total', 'Bytes appended to the redo journal', (s) => s.journal?.bytes ?? 0),
+      shardCounter('readstates_journal_fsyncs_total', 'fsync calls on the redo journal (--journal-fsync-ms)', (s) => s.journal?.fsyncs ?? 0),
+      shardCounter('readstates_clock_steps_back_total', 'Times the wall clock was seen to step back (write timestamps kept increasing)', (s) => s.clockStepsBack),
     ];
     const storeGauges: [Gauge, (s: Snapshot['store']) => number][] = [
       [new Gauge({ name: 'readstates_store_pending_writes', help: 'Read states handed to the store and not yet confirmed', registers: r }), (s) => s.pending],

@@ -13,7 +13,7 @@
  * Entry `e` (a pool row; 93 bytes with its share of the two tables):
  *   words[e * STORED_WORDS ...]  u32 x STORED_WORDS  the record, in the store's wire format
  *   state                        u8    QUEUED or IN_FLIGHT (0 = free); CURRENT when it is the newest
- *                                      record for its read state
+ *                                      record for its read state; GEN: its generation (flipGeneration)
  *   next/prev                    i32   the user's other current entries (-1 ends the chain)
  *   free                         i32   a stack of free entries
  *   ring                         i32   entries waiting to be sent, oldest first (never more than
@@ -51,6 +51,8 @@ const IN_FLIGHT = 2;
 const CURRENT = 4;
 /** scratch bit of overlay(): the entry replaced a row the store returned */
 const SEEN = 8;
+/** the entry's generation (see flipGeneration) */
+const GEN = 16;
 
 const C_LO = S_RS + R_CHAN_LO;
 const C_HI = S_RS + R_CHAN_HI;
@@ -85,6 +87,9 @@ export class PendingWrites {
   private users: Int32Array;
   private mask: number;
   private currentCount = 0;
+  /** generation new entries join (0 or 1), and how many entries each generation holds */
+  private gen = 0;
+  private readonly genCount = new Int32Array(2);
 
   constructor(initialCapacity = 1024) {
     this.capacity = Math.max(16, initialCapacity);
@@ -125,7 +130,8 @@ export class PendingWrites {
     }
     const e = this.free[--this.freeTop];
     this.copyIn(e, records, at);
-    this.state[e] = QUEUED | CURRENT;
+    this.state[e] = QUEUED | CURRENT | (this.gen === 0 ? 0 : GEN);
+    this.genCount[this.gen]++;
     this.index[i] = e + 1;
     this.ring[(this.ringHead + this.ringCount++) % this.capacity] = e;
     if (old < 0) {
@@ -148,7 +154,7 @@ export class PendingWrites {
     for (let k = 0; k < n; k++) {
       const e = this.ring[this.ringHead];
       this.ringHead = this.ringHead + 1 === this.capacity ? 0 : this.ringHead + 1;
-      this.state[e] = (this.state[e] & CURRENT) | IN_FLIGHT;
+      this.state[e] = (this.state[e] & (CURRENT | GEN)) | IN_FLIGHT;
       entries[k] = e;
       const src = e * STORED_WORDS;
       const dst = k * STORED_WORDS;
@@ -178,7 +184,7 @@ export class PendingWrites {
         this.release(e);
         continue;
       }
-      this.state[e] = QUEUED | CURRENT;
+      this.state[e] = (this.state[e] & GEN) | QUEUED | CURRENT;
       this.ringHead = this.ringHead === 0 ? this.capacity - 1 : this.ringHead - 1;
       this.ring[this.ringHead] = e;
       this.ringCount++;
@@ -224,6 +230,20 @@ export class PendingWrites {
     return at === out.length ? out : out.subarray(0, at);
   }
 
+  /**
+   * Starts a new generation. Entries taken in before stay in the previous one, including those
+   * overwritten in place later (the newer record then has to be confirmed too), until released.
+   * Call it only when the previous generation is empty, so that two generations suffice.
+   */
+  flipGeneration(): void {
+    this.gen ^= 1;
+  }
+
+  /** Entries of the previous generation still held: queued, in a store call, or waiting for one. */
+  get previousGeneration(): number {
+    return this.genCount[this.gen ^ 1];
+  }
+
   /** Oldest write timestamp (µs) among current entries, 0 if none (a scan: diagnostics only). */
   oldestTs(): number {
     let oldest = 0;
@@ -242,6 +262,7 @@ export class PendingWrites {
   }
 
   private release(e: number): void {
+    this.genCount[(this.state[e] & GEN) === 0 ? 0 : 1]--;
     this.state[e] = 0;
     this.free[this.freeTop++] = e;
   }

@@ -14,11 +14,21 @@ import type { RouteContext } from './routes/context.js';
 import { healthRoutes, statsRoutes } from './routes/health.js';
 import { readStateRoutes } from './routes/read-states.js';
 import { ShardRouter } from './shard-router.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ShardJournalConfig } from '../workers/shard-worker.js';
+import { JournalRetirer } from './journal-retirer.js';
+import { replayJournal, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from './store/store.js';
 import { WriteBehind } from './write-behind.js';
 
 export const BODY_LIMIT = 1024 * 1024;
+/** a journal segment is closed at this size, or at this age when not empty */
+const JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024;
+const JOURNAL_SEGMENT_MAX_AGE_MS = 10_000;
+/** Fault injection only: shifts the shards' wall clock (tests of a clock that steps back). */
+const CLOCK_SKEW_ENV = 'READ_STATES_FAULT_CLOCK_SKEW_MS';
 export const SERVICE_VERSION = '0.1.0';
 
 export interface Service {
@@ -26,6 +36,9 @@ export interface Service {
   router: ShardRouter;
   store: ReadStateStore;
   writeBehind: WriteBehind;
+  /** what start-up replayed from the redo journal (null without a durable store) */
+  replay: ReplayReport | null;
+  retirer: JournalRetirer | null;
   /**
    * Graceful stop: refuse new requests, finish in-flight ones, hand every dirty read state to
    * the store and wait for it (up to shutdownTimeoutMs), then stop workers and store. Resolves
@@ -42,6 +55,17 @@ export interface ServiceOptions {
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
   const store = options.store ?? createStore(config);
   await store.open();
+  // A durable store gets a redo journal; whatever a previous run left in it goes to the store first.
+  const journalDir = config.store === 'memory' ? null : join(config.dataDir, 'journal');
+  if (journalDir !== null) mkdirSync(journalDir, { recursive: true });
+  const replay = journalDir === null ? null : await replayJournal(journalDir, store);
+  const journal: ShardJournalConfig | null =
+    journalDir === null
+      ? null
+      : { dir: journalDir, fsyncMs: config.journalFsyncMs, segmentBytes: JOURNAL_SEGMENT_BYTES, segmentMaxAgeMs: JOURNAL_SEGMENT_MAX_AGE_MS };
+  const skewRaw = process.env[CLOCK_SKEW_ENV];
+  const clockSkewMs = skewRaw === undefined ? 0 : Number(skewRaw);
+  if (!Number.isSafeInteger(clockSkewMs)) throw new Error(`${CLOCK_SKEW_ENV} must be an integer (ms), got "${skewRaw}"`);
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
@@ -69,11 +93,20 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     maxUsers: config.maxUsers,
     maxQueue: config.maxQueue,
     flushDelayMs: config.flushDelayMs,
+    journal,
+    clockFloorUs: replay?.maxTs ?? 0,
+    clockSkewMs,
     writeBehind,
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
+    onClockStep: (shard, steps, largestMs) =>
+      app.log.warn({ shard, steps, largestMs }, 'wall clock stepped back: write timestamps keep increasing from the last one handed out'),
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: writeBehind.storeFailing, pendingWrites: writeBehind.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
+  const retirer =
+    journalDir === null
+      ? null
+      : new JournalRetirer({ journalDir, lanes: router.lanes, writeBehind, onError: (err) => app.log.error({ err }, 'journal: deleting retired segments failed') });
   const metrics = new Metrics(router, writeBehind, store);
   writeBehind.onLoadSeconds = (s) => metrics.storeLoad.observe(s);
   writeBehind.onBatchSize = (n) => metrics.flushBatch.observe(n);
@@ -108,6 +141,8 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     router,
     store,
     writeBehind,
+    replay,
+    retirer,
     async close() {
       closing = true;
       const deadline = Date.now() + config.shutdownTimeoutMs;
@@ -120,7 +155,11 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       const unflushed = drained ? 0 : router.dirty + writeBehind.pendingRecords;
       writeBehind.close();
       metrics.close();
+      retirer?.close();
       await router.close();
+      // Every change is in the store: nothing for the next start to replay. Otherwise the journal
+      // stays, and the next start applies it.
+      if (drained) await retirer?.retireAll();
       if (drained) await store.close();
       return unflushed;
     },

@@ -25,6 +25,7 @@ import {
   REPLY_RESULT_WORDS,
   REPLY_DIRTY,
   REPLY_FAILED,
+  REPLY_JOURNAL_FLOOR,
   TASK_FLAGS,
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
@@ -45,7 +46,7 @@ import {
   type ShardStats,
 } from '../workers/protocol.js';
 import type { ShardBuffers } from '../workers/shard-memory.js';
-import type { ShardWorkerData } from '../workers/shard-worker.js';
+import type { ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
 import type { WriteBehind } from './write-behind.js';
 
 /** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
@@ -62,6 +63,9 @@ export interface LaneOptions {
   workerFile: string;
   maxQueue: number;
   flushDelayMs: number;
+  journal: ShardJournalConfig | null;
+  clockFloorUs: number;
+  clockSkewMs: number;
   writeBehind: WriteBehind;
   /** Called when this lane has something to send at the end of the turn. */
   schedule: () => void;
@@ -88,6 +92,8 @@ export class ShardLane {
   private flags = 0;
   /** Read states dirty in the shard as of its last reply. */
   dirty = 0;
+  /** The shard's oldest journal segment still needed, as of its last reply (journal-retirer.ts). */
+  journalFloor = 0;
   private flushAllWaiters: (() => void)[] = [];
   /** Batches sent and not answered yet. */
   inFlight = 0;
@@ -103,7 +109,14 @@ export class ShardLane {
     this.writeBehind = o.writeBehind;
     this.schedule = o.schedule;
     this.onError = o.onError;
-    const data: ShardWorkerData = { shard: o.shard, buffers: o.buffers, flushDelayMs: o.flushDelayMs };
+    const data: ShardWorkerData = {
+      shard: o.shard,
+      buffers: o.buffers,
+      flushDelayMs: o.flushDelayMs,
+      journal: o.journal,
+      clockFloorUs: o.clockFloorUs,
+      clockSkewMs: o.clockSkewMs,
+    };
     this.pool = new Piscina({
       filename: o.workerFile,
       name: 'default',
@@ -204,6 +217,8 @@ export class ShardLane {
     // and its load must see what the eviction wrote.
     if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
     this.dirty = reply[REPLY_DIRTY];
+    // After the mutations went to the write-behind: the retirer's barrier must include them.
+    this.journalFloor = reply[REPLY_JOURNAL_FLOOR];
     if (reply[REPLY_FAILED] !== 0) {
       this.restart(new Error(`shard ${this.shard}: a batch failed in the worker`));
       return;

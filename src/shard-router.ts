@@ -21,8 +21,9 @@ import {
   lo32,
   type ShardStats,
 } from '../workers/protocol.js';
-import { allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
+import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
+import type { ShardJournalConfig } from '../workers/shard-worker.js';
 import type { WriteBehind } from './write-behind.js';
 
 export interface RouterOptions {
@@ -31,7 +32,15 @@ export interface RouterOptions {
   maxUsers: number;
   maxQueue: number;
   flushDelayMs: number;
+  /** the redo journal; null without a durable store */
+  journal: ShardJournalConfig | null;
+  /** no write timestamp at or below this (µs) */
+  clockFloorUs: number;
+  /** added to the shards' wall clock (fault injection) */
+  clockSkewMs: number;
   writeBehind: WriteBehind;
+  /** Called when a shard saw its wall clock step back (timestamps went on increasing regardless). */
+  onClockStep?: (shard: number, steps: number, largestMs: number) => void;
   /** Called at most every 10 s with the shards that refused operations for lack of room. */
   onPressure?: (refusedByShard: Record<number, number>) => void;
   onError: (err: unknown, shard: number) => void;
@@ -68,8 +77,17 @@ export class ShardRouter {
     const file = workerFile();
     const tickMs = Math.min(1000, Math.max(20, Math.floor(o.flushDelayMs / 4)));
     let lastPressureLog = 0;
+    const clockSteps = new Int32Array(o.shards);
     this.ticker = setInterval(() => {
       for (const lane of this.lanes) lane.tick();
+      for (let k = 0; k < this.buffers.length; k++) {
+        const h = new Int32Array(this.buffers[k].header);
+        const steps = h[H_CLOCK_BACK_STEPS];
+        if (steps !== clockSteps[k]) {
+          clockSteps[k] = steps;
+          o.onClockStep?.(k, steps, h[H_CLOCK_BACK_MAX_MS]);
+        }
+      }
       const now = Date.now();
       if (o.onPressure !== undefined && now - lastPressureLog >= 10_000) {
         const refused: Record<number, number> = {};
@@ -98,6 +116,9 @@ export class ShardRouter {
           workerFile: file,
           maxQueue: o.maxQueue,
           flushDelayMs: o.flushDelayMs,
+          journal: o.journal,
+          clockFloorUs: o.clockFloorUs,
+          clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,
           schedule: this.scheduleBound,
           onError: o.onError,
@@ -180,6 +201,13 @@ export class ShardRouter {
 
   stats(collect = false, resetDelay = false): Promise<ShardStats[]> {
     return Promise.all(this.lanes.map((l) => l.stats(collect, resetDelay)));
+  }
+
+  /** Times any shard saw the wall clock step back. */
+  get clockStepsBack(): number {
+    let n = 0;
+    for (const b of this.buffers) n += new Int32Array(b.header)[H_CLOCK_BACK_STEPS];
+    return n;
   }
 
   /** Read states dirty in the shards as of their last replies. */

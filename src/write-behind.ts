@@ -215,6 +215,18 @@ export class WriteBehind {
     };
   }
 
+  /**
+   * A barrier for the journal's retirement: everything submitted before this call is in the
+   * store once `barrierPassed` turns true. Start the next one only after that.
+   */
+  startBarrier(): void {
+    this.writes.flipGeneration();
+  }
+
+  get barrierPassed(): boolean {
+    return this.writes.previousGeneration === 0;
+  }
+
   /** Oldest pending write timestamp (µs), for tests and diagnostics. */
   oldestPendingTs(): number {
     return this.writes.oldestTs();

@@ -11,6 +11,8 @@
  * they are installed and the parked operations replay in arrival order.
  */
 import { GrowBuffer } from './grow-buffer.js';
+import { HybridClock } from './hybrid-clock.js';
+import { FRAME_HEADER_WORDS } from './journal-format.js';
 import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
 import { lruAppend, lruHead, lruTouch, lruUnlink } from './lru.js';
 import {
@@ -102,6 +104,10 @@ export interface EngineOptions {
   flushBatchMax?: number;
   /** injectable clock (ms) */
   now?: () => number;
+  /** write timestamps; by default a clock over `now` that starts at 0 and reserves nothing */
+  clock?: HybridClock;
+  /** record every change in `journal` (the worker appends it to the redo journal per batch) */
+  journaling?: boolean;
 }
 
 /** Write-behind marks kept: one per timer tick with new dirty read states. */
@@ -119,6 +125,14 @@ export class ShardEngine {
   readonly loadRequests = new GrowBuffer(64);
   /** read states the store must write or delete: STORED_WORDS each */
   readonly mutations = new GrowBuffer(1024);
+  /**
+   * This batch's changes for the redo journal: FRAME_HEADER_WORDS of room for the frame header,
+   * then one STORED_WORDS record per change (the read state after it, or a delete).
+   */
+  readonly journal = new GrowBuffer(1024);
+  journalRecords = 0;
+  private readonly journaling: boolean;
+  readonly clock: HybridClock;
   readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0 };
   /** Set per batch from the task flags: the store cannot take more right now. */
   degraded = false;
@@ -142,7 +156,6 @@ export class ShardEngine {
    * leaves the rest of a due batch for the next tick, and the marks that made it due are gone.
    */
   private dueUntil = 0;
-  private lastTs = 0;
   /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
   private allocFailure = ST_INSUFFICIENT_STORAGE;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
@@ -163,6 +176,18 @@ export class ShardEngine {
     this.flushDelayMs = options.flushDelayMs;
     this.flushBatchMax = options.flushBatchMax ?? 50_000;
     this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? new HybridClock({ header: m.header, now: this.now, floorUs: 0, reservationFile: null, fsync: false });
+    this.journaling = options.journaling ?? false;
+    this.journal.len = FRAME_HEADER_WORDS;
+  }
+
+  /** Positions of the dirty queue (the journal maps them to its segments). */
+  get dirtyHead(): number {
+    return this.dqHead;
+  }
+
+  get dirtyTail(): number {
+    return this.dqTail;
   }
 
   applyOps(ops: Uint32Array, off: number, count: number): void {
@@ -298,7 +323,8 @@ export class ShardEngine {
     if (prev === NIL) m.userHead[u] = m.rsNext[s];
     else m.rsNext[prev] = m.rsNext[s];
     m.userCount[u]--;
-    this.emitStored(KIND_DELETE, u, s);
+    const at = this.emitStored(KIND_DELETE, u, s);
+    if (this.journaling) this.journalCopy(at);
     this.dropRs(s);
     this.status(ops[o + O_TICKET], ST_NO_CONTENT, 1);
   }
@@ -309,6 +335,7 @@ export class ShardEngine {
     if (changed) {
       m.rsVersion[s] += 1;
       if ((m.rsState[s] & RS_DIRTY) === 0) this.setDirty(s);
+      if (this.journaling) this.journalWrite(s);
     }
     const withBody = (head & F_NO_BODY) === 0;
     const r = this.results;
@@ -406,23 +433,38 @@ export class ShardEngine {
     rsRelease(m, s);
   }
 
-  private emitStored(kind: number, u: number, s: number): void {
+  /** Appends a store record for slot `s` to the mutations; returns its offset there. */
+  private emitStored(kind: number, u: number, s: number): number {
     const mu = this.mutations;
     const at = mu.reserve(STORED_WORDS);
-    mu.buf[at + S_KIND] = kind;
-    mu.buf[at + S_USER_LO] = this.m.userLo[u];
-    mu.buf[at + S_USER_HI] = this.m.userHi[u];
-    this.writeRs(mu.buf, at + S_RS, s);
-    const ts = this.nextTs();
-    mu.buf[at + S_TS_LO] = lo32(ts);
-    mu.buf[at + S_TS_HI] = hi32(ts);
+    this.writeStored(mu.buf, at, kind, u, s);
+    return at;
   }
 
-  /** Microseconds, strictly increasing within this shard even if the wall clock steps back. */
-  private nextTs(): number {
-    const ts = Math.max(this.now() * 1000, this.lastTs + 1);
-    this.lastTs = ts;
-    return ts;
+  private writeStored(b: Uint32Array, at: number, kind: number, u: number, s: number): void {
+    b[at + S_KIND] = kind;
+    b[at + S_USER_LO] = this.m.userLo[u];
+    b[at + S_USER_HI] = this.m.userHi[u];
+    this.writeRs(b, at + S_RS, s);
+    const ts = this.clock.next();
+    b[at + S_TS_LO] = lo32(ts);
+    b[at + S_TS_HI] = hi32(ts);
+  }
+
+  /** The read state after a change, for the redo journal. */
+  private journalWrite(s: number): void {
+    const j = this.journal;
+    const at = j.reserve(STORED_WORDS);
+    this.writeStored(j.buf, at, KIND_WRITE, this.m.rsOwner[s], s);
+    this.journalRecords++;
+  }
+
+  /** A delete goes to the journal as the same record (and timestamp) the store gets. */
+  private journalCopy(mutationAt: number): void {
+    const j = this.journal;
+    const at = j.reserve(STORED_WORDS);
+    j.buf.set(this.mutations.buf.subarray(mutationAt, mutationAt + STORED_WORDS), at);
+    this.journalRecords++;
   }
 
   // ---- write-behind ------------------------------------------------------------------------
@@ -778,6 +820,8 @@ export class ShardEngine {
     this.results.len = 0;
     this.loadRequests.len = 0;
     this.mutations.len = 0;
+    this.journal.len = FRAME_HEADER_WORDS;
+    this.journalRecords = 0;
   }
 }
 

@@ -113,7 +113,9 @@ export const REPLY_MUTATION_WORDS = 2;
 export const REPLY_DIRTY = 3;
 /** 1 when the batch failed in the worker: no results (its operations get a retryable 503) */
 export const REPLY_FAILED = 4;
-export const REPLY_HEADER_WORDS = 5;
+/** the shard's oldest journal segment still needed by its dirty read states (journal.ts) */
+export const REPLY_JOURNAL_FLOOR = 5;
+export const REPLY_HEADER_WORDS = 6;
 
 /** Load section status: the store answered, or could not (the parked ops fail with 503). */
 export const LOAD_OK = 0;
@@ -141,6 +143,7 @@ export function join53(lo: number, hi: number): number {
   return hi * TWO_32 + lo;
 }
 
+import type { JournalCounters } from './journal.js';
 import type { ThreadTelemetry } from './thread-telemetry.js';
 
 /** Figures a shard reports about itself (a plain object: asked for rarely, never per operation). */
@@ -163,4 +166,8 @@ export interface ShardStats {
   heapUsed: number;
   heapTotal: number;
   telemetry: ThreadTelemetry;
+  /** the redo journal's figures; null without a durable store */
+  journal: JournalCounters | null;
+  /** times this shard saw the wall clock step back (kept across worker replacements) */
+  clockStepsBack: number;
 }

@@ -48,6 +48,12 @@ export const H_LRU_HEAD = 6; // least recently used user slot + 1 (0 = empty)
 export const H_LRU_TAIL = 7; // most recently used user slot + 1
 export const H_DIRTY = 8; // read states with the DIRTY bit set
 export const H_MUTATING = 9; // 1 while a batch is being applied: a worker that died mid-batch may have torn a mutation
+/** last write timestamp handed out (µs, two u32 halves): a replacement worker continues above it */
+export const H_CLOCK_LO = 10;
+export const H_CLOCK_HI = 11;
+/** times the wall clock was seen to step back, and the largest step (ms); the main thread logs them */
+export const H_CLOCK_BACK_STEPS = 12;
+export const H_CLOCK_BACK_MAX_MS = 13;
 export const H_WORDS = 16;
 
 export const RS_DIRTY = 1;

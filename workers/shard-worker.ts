@@ -7,7 +7,11 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { move, workerData } from 'piscina';
+import { join } from 'node:path';
 import { ShardEngine } from './engine.js';
+import { HybridClock, clockFileName } from './hybrid-clock.js';
+import { ShardJournal } from './journal.js';
+import { shardDirName } from './journal-format.js';
 import {
   OP_WORDS,
   REPLY_HEADER_WORDS,
@@ -23,17 +27,33 @@ import {
   TF_STORE_DEGRADED,
   REPLY_DIRTY,
   REPLY_FAILED,
+  REPLY_JOURNAL_FLOOR,
   STATS_TASK,
   type ShardStats,
 } from './protocol.js';
 import { hasState, recoverShard } from './recovery.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
-import { H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { H_CLOCK_BACK_STEPS, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+
+export interface ShardJournalConfig {
+  /** `<dataDir>/journal`: this shard writes `shard-<k>/` and `shard-<k>.clock` in it */
+  dir: string;
+  /** null: no fsync; 0: fsync before each reply; N: group commit every N ms */
+  fsyncMs: number | null;
+  segmentBytes: number;
+  segmentMaxAgeMs: number;
+}
 
 export interface ShardWorkerData {
   shard: number;
   buffers: ShardBuffers;
   flushDelayMs: number;
+  /** null: no durable store, so no journal and no clock reservation */
+  journal: ShardJournalConfig | null;
+  /** no write timestamp at or below this (µs): above everything a previous run handed out */
+  clockFloorUs: number;
+  /** added to the wall clock (fault injection: a clock that is off or steps) */
+  clockSkewMs: number;
 }
 
 const data = workerData as ShardWorkerData;
@@ -41,11 +61,29 @@ const telemetry = new TelemetryRecorder(`shard-${data.shard}`);
 const memory = attachShardMemory(data.buffers);
 // A replacement for a worker that died finds the slabs filled: check and repair them first.
 const recovery = hasState(memory) ? recoverShard(memory) : null;
-const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs });
+const skew = data.clockSkewMs;
+const now = skew === 0 ? Date.now : (): number => Date.now() + skew;
+const jc = data.journal;
+const clock = new HybridClock({
+  header: memory.header,
+  now,
+  floorUs: data.clockFloorUs,
+  reservationFile: jc === null ? null : join(jc.dir, clockFileName(data.shard)),
+  fsync: jc !== null && jc.fsyncMs !== null,
+});
+const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null });
 if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);
 }
+const journal =
+  jc === null
+    ? null
+    : new ShardJournal(
+        { dir: join(jc.dir, shardDirName(data.shard)), shard: data.shard, fsyncMs: jc.fsyncMs, segmentBytes: jc.segmentBytes, segmentMaxAgeMs: jc.segmentMaxAgeMs },
+        engine.dirtyTail,
+        now(),
+      );
 
 /**
  * `collect` runs a full GC first, so that heap figures show what is live (tests and benches ask
@@ -71,6 +109,8 @@ function stats(collect: boolean, resetDelay: boolean): ShardStats {
     heapUsed: heap.heapUsed,
     heapTotal: heap.heapTotal,
     telemetry: telemetry.read(resetDelay),
+    journal: journal === null ? null : { ...journal.counters },
+    clockStepsBack: h[H_CLOCK_BACK_STEPS],
   };
 }
 
@@ -86,6 +126,12 @@ export default function runBatch(task: Uint32Array): unknown {
     engine.loadRequests.len = 0;
     process.emitWarning(`shard ${data.shard} batch failed, restarting the worker: ${(err as Error).stack ?? String(err)}`);
     setImmediate(() => process.exit(70));
+    try {
+      // Nothing of this batch is answered, but its changes are in the slabs: keep them replayable.
+      journal?.append(engine.journal.buf, engine.journalRecords);
+    } catch {
+      // the replacement re-flushes every cached read state anyway
+    }
     return move(buildReply(memory.header[H_DIRTY], 1));
   }
 }
@@ -98,6 +144,8 @@ function applyBatch(task: Uint32Array): unknown {
   // applied before this batch's operations on the same users (those are parked behind them).
   const flags = task[TASK_FLAGS];
   engine.degraded = (flags & TF_STORE_DEGRADED) !== 0;
+  clock.beginBatch();
+  journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
   engine.applyOps(task, TASK_HEADER_WORDS, opCount);
@@ -107,7 +155,11 @@ function applyBatch(task: Uint32Array): unknown {
     else if ((flags & TF_FLUSH_DUE) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
   }
   memory.header[H_MUTATING] = 0;
-  return move(buildReply(dirty));
+  clock.endBatch();
+  // The journal write comes before the reply exists: no answer of this batch can be sent first.
+  const durable = journal === null ? null : journal.append(engine.journal.buf, engine.journalRecords);
+  const reply = buildReply(dirty);
+  return durable === null ? move(reply) : durable.then(() => move(reply));
 }
 
 function buildReply(dirty: number, failed = 0): Uint32Array {
@@ -120,6 +172,7 @@ function buildReply(dirty: number, failed = 0): Uint32Array {
   reply[REPLY_MUTATION_WORDS] = mu.len;
   reply[REPLY_DIRTY] = dirty;
   reply[REPLY_FAILED] = failed;
+  reply[REPLY_JOURNAL_FLOOR] = journal === null ? 0 : journal.floor(engine.dirtyHead);
   let at = REPLY_HEADER_WORDS;
   reply.set(r.buf.subarray(0, r.len), at);
   at += r.len;
