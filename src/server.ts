@@ -17,6 +17,7 @@ import { ShardRouter } from './shard-router.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
+import { clockSkewMs, faultRoutes } from './fault-injection.js';
 import { JournalRetirer } from './journal-retirer.js';
 import { replayJournal, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
@@ -27,8 +28,7 @@ export const BODY_LIMIT = 1024 * 1024;
 /** a journal segment is closed at this size, or at this age when not empty */
 const JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024;
 const JOURNAL_SEGMENT_MAX_AGE_MS = 10_000;
-/** Fault injection only: shifts the shards' wall clock (tests of a clock that steps back). */
-const CLOCK_SKEW_ENV = 'READ_STATES_FAULT_CLOCK_SKEW_MS';
+
 export const SERVICE_VERSION = '0.1.0';
 
 export interface Service {
@@ -63,9 +63,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     journalDir === null
       ? null
       : { dir: journalDir, fsyncMs: config.journalFsyncMs, segmentBytes: JOURNAL_SEGMENT_BYTES, segmentMaxAgeMs: JOURNAL_SEGMENT_MAX_AGE_MS };
-  const skewRaw = process.env[CLOCK_SKEW_ENV];
-  const clockSkewMs = skewRaw === undefined ? 0 : Number(skewRaw);
-  if (!Number.isSafeInteger(clockSkewMs)) throw new Error(`${CLOCK_SKEW_ENV} must be an integer (ms), got "${skewRaw}"`);
+
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
@@ -95,7 +93,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     flushDelayMs: config.flushDelayMs,
     journal,
     clockFloorUs: replay?.maxTs ?? 0,
-    clockSkewMs,
+    clockSkewMs: clockSkewMs(),
     writeBehind,
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
     onClockStep: (shard, steps, largestMs) =>
@@ -132,6 +130,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   readStateRoutes(app, ctx);
   channelRoutes(app, ctx);
   batchRoutes(app, ctx);
+  faultRoutes(app, router);
 
   // Wait for every worker to start and attach to its slabs before answering anything.
   if (!(await router.ready(30_000))) throw new Error('shard workers did not start');

@@ -35,6 +35,8 @@ export class ChildService {
   constructor(
     readonly port: number,
     readonly args: string[],
+    /** added to the test process's environment */
+    readonly env: Record<string, string> = {},
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -43,6 +45,7 @@ export class ChildService {
     this.exitCode = null;
     const proc = spawn(process.execPath, [MAIN, '--port', String(this.port), '--log-level', 'info', ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
     });
     this.proc = proc;
     running.add(this);
