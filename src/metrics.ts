@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ShardStats } from '../workers/protocol.js';
 import { GC_KINDS, TelemetryRecorder, type ThreadTelemetry } from '../workers/thread-telemetry.js';
+import type { JournalRetirer } from './journal-retirer.js';
 import type { ShardRouter } from './shard-router.js';
 import type { ReadStateStore } from './store/store.js';
 import type { WriteBehind, WriteBehindStats } from './write-behind.js';
@@ -17,6 +18,8 @@ export interface Snapshot {
   store: WriteBehindStats & { name: string };
   shards: (ShardStats & { queueDepth: number; restarts: number })[];
   threads: ThreadTelemetry[];
+  /** redo journal segments deleted since start (null without a journal) */
+  journalSegmentsRetired: number | null;
 }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -40,8 +43,10 @@ export class Metrics {
     private readonly router: ShardRouter,
     private readonly writeBehind: WriteBehind,
     private readonly store: ReadStateStore,
+    private readonly retirer: JournalRetirer | null = null,
   ) {
     const r = [this.registry];
+    const retired = new Counter({ name: 'readstates_journal_segments_retired_total', help: 'Redo journal segments deleted once the store held their changes', registers: r });
     this.requests = new Counter({ name: 'readstates_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: r });
     this.duration = new Histogram({ name: 'readstates_http_request_duration_seconds', help: 'HTTP request duration by route', labelNames: ['route'], buckets: DURATION_BUCKETS, registers: r });
     this.rejected = new Counter({ name: 'readstates_rejected_total', help: 'Requests refused to protect the service (503/507), by error code', labelNames: ['code'], registers: r });
@@ -100,6 +105,7 @@ export class Metrics {
     // One refresh for everything: a scrape asks every thread once, then fills all series.
     this.fill = (snap: Snapshot) => {
       threadsGauge.set(snap.threads.length);
+      if (snap.journalSegmentsRetired !== null) this.advance(retired, 'journal-retired', snap.journalSegmentsRetired);
       for (const s of snap.shards) {
         const shard = String(s.shard);
         for (const g of shardGauges) g.gauge.set({ shard }, g.pick(s));
@@ -181,6 +187,7 @@ export class Metrics {
       store: { name: this.store.name, ...this.writeBehind.stats() },
       shards: shards.map((s, i) => ({ ...s, queueDepth: this.router.lanes[i].depth, restarts: this.router.lanes[i].restarts })),
       threads,
+      journalSegmentsRetired: this.retirer === null ? null : this.retirer.retired,
     };
   }
 

@@ -25,9 +25,8 @@ import type { ReadStateStore } from './store/store.js';
 import { WriteBehind } from './write-behind.js';
 
 export const BODY_LIMIT = 1024 * 1024;
-/** a journal segment is closed at this size, or at this age when not empty */
+/** a journal segment is closed at this size (or after --journal-segment-ms when not empty) */
 const JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024;
-const JOURNAL_SEGMENT_MAX_AGE_MS = 10_000;
 
 export const SERVICE_VERSION = '0.1.0';
 
@@ -62,7 +61,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   const journal: ShardJournalConfig | null =
     journalDir === null
       ? null
-      : { dir: journalDir, fsyncMs: config.journalFsyncMs, segmentBytes: JOURNAL_SEGMENT_BYTES, segmentMaxAgeMs: JOURNAL_SEGMENT_MAX_AGE_MS };
+      : { dir: journalDir, fsyncMs: config.journalFsyncMs, segmentBytes: JOURNAL_SEGMENT_BYTES, segmentMaxAgeMs: config.journalSegmentMs };
 
   const app = Fastify({
     logger: options.logger ?? false,
@@ -105,7 +104,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     journalDir === null
       ? null
       : new JournalRetirer({ journalDir, lanes: router.lanes, writeBehind, onError: (err) => app.log.error({ err }, 'journal: deleting retired segments failed') });
-  const metrics = new Metrics(router, writeBehind, store);
+  const metrics = new Metrics(router, writeBehind, store, retirer);
   writeBehind.onLoadSeconds = (s) => metrics.storeLoad.observe(s);
   writeBehind.onBatchSize = (n) => metrics.flushBatch.observe(n);
   observeRejections((code) => metrics.countRejection(code));

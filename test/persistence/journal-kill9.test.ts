@@ -60,13 +60,17 @@ it('acknowledged changes survive SIGKILL at several moments', async () => {
 
   // 2. Continuous flushes (100 ms delay): the kill lands while store writes are in progress.
   await svc.stop('SIGTERM');
-  svc = await start(dataDir, ['--flush-delay', '100']);
-  await loadAndKill(svc, record, 1, 2000);
+  // Small segments, so that segments are retired while the load runs and before the kill.
+  svc = await start(dataDir, ['--flush-delay', '100', '--journal-segment-ms', '150']);
+  await loadAndKill(svc, record, 1, 2500, async () => {
+    const m = await (await fetch(`${svc.url}/metrics`)).text();
+    expect(Number(/readstates_journal_segments_retired_total (\d+)/.exec(m)?.[1])).toBeGreaterThan(0);
+  });
   svc = await restartAndVerify(dataDir, record);
 
   // 3. A shard worker dies and the process is killed while its replacement starts.
   await svc.stop('SIGTERM');
-  svc = await start(dataDir, ['--flush-delay', '200']);
+  svc = await start(dataDir, ['--flush-delay', '200', '--journal-segment-ms', '150']);
   await loadAndKill(svc, record, 1, 1200, async () => {
     const r = await fetch(`${svc.url}/v1/_faults/shards/1/kill`, { method: 'POST' });
     expect(r.status).toBe(202);
