@@ -24,6 +24,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** changes waiting for the store beyond which shards hold back (evict only clean users) */
   maxPendingWrites: number;
+  /** a user with this many read states gets 507 USER_READ_STATE_LIMIT for a new one */
+  maxReadStatesPerUser: number;
   /** redo journal: null = answer once the write reached the OS; 0 = fsync first; N = group commit every N ms */
   journalFsyncMs: number | null;
   /** ms after which a non-empty journal segment is closed (so that it can be retired) */
@@ -66,6 +68,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'flush-delay': { env: 'READ_STATES_FLUSH_DELAY', kind: 'int', min: 0, max: 3_600_000, help: 'ms from first unflushed change to its write (default 30000; 0 = asap)' },
   'shutdown-timeout': { env: 'READ_STATES_SHUTDOWN_TIMEOUT', kind: 'int', min: 0, max: 3_600_000, help: 'ms a graceful shutdown may take (default 30000)' },
   'max-pending-writes': { env: 'READ_STATES_MAX_PENDING_WRITES', kind: 'int', min: 1, max: 100_000_000, help: 'changes waiting for the store before shards hold back (default 1000000)' },
+  'max-read-states-per-user': { env: 'READ_STATES_MAX_READ_STATES_PER_USER', kind: 'int', min: 1, max: 10_000_000, help: 'read states one user may have; a new one beyond gets 507 (default 10000)' },
   'journal-segment-ms': { env: 'READ_STATES_JOURNAL_SEGMENT_MS', kind: 'int', min: 10, max: 3_600_000, help: 'ms after which a journal segment is closed and can be retired (default 10000)' },
   'journal-fsync-ms': { env: 'READ_STATES_JOURNAL_FSYNC_MS', kind: 'int', min: 0, max: 10_000, help: 'redo journal fsync: unset = none (survives kill -9), 0 = before each answer, N = group commit every N ms' },
   'cassandra-contact-points': { env: 'READ_STATES_CASSANDRA_CONTACT_POINTS', kind: 'string', help: 'comma-separated hosts (default 127.0.0.1)' },
@@ -125,6 +128,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     flushDelayMs: int('flush-delay', 30_000),
     shutdownTimeoutMs: int('shutdown-timeout', 30_000),
     maxPendingWrites: int('max-pending-writes', 1_000_000),
+    maxReadStatesPerUser: int('max-read-states-per-user', 10_000),
     journalFsyncMs: raw('journal-fsync-ms') === undefined ? null : int('journal-fsync-ms', 0),
     journalSegmentMs: int('journal-segment-ms', 10_000),
     cassandra: {

@@ -24,6 +24,7 @@ export const ERRORS = {
   STORE_UNAVAILABLE: { status: 503, message: 'the store is failing; changes are kept in memory and retried' },
   STORE_BACKLOG: { status: 503, message: 'the cache is full of changes the store has not taken yet; retry later' },
   USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard" },
+  USER_READ_STATE_LIMIT: { status: 507, message: 'the user already has --max-read-states-per-user read states; delete some first' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorDef>;
 
@@ -53,6 +54,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'SHARD_UNAVAILABLE';
     case 599:
       return 'STORE_BACKLOG';
+    case 598:
+      return 'USER_READ_STATE_LIMIT';
     default:
       return 'INTERNAL';
   }

@@ -9,9 +9,10 @@
 import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readReservations } from '../workers/hybrid-clock.js';
-import { parseSegmentFileName, readSegment } from '../workers/journal-format.js';
+import { parseSegmentFileName, readSegment, shardDirName } from '../workers/journal-format.js';
 import { STORED_WORDS, S_TS_HI, S_TS_LO, join53 } from '../workers/protocol.js';
 import type { ReadStateStore } from './store/store.js';
+import type { WriteBehind } from './write-behind.js';
 
 export interface ReplayReport {
   segments: number;
@@ -68,4 +69,32 @@ export async function replayJournal(journalDir: string, store: ReadStateStore): 
   for (const file of files) await unlink(file);
   report.ms = Date.now() - started;
   return report;
+}
+
+/**
+ * After a shard worker died: hands every record of that shard's journal to the write-behind again.
+ * The dying batch may have taken read states out of the slabs (evictions, deletes, snapshots) whose
+ * store records never reached this thread; their changes are in the journal. Older records are
+ * harmless: the pending pool and the store keep the newest per read state. Yields between chunks.
+ */
+export async function resubmitShard(journalDir: string, shard: number, writeBehind: WriteBehind): Promise<number> {
+  const dir = join(journalDir, shardDirName(shard));
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => parseSegmentFileName(n) >= 0).sort();
+  let total = 0;
+  for (const name of names) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(join(dir, name));
+    } catch {
+      continue; // retired meanwhile: the store has it
+    }
+    const seg = readSegment(bytes);
+    for (let i = 0; i < seg.count; i += CHUNK) {
+      const n = Math.min(CHUNK, seg.count - i);
+      writeBehind.submit(seg.records.subarray(i * STORED_WORDS, (i + n) * STORED_WORDS), n);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    total += seg.count;
+  }
+  return total;
 }

@@ -124,6 +124,9 @@ export class PendingWrites {
     const hi = records[at + S_USER_HI];
     const i = this.pairBucket(lo, hi, records[at + C_LO], records[at + C_HI]);
     const old = this.index[i] - 1;
+    // Older than what is pending for the read state (a journal re-submitted after a worker crash):
+    // the store would keep the newer one anyway.
+    if (old >= 0 && this.isOlder(records, at, old)) return;
     if (old >= 0 && (this.state[old] & QUEUED) !== 0) {
       this.copyIn(old, records, at);
       return;
@@ -253,6 +256,13 @@ export class PendingWrites {
       if (oldest === 0 || ts < oldest) oldest = ts;
     }
     return oldest;
+  }
+
+  private isOlder(records: Uint32Array, at: number, e: number): boolean {
+    const b = e * STORED_WORDS;
+    const hi = records[at + S_TS_HI];
+    const pendingHi = this.words[b + S_TS_HI];
+    return hi < pendingHi || (hi === pendingHi && records[at + S_TS_LO] < this.words[b + S_TS_LO]);
   }
 
   private copyIn(e: number, records: Uint32Array, at: number): void {

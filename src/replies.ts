@@ -10,8 +10,7 @@ import {
   RES_STATUS,
   ST_NO_CONTENT,
   ST_OK,
-  ST_STORE_BACKLOG,
-  ST_UNAVAILABLE,
+  httpStatusOf,
 } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode } from './errors.js';
 import { JSON_TYPE, renderBatchResult, renderList, renderReadState, renderUserReadStates } from './render-json.js';
@@ -104,7 +103,7 @@ export class GatherSink implements OpSink {
   onResult(index: number, b: Uint32Array, at: number): void {
     const raw = b[at + RES_STATUS];
     // A store backlog is a 503 like any other retryable refusal; its code says which.
-    const status = raw === ST_STORE_BACKLOG ? ST_UNAVAILABLE : raw;
+    const status = httpStatusOf(raw);
     this.statuses[index] = raw;
     const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
     if (this.shape === 'batch') {

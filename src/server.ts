@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
 import { clockSkewMs, faultRoutes } from './fault-injection.js';
 import { JournalRetirer } from './journal-retirer.js';
-import { replayJournal, type ReplayReport } from './journal-replay.js';
+import { replayJournal, resubmitShard, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from './store/store.js';
 import { WriteBehind } from './write-behind.js';
@@ -90,10 +90,18 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     maxUsers: config.maxUsers,
     maxQueue: config.maxQueue,
     flushDelayMs: config.flushDelayMs,
+    maxReadStatesPerUser: config.maxReadStatesPerUser,
     journal,
     clockFloorUs: replay?.maxTs ?? 0,
     clockSkewMs: clockSkewMs(),
     writeBehind,
+    onRestart:
+      journalDir === null
+        ? undefined
+        : async (shard) => {
+            const n = await resubmitShard(journalDir, shard, writeBehind);
+            app.log.info({ shard, records: n }, 'shard worker replaced: its journal was handed to the store again');
+          },
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
     onClockStep: (shard, steps, largestMs) =>
       app.log.warn({ shard, steps, largestMs }, 'wall clock stepped back: write timestamps keep increasing from the last one handed out'),

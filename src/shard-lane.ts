@@ -30,6 +30,7 @@ import {
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
+  TF_FAULT_EXIT_AFTER_APPLY,
   RES_COUNT,
   RES_HEADER_WORDS,
   RES_STATUS,
@@ -63,10 +64,16 @@ export interface LaneOptions {
   workerFile: string;
   maxQueue: number;
   flushDelayMs: number;
+  maxReadStatesPerUser: number;
   journal: ShardJournalConfig | null;
   clockFloorUs: number;
   clockSkewMs: number;
   writeBehind: WriteBehind;
+  /**
+   * After the worker died: hands the shard's journal to the write-behind again (what the dying
+   * batch evicted, deleted or snapshotted never reached this thread). Loads wait for it.
+   */
+  onRestart?: (shard: number) => Promise<void>;
   /** Called when this lane has something to send at the end of the turn. */
   schedule: () => void;
   onError: (err: unknown, shard: number) => void;
@@ -94,6 +101,9 @@ export class ShardLane {
   dirty = 0;
   /** The shard's oldest journal segment still needed, as of its last reply (journal-retirer.ts). */
   journalFloor = 0;
+  /** Set while the journal is being handed over again after a restart: retire nothing meanwhile. */
+  resubmitting: Promise<void> | null = null;
+  private readonly onRestart: ((shard: number) => Promise<void>) | undefined;
   private flushAllWaiters: (() => void)[] = [];
   /** Batches sent and not answered yet. */
   inFlight = 0;
@@ -109,10 +119,12 @@ export class ShardLane {
     this.writeBehind = o.writeBehind;
     this.schedule = o.schedule;
     this.onError = o.onError;
+    this.onRestart = o.onRestart;
     const data: ShardWorkerData = {
       shard: o.shard,
       buffers: o.buffers,
       flushDelayMs: o.flushDelayMs,
+      maxReadStatesPerUser: o.maxReadStatesPerUser,
       journal: o.journal,
       clockFloorUs: o.clockFloorUs,
       clockSkewMs: o.clockSkewMs,
@@ -261,6 +273,11 @@ export class ShardLane {
 
   /** Rare path (a miss): fetch the user from the store and queue it for the next batch. */
   private load(lo: number, hi: number): void {
+    if (this.resubmitting !== null) {
+      // The store and the pending overlay may lack what the dead worker evicted: wait for it.
+      void this.resubmitting.then(() => this.load(lo, hi));
+      return;
+    }
     this.writeBehind.load(lo, hi).then(
       (records) => this.queueLoad(lo, hi, LOAD_OK, records),
       // Counted in the store metrics; the parked operations get a retryable 503.
@@ -301,12 +318,29 @@ export class ShardLane {
     this.failAll();
     this.flags |= TF_FLUSH_DUE;
     this.schedule();
+    if (this.onRestart !== undefined) {
+      const done = this.onRestart(this.shard).then(
+        () => {
+          if (this.resubmitting === done) this.resubmitting = null;
+        },
+        (e: unknown) => {
+          if (this.resubmitting === done) this.resubmitting = null;
+          this.onError(e, this.shard);
+        },
+      );
+      this.resubmitting = done;
+    }
   }
 
 
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
   failAll(): void {
     for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.answer(t, UNAVAILABLE, 0);
+  }
+
+  /** Fault injection: the worker dies right after applying the next batch (see the flag). */
+  exitAfterNextBatch(): void {
+    this.flags |= TF_FAULT_EXIT_AFTER_APPLY;
   }
 
   /** Terminates the shard's worker thread as a crash would (operations and tests use this). */

@@ -32,6 +32,7 @@ export interface RouterOptions {
   maxUsers: number;
   maxQueue: number;
   flushDelayMs: number;
+  maxReadStatesPerUser: number;
   /** the redo journal; null without a durable store */
   journal: ShardJournalConfig | null;
   /** no write timestamp at or below this (µs) */
@@ -39,6 +40,7 @@ export interface RouterOptions {
   /** added to the shards' wall clock (fault injection) */
   clockSkewMs: number;
   writeBehind: WriteBehind;
+  onRestart?: (shard: number) => Promise<void>;
   /** Called when a shard saw its wall clock step back (timestamps went on increasing regardless). */
   onClockStep?: (shard: number, steps: number, largestMs: number) => void;
   /** Called at most every 10 s with the shards that refused operations for lack of room. */
@@ -116,10 +118,12 @@ export class ShardRouter {
           workerFile: file,
           maxQueue: o.maxQueue,
           flushDelayMs: o.flushDelayMs,
+          maxReadStatesPerUser: o.maxReadStatesPerUser,
           journal: o.journal,
           clockFloorUs: o.clockFloorUs,
           clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,
+          onRestart: o.onRestart,
           schedule: this.scheduleBound,
           onError: o.onError,
         }),

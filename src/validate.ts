@@ -7,9 +7,14 @@ import { parseId, parsed } from './ids.js';
 
 export { parsed };
 
+/** Whether `value` is an id >= 1 (its halves then in `parsed`); for loops that name the field only on error. */
+export function parseUserId(value: unknown): boolean {
+  return parseId(value) && (parsed.lo !== 0 || parsed.hi !== 0);
+}
+
 /** Parses an id that must be >= 1 (users, channels, mentioned messages). */
 export function requireId(value: unknown, field: string): void {
-  if (!parseId(value) || (parsed.lo === 0 && parsed.hi === 0)) {
+  if (!parseUserId(value)) {
     throw new ApiError('INVALID_ID', `${field} must be a decimal id from 1 to 18446744073709551615`);
   }
 }

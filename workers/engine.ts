@@ -63,6 +63,7 @@ import {
   ST_NO_CONTENT,
   ST_OK,
   ST_UNAVAILABLE,
+  ST_USER_LIMIT,
   S_KIND,
   S_RS,
   S_TS_HI,
@@ -108,6 +109,8 @@ export interface EngineOptions {
   clock?: HybridClock;
   /** record every change in `journal` (the worker appends it to the redo journal per batch) */
   journaling?: boolean;
+  /** a user with this many read states gets no new one (ST_USER_LIMIT); default: no limit */
+  maxReadStatesPerUser?: number;
 }
 
 /** Write-behind marks kept: one per timer tick with new dirty read states. */
@@ -132,6 +135,7 @@ export class ShardEngine {
   readonly journal = new GrowBuffer(1024);
   journalRecords = 0;
   private readonly journaling: boolean;
+  private readonly maxPerUser: number;
   readonly clock: HybridClock;
   readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0 };
   /** Set per batch from the task flags: the store cannot take more right now. */
@@ -178,6 +182,7 @@ export class ShardEngine {
     this.now = options.now ?? Date.now;
     this.clock = options.clock ?? new HybridClock({ header: m.header, now: this.now, floorUs: 0, reservationFile: null, fsync: false });
     this.journaling = options.journaling ?? false;
+    this.maxPerUser = options.maxReadStatesPerUser ?? 0xffffffff;
     this.journal.len = FRAME_HEADER_WORDS;
   }
 
@@ -401,6 +406,10 @@ export class ShardEngine {
     const m = this.m;
     const found = chanFind(m, u, lo, hi);
     if (found !== NIL) return found;
+    if (m.userCount[u] >= this.maxPerUser) {
+      this.allocFailure = ST_USER_LIMIT;
+      return NIL;
+    }
     const s = this.allocRs(u);
     if (s === NIL) return NIL;
     m.rsChanLo[s] = lo;

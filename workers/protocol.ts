@@ -105,6 +105,11 @@ export const TF_FLUSH_ALL = 2;
  * nothing unflushed (if there are none, refuse what would need room with ST_STORE_BACKLOG).
  */
 export const TF_STORE_DEGRADED = 4;
+/**
+ * Fault injection: the worker exits once this batch is applied, before its journal write and its
+ * reply (the latest moment a crash loses the batch's store records: evictions, deletes, snapshots).
+ */
+export const TF_FAULT_EXIT_AFTER_APPLY = 8;
 
 export const REPLY_RESULT_WORDS = 0;
 export const REPLY_LOAD_WORDS = 1;
@@ -129,6 +134,15 @@ export const ST_UNAVAILABLE = 503;
 export const ST_INSUFFICIENT_STORAGE = 507;
 /** Answered as HTTP 503: the cache is full of changes the store has not taken yet. */
 export const ST_STORE_BACKLOG = 599;
+/** Answered as HTTP 507: the user already has --max-read-states-per-user read states. */
+export const ST_USER_LIMIT = 598;
+
+/** The HTTP status a result status is answered with. */
+export function httpStatusOf(status: number): number {
+  if (status === ST_STORE_BACKLOG) return ST_UNAVAILABLE;
+  if (status === ST_USER_LIMIT) return ST_INSUFFICIENT_STORAGE;
+  return status;
+}
 
 const TWO_32 = 4294967296;
 

@@ -25,6 +25,7 @@ import {
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
+  TF_FAULT_EXIT_AFTER_APPLY,
   REPLY_DIRTY,
   REPLY_FAILED,
   REPLY_JOURNAL_FLOOR,
@@ -48,6 +49,7 @@ export interface ShardWorkerData {
   shard: number;
   buffers: ShardBuffers;
   flushDelayMs: number;
+  maxReadStatesPerUser: number;
   /** null: no durable store, so no journal and no clock reservation */
   journal: ShardJournalConfig | null;
   /** no write timestamp at or below this (µs): above everything a previous run handed out */
@@ -71,7 +73,7 @@ const clock = new HybridClock({
   reservationFile: jc === null ? null : join(jc.dir, clockFileName(data.shard)),
   fsync: jc !== null && jc.fsyncMs !== null,
 });
-const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null });
+const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser });
 if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);
@@ -156,6 +158,7 @@ function applyBatch(task: Uint32Array): unknown {
   }
   memory.header[H_MUTATING] = 0;
   clock.endBatch();
+  if ((flags & TF_FAULT_EXIT_AFTER_APPLY) !== 0) process.exit(70);
   // The journal write comes before the reply exists: no answer of this batch can be sent first.
   const durable = journal === null ? null : journal.append(engine.journal.buf, engine.journalRecords);
   const reply = buildReply(dirty);

@@ -7,7 +7,7 @@ import { F_HAS_MSG, F_NO_BODY, OP_MENTION } from '../../workers/protocol.js';
 import { ApiError } from '../errors.js';
 import { CountChangedSink } from '../replies.js';
 import { channelMentionsSchema } from '../schemas.js';
-import { parsed, requireId } from '../validate.js';
+import { parsed, parseUserId, requireId } from '../validate.js';
 import type { RouteContext } from './context.js';
 
 interface Body {
@@ -30,20 +30,27 @@ export function channelRoutes(app: FastifyInstance, ctx: RouteContext): void {
       requireId(req.body.message_id, 'message_id');
       const mLo = parsed.lo;
       const mHi = parsed.hi;
-      const unique = [...new Set(req.body.user_ids)];
-      const users = new Uint32Array(unique.length * 2);
+      const ids = req.body.user_ids;
+      // Duplicates count once; each id is checked once, in request order (an error names its index).
+      const seen = new Set<string>();
+      const users = new Uint32Array(ids.length * 2);
       const perShard = new Uint32Array(router.shards);
-      for (let i = 0; i < unique.length; i++) {
-        requireId(unique[i], `user_ids[${req.body.user_ids.indexOf(unique[i])}]`);
-        users[i * 2] = parsed.lo;
-        users[i * 2 + 1] = parsed.hi;
+      let n = 0;
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        if (seen.has(id)) continue;
+        seen.add(id);
+        if (!parseUserId(id)) throw new ApiError('INVALID_ID', `user_ids[${i}] must be a decimal id from 1 to 18446744073709551615`);
+        users[n * 2] = parsed.lo;
+        users[n * 2 + 1] = parsed.hi;
+        n++;
         perShard[router.shardFor(parsed.lo, parsed.hi)]++;
       }
       if (!router.hasRoomFor(perShard)) throw new ApiError('SHARD_OVERLOADED');
-      const sink = new CountChangedSink(reply, unique.length);
+      const sink = new CountChangedSink(reply, n);
       const head = OP_MENTION | F_HAS_MSG | F_NO_BODY;
       const count = req.body.count ?? 1;
-      for (let i = 0; i < unique.length; i++) {
+      for (let i = 0; i < n; i++) {
         router.submit(head, users[i * 2], users[i * 2 + 1], cLo, cHi, mLo, mHi, count, 0, 0, sink, i);
       }
       return reply;
