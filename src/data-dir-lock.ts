@@ -175,8 +175,12 @@ function ownedLock(path: string, me: LockHolder, tookOverFrom: LockHolder | 'unr
       if (released) return;
       released = true;
       // Only our own lock: if someone deleted it by hand and another process took it, it is theirs.
-      const now = readHolder(path);
-      if (now !== 'absent' && now !== 'unreadable' && sameHolder(now, me)) unlinkQuiet(path);
+      try {
+        const now = readHolder(path);
+        if (now !== 'absent' && now !== 'unreadable' && sameHolder(now, me)) unlinkQuiet(path);
+      } catch {
+        // Runs on the way out (an 'exit' handler): a lock left behind is stale and taken over next start.
+      }
     },
   };
 }
