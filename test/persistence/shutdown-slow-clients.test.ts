@@ -68,8 +68,9 @@ function refusesConnections(port: number): Promise<boolean> {
   });
 }
 
+/** With Expect: 100-continue, the server's "100 Continue" says it has parsed the headers and started the request. */
 const ackHead = (user: number, length: number): string =>
-  `POST /v1/users/${user}/read-states/9/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nConnection: keep-alive\r\n\r\n`;
+  `POST /v1/users/${user}/read-states/9/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n`;
 
 it('exits 0 within --shutdown-timeout with trickling and idle clients, and the acknowledged write survives', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rs-shutdown-'));
@@ -102,7 +103,8 @@ it('exits 0 within --shutdown-timeout with trickling and idle clients, and the a
     const late = await rawClient(port);
     const lateBody = '{"message_id":"456"}';
     await write(late.socket, ackHead(200, lateBody.length) + lateBody.slice(0, 5));
-    // Each trickler has sent a second byte 2 s after its headers, so the server is inside all three requests.
+    const started = (c: RawClient): boolean => c.received.includes('100 Continue');
+    await until('the server to start every request', () => [...tricklers, late].every(started), 15_000);
     await until('every trickler to have sent two bytes', () => sent.every((n) => n >= 2), 15_000);
     expect(tricklers.some((c) => c.isClosed)).toBe(false);
 
@@ -112,7 +114,7 @@ it('exits 0 within --shutdown-timeout with trickling and idle clients, and the a
     await until('the listener to close', () => refusesConnections(port), 5_000);
     await write(late.socket, lateBody.slice(5));
     await until('the late request to be answered', () => late.received.includes('\r\n\r\n{'), 5_000);
-    const [head, body] = late.received.split('\r\n\r\n');
+    const [head, body] = late.received.slice(late.received.indexOf('HTTP/1.1 503')).split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(head.toLowerCase()).toContain('retry-after: 1');
     const answer = JSON.parse(body) as { error: string; message: string };
