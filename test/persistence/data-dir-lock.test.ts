@@ -4,6 +4,7 @@
  * taken over by the next start.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -54,3 +55,20 @@ it('a second process on the data dir exits 1 naming the holder; a stale lock is 
     rmSync(dir, { recursive: true, force: true });
   }
 }, 180_000);
+
+it('a start-up that fails after taking the lock (port in use) exits 1 and releases it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rs-lock-'));
+  const port = await freePort();
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', () => r()));
+  try {
+    const svc = new ChildService(port, ['--shards', '1', '--capacity', '1000', '--data-dir', dir]);
+    svc.spawn();
+    expect(await svc.exited(60_000), svc.output).toBe(1);
+    expect(svc.output).toContain('EADDRINUSE');
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+  } finally {
+    await new Promise((r) => squatter.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
