@@ -99,3 +99,53 @@ describe('data dir lock', () => {
     lock.release();
   });
 });
+
+describe('data dir lock, several processes at once', () => {
+  it('exactly one of six processes racing for a stale lock gets it', async () => {
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const lockModule = fileURLToPath(new URL('../../dist/src/data-dir-lock.js', import.meta.url));
+    writeLock({ pid: deadPid(), host: hostname(), startedAt: 'x' });
+    // Each child starts, says 'ready', waits for 'go' (so that all try at the same moment), tries
+    // once, says what happened, and holds whatever it got until its stdin closes.
+    const script = `
+      import { acquireDataDirLock, DataDirLockedError } from ${JSON.stringify(lockModule)};
+      process.stdout.write('ready\\n');
+      process.stdin.once('data', () => {
+        let line;
+        try { acquireDataDirLock(${JSON.stringify(dir)}); line = 'acquired'; }
+        catch (e) { line = e instanceof DataDirLockedError ? 'locked' : 'error ' + e.message; }
+        process.stdout.write(line + '\\n');
+        process.stdin.on('end', () => process.exit(0));
+      });`;
+    const children = Array.from({ length: 6 }, () => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const outputs = children.map(() => '');
+    const said = (i: number, what: RegExp): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          const m = what.exec(outputs[i]);
+          if (m !== null) resolve(m[1]);
+          return m !== null;
+        };
+        if (check()) return;
+        const onData = (): void => {
+          if (check()) children[i].stdout!.off('data', onData);
+        };
+        children[i].stdout!.on('data', onData);
+        children[i].once('exit', (code) => reject(new Error(`child exited ${code}: ${outputs[i]}`)));
+      });
+    children.forEach((c, i) => c.stdout!.on('data', (d: Buffer) => (outputs[i] += d.toString())));
+    try {
+      await Promise.all(children.map((_, i) => said(i, /^(ready)\n/)));
+      for (const c of children) c.stdin!.write('go\n');
+      const lines = await Promise.all(children.map((_, i) => said(i, /^ready\n(.+)\n/)));
+      expect(lines.filter((l) => l === 'acquired'), lines.join(', ')).toHaveLength(1);
+      expect(lines.filter((l) => l !== 'acquired' && l !== 'locked'), lines.join(', ')).toEqual([]);
+      const winner = children[lines.indexOf('acquired')].pid;
+      expect(JSON.parse(readFileSync(lockPath(), 'utf8')).pid).toBe(winner);
+      expect(readdirSync(dir).sort()).toEqual([LOCK_FILE]);
+    } finally {
+      await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : (c.once('exit', r), c.stdin!.end())))));
+    }
+  }, 60_000);
+});
