@@ -2,6 +2,7 @@
  * Service configuration: CLI flags, then READ_STATES_* environment variables, then defaults.
  * Validated once at start-up; every message names the flag and what it must be.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -30,6 +31,10 @@ export interface Config {
   journalFsyncMs: number | null;
   /** ms after which a non-empty journal segment is closed (so that it can be retired) */
   journalSegmentMs: number;
+  /** file the bearer token was read from; undefined: no authentication */
+  authTokenFile: string | undefined;
+  /** the bearer token every route but /health requires; never logged (see loggableConfig) */
+  authToken: string | undefined;
   cassandra: CassandraConfig;
 }
 
@@ -71,6 +76,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-read-states-per-user': { env: 'READ_STATES_MAX_READ_STATES_PER_USER', kind: 'int', min: 1, max: 10_000_000, help: 'read states one user may have; a new one beyond gets 507 (default 10000)' },
   'journal-segment-ms': { env: 'READ_STATES_JOURNAL_SEGMENT_MS', kind: 'int', min: 10, max: 3_600_000, help: 'ms after which a journal segment is closed and can be retired (default 10000)' },
   'journal-fsync-ms': { env: 'READ_STATES_JOURNAL_FSYNC_MS', kind: 'int', min: 0, max: 10_000, help: 'redo journal fsync: unset = none (survives kill -9), 0 = before each answer, N = group commit every N ms' },
+  'auth-token-file': { env: 'READ_STATES_AUTH_TOKEN_FILE', kind: 'string', help: 'file holding the bearer token every route but /health requires (default: none, no auth)' },
   'cassandra-contact-points': { env: 'READ_STATES_CASSANDRA_CONTACT_POINTS', kind: 'string', help: 'comma-separated hosts (default 127.0.0.1)' },
   'cassandra-port': { env: 'READ_STATES_CASSANDRA_PORT', kind: 'int', min: 1, max: 65535, help: 'CQL port (default 9042)' },
   'cassandra-local-dc': { env: 'READ_STATES_CASSANDRA_LOCAL_DC', kind: 'string', help: 'local data center (default datacenter1)' },
@@ -90,6 +96,26 @@ function readInt(name: string, raw: string, spec: FlagSpec): number {
     throw new ConfigError(`--${name} must be an integer from ${spec.min ?? 0} to ${spec.max}, got ${raw}`);
   }
   return n;
+}
+
+/**
+ * The token file is read once here so that a missing or empty file stops the start-up with a
+ * usage error instead of leaving the service open or locked to everyone.
+ */
+function readAuthToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--auth-token-file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const token = text.trim();
+  if (token.length === 0) throw new ConfigError(`--auth-token-file ${file} is empty: it must hold the bearer token`);
+  // A header value cannot carry control characters or spaces inside a token; such a file could never match.
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new ConfigError(`--auth-token-file ${file} must hold one token of visible ASCII characters (no spaces or line breaks inside)`);
+  }
+  return token;
 }
 
 export function defaultShards(): number {
@@ -114,6 +140,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return v === undefined ? fallback : readInt(name, v, FLAGS[name]);
   };
   const capacity = int('capacity', 5_000_000);
+  const authTokenFile = raw('auth-token-file');
+  if (authTokenFile !== undefined && authTokenFile.length === 0) throw new ConfigError('--auth-token-file must not be empty');
   const shards = int('shards', defaultShards());
   const config: Config = {
     host: raw('host') ?? '127.0.0.1',
@@ -131,6 +159,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxReadStatesPerUser: int('max-read-states-per-user', 10_000),
     journalFsyncMs: raw('journal-fsync-ms') === undefined ? null : int('journal-fsync-ms', 0),
     journalSegmentMs: int('journal-segment-ms', 10_000),
+    authTokenFile,
+    authToken: authTokenFile === undefined ? undefined : readAuthToken(authTokenFile),
     cassandra: {
       contactPoints: (raw('cassandra-contact-points') ?? '127.0.0.1').split(',').map((h) => h.trim()),
       port: int('cassandra-port', 9042),
@@ -153,6 +183,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (config.capacity < config.shards) throw new ConfigError('--capacity must be at least --shards (one read state per shard)');
   if (config.maxUsers < config.shards) throw new ConfigError('--max-users must be at least --shards');
   return config;
+}
+
+/** The config as the start-up log shows it: the token itself never reaches a log. */
+export function loggableConfig(config: Config): Omit<Config, 'authToken'> & { authToken?: string } {
+  return { ...config, authToken: config.authToken === undefined ? undefined : '[redacted]' };
 }
 
 export function usage(): string {

@@ -1,9 +1,32 @@
 /**
- * Process entry point: read the config, start the service, stop cleanly on SIGTERM/SIGINT.
+ * Process entry point: read the config, take the data dir's lock, start the service, stop
+ * cleanly on SIGTERM/SIGINT.
  */
 import './v8-flags.js';
-import { ConfigError, loadConfig, usage } from './config.js';
+import { ConfigError, loadConfig, loggableConfig, usage, type Config } from './config.js';
+import { acquireDataDirLock, DataDirLockedError, type AcquiredLock } from './data-dir-lock.js';
 import { buildService } from './server.js';
+
+/** Past the shutdown timeout, what stopping workers and store may take before the process exits anyway. */
+const SHUTDOWN_WATCHDOG_MARGIN_MS = 3_000;
+
+/** Durable stores keep their files (and soon their journal) in the data dir; the memory store has none. */
+function lockDataDir(config: Config): AcquiredLock | undefined {
+  if (config.store === 'memory') return undefined;
+  let lock: AcquiredLock;
+  try {
+    lock = acquireDataDirLock(config.dataDir);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) {
+      process.stderr.write(`read-states: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  // 'exit' runs on every process.exit() and on a normal end, so every path out releases it.
+  process.on('exit', () => lock.release());
+  return lock;
+}
 
 async function main(): Promise<void> {
   let config;
@@ -16,9 +39,13 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const lock = lockDataDir(config);
   const service = await buildService(config, { logger: { level: config.logLevel } });
   const log = service.app.log;
-  log.info({ config, store: service.store.name }, 'starting');
+  if (lock?.tookOverFrom !== undefined) {
+    log.warn({ lock: lock.path, staleHolder: lock.tookOverFrom }, 'took over a stale data-dir lock: its process no longer runs');
+  }
+  log.info({ config: loggableConfig(config), store: service.store.name, lock: lock?.path }, 'starting');
   const replay = service.replay;
   if (replay !== null && replay.segments > 0) {
     log.info({ replay }, `journal: ${replay.records} changes from ${replay.segments} segments of an earlier run applied to the store`);
@@ -33,7 +60,13 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    // close() keeps to its deadline; this catches a worker or store that does not stop at all.
+    setTimeout(() => {
+      const unflushed = service.router.dirty + service.writeBehind.pendingRecords;
+      log.error({ unflushed }, `shutdown did not end in time: exiting with ${unflushed} read states unflushed`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs + SHUTDOWN_WATCHDOG_MARGIN_MS).unref();
     service.close().then(
       (unflushed) => {
         if (unflushed > 0) {

@@ -4,10 +4,12 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { installBearerAuth } from './auth.js';
 import type { Config } from './config.js';
+import { closeHttp, inFlightGraceMs } from './http-shutdown.js';
 import { Metrics } from './metrics.js';
 import { installErrorHandlers } from './http-errors.js';
-import { observeRejections } from './replies.js';
+import { observeRejections, sendError } from './replies.js';
 import { batchRoutes } from './routes/batch.js';
 import { channelRoutes } from './routes/channels.js';
 import type { RouteContext } from './routes/context.js';
@@ -39,9 +41,10 @@ export interface Service {
   replay: ReplayReport | null;
   retirer: JournalRetirer | null;
   /**
-   * Graceful stop: refuse new requests, finish in-flight ones, hand every dirty read state to
-   * the store and wait for it (up to shutdownTimeoutMs), then stop workers and store. Resolves
-   * with the number of read states left unflushed (0 on a clean stop).
+   * Graceful stop: refuse new requests, give in-flight ones a bounded grace (http-shutdown.ts),
+   * close every connection, hand every dirty read state to the store and wait for it (all within
+   * shutdownTimeoutMs), then stop workers and store. Resolves with the number of read states left
+   * unflushed (0 on a clean stop).
    */
   close(): Promise<number>;
 }
@@ -68,7 +71,10 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     bodyLimit: BODY_LIMIT,
     // Requests do not log a line each; errors and lifecycle events do.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // fastify's own 503 while closing is not our error shape; the onRequest hook below answers instead.
+    return503OnClosing: false,
+    // Connections idle at close are closed at once; the rest get a grace period (http-shutdown.ts).
+    forceCloseConnections: 'idle',
     connectionTimeout: 60_000,
     keepAliveTimeout: 72_000,
     requestTimeout: 30_000,
@@ -123,6 +129,14 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   const ctx: RouteContext = { router, writeBehind, metrics, isClosing: () => closing };
 
   installErrorHandlers(app);
+  // Before anything else: a caller without the token learns nothing, not even that we are stopping.
+  if (config.authToken !== undefined) installBearerAuth(app, config.authToken);
+  // Requests that arrive on an open connection while stopping; routes check again for those whose
+  // body was still arriving when the stop began.
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (closing) return sendError(reply, 'SHUTTING_DOWN');
+    done();
+  });
 
   // OpenAPI document generated from the route schemas, so the API docs cannot drift from the code.
   await app.register(swagger, {
@@ -152,7 +166,9 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     async close() {
       closing = true;
       const deadline = Date.now() + config.shutdownTimeoutMs;
-      await app.close();
+      const http = await closeHttp(app, inFlightGraceMs(config.shutdownTimeoutMs), deadline);
+      if (http.forced > 0) app.log.warn({ connections: http.forced }, `closed ${http.forced} connections whose requests had not ended in time`);
+      if (!http.closed) app.log.error('the HTTP server did not close before the shutdown deadline');
       const flushed = await Promise.race([
         router.flushAll().then(() => true),
         new Promise<boolean>((r) => setTimeout(r, Math.max(0, deadline - Date.now()), false).unref()),

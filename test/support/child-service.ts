@@ -30,7 +30,12 @@ export class ChildService {
   readonly url: string;
   private proc: ChildProcess | undefined;
   output = '';
+  /** stderr alone (output has both streams interleaved) */
+  stderr = '';
   exitCode: number | null = null;
+  /** signal that ended the process, if one did (exitCode is null then) */
+  exitSignal: NodeJS.Signals | null = null;
+  private ended = true;
 
   constructor(
     readonly port: number,
@@ -41,21 +46,16 @@ export class ChildService {
     this.url = `http://127.0.0.1:${port}`;
   }
 
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** Starts the process and waits for /ready to answer 200. */
   async start(timeoutMs = 60_000): Promise<void> {
-    this.exitCode = null;
-    const proc = spawn(process.execPath, [MAIN, '--port', String(this.port), '--log-level', 'info', ...this.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.env },
-    });
-    this.proc = proc;
-    running.add(this);
-    proc.once('exit', () => running.delete(this));
-    proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
-    proc.on('exit', (code) => (this.exitCode = code));
+    this.spawn();
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.exitCode !== null) throw new Error(`service exited with ${this.exitCode}:\n${this.output}`);
+      if (this.ended) throw new Error(`service exited with ${this.exitCode ?? this.exitSignal}:\n${this.output}`);
       try {
         const res = await fetch(this.url + '/ready');
         if (res.status === 200) return;
@@ -67,10 +67,48 @@ export class ChildService {
     throw new Error(`service not ready in ${timeoutMs} ms:\n${this.output}`);
   }
 
+  /** Starts the process without waiting for anything (for one that is expected to exit). */
+  spawn(): void {
+    this.exitCode = null;
+    this.exitSignal = null;
+    this.ended = false;
+    this.stderr = '';
+    const proc = spawn(process.execPath, [MAIN, '--port', String(this.port), '--log-level', 'info', ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.env },
+    });
+    this.proc = proc;
+    running.add(this);
+    proc.once('exit', () => running.delete(this));
+    proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => {
+      this.output += d.toString();
+      this.stderr += d.toString();
+    });
+    proc.on('exit', (code, signal) => {
+      this.exitCode = code;
+      this.exitSignal = signal;
+      this.ended = true;
+    });
+  }
+
+  /** Resolves with the exit code once the process has exited, or null if it still runs at the deadline. */
+  async exited(timeoutMs: number): Promise<number | null> {
+    const proc = this.proc;
+    if (proc === undefined || this.ended) return this.exitCode;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   /** Sends a signal and resolves with the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<number | null> {
     const proc = this.proc;
-    if (proc === undefined || this.exitCode !== null) return this.exitCode;
+    if (proc === undefined || this.ended) return this.exitCode;
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.kill(signal);
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);

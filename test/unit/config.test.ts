@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { ConfigError, defaultShards, loadConfig } from '../../src/config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, defaultShards, loadConfig, loggableConfig } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('has sane defaults', () => {
@@ -10,6 +13,8 @@ describe('loadConfig', () => {
     expect(c.shards).toBeGreaterThanOrEqual(1);
     expect(c.capacity).toBe(5_000_000);
     expect(c.maxUsers).toBe(1_250_000);
+    expect(c.authTokenFile).toBeUndefined();
+    expect(c.authToken).toBeUndefined();
   });
 
   it('reads flags before environment variables', () => {
@@ -35,5 +40,44 @@ describe('loadConfig', () => {
 
   it('validates environment variables too', () => {
     expect(() => loadConfig([], { READ_STATES_MAX_QUEUE: '0' })).toThrow(/--max-queue/);
+  });
+});
+
+describe('--auth-token-file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rs-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it('reads the token, trimmed, from the flag or READ_STATES_AUTH_TOKEN_FILE', () => {
+    const p = file('token', '  abc.DEF-123\n');
+    expect(loadConfig(['--auth-token-file', p], {}).authToken).toBe('abc.DEF-123');
+    const c = loadConfig([], { READ_STATES_AUTH_TOKEN_FILE: p });
+    expect(c.authTokenFile).toBe(p);
+    expect(c.authToken).toBe('abc.DEF-123');
+  });
+
+  it.each([
+    ['a missing file', () => join(dir, 'absent'), /--auth-token-file .*absent cannot be read: ENOENT/],
+    ['a directory', () => dir, /--auth-token-file .* cannot be read: EISDIR/],
+    ['an empty file', () => file('empty', ''), /is empty: it must hold the bearer token/],
+    ['a file of whitespace', () => file('blank', ' \n\t \n'), /is empty/],
+    ['two tokens', () => file('two', 'abc def\n'), /must hold one token of visible ASCII characters/],
+    ['two lines', () => file('lines', 'abc\ndef\n'), /must hold one token/],
+    ['an empty path', () => '', /--auth-token-file must not be empty/],
+  ])('rejects %s', (_what, path, message) => {
+    const argv = ['--auth-token-file', path()];
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+
+  it('never shows the token in the loggable config', () => {
+    const c = loadConfig(['--auth-token-file', file('t2', 'very-secret')], {});
+    expect(JSON.stringify(loggableConfig(c))).not.toContain('very-secret');
+    expect(loggableConfig(c).authTokenFile).toBe(c.authTokenFile);
+    expect(JSON.stringify(loggableConfig(loadConfig([], {})))).not.toContain('authToken"');
   });
 });
