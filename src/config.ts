@@ -27,6 +27,8 @@ export interface Config {
   maxPendingWrites: number;
   /** a user with this many read states gets 507 USER_READ_STATE_LIMIT for a new one */
   maxReadStatesPerUser: number;
+  /** write the redo journal (with a durable store) */
+  journal: boolean;
   /** redo journal: null = answer once the write reached the OS; 0 = fsync first; N = group commit every N ms */
   journalFsyncMs: number | null;
   /** ms after which a non-empty journal segment is closed (so that it can be retired) */
@@ -74,6 +76,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'shutdown-timeout': { env: 'READ_STATES_SHUTDOWN_TIMEOUT', kind: 'int', min: 0, max: 3_600_000, help: 'ms a graceful shutdown may take (default 30000)' },
   'max-pending-writes': { env: 'READ_STATES_MAX_PENDING_WRITES', kind: 'int', min: 1, max: 100_000_000, help: 'changes waiting for the store before shards hold back (default 1000000)' },
   'max-read-states-per-user': { env: 'READ_STATES_MAX_READ_STATES_PER_USER', kind: 'int', min: 1, max: 10_000_000, help: 'read states one user may have; a new one beyond gets 507 (default 10000)' },
+  journal: { env: 'READ_STATES_JOURNAL', kind: 'string', help: 'on|off: the redo journal (default on; off: kill -9 loses what the store has not confirmed)' },
   'journal-segment-ms': { env: 'READ_STATES_JOURNAL_SEGMENT_MS', kind: 'int', min: 10, max: 3_600_000, help: 'ms after which a journal segment is closed and can be retired (default 10000)' },
   'journal-fsync-ms': { env: 'READ_STATES_JOURNAL_FSYNC_MS', kind: 'int', min: 0, max: 10_000, help: 'redo journal fsync: unset = none (survives kill -9), 0 = before each answer, N = group commit every N ms' },
   'auth-token-file': { env: 'READ_STATES_AUTH_TOKEN_FILE', kind: 'string', help: 'file holding the bearer token every route but /health requires (default: none, no auth)' },
@@ -157,6 +160,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     shutdownTimeoutMs: int('shutdown-timeout', 30_000),
     maxPendingWrites: int('max-pending-writes', 1_000_000),
     maxReadStatesPerUser: int('max-read-states-per-user', 10_000),
+    journal: (raw('journal') ?? 'on') === 'on',
     journalFsyncMs: raw('journal-fsync-ms') === undefined ? null : int('journal-fsync-ms', 0),
     journalSegmentMs: int('journal-segment-ms', 10_000),
     authTokenFile,
@@ -179,6 +183,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   if (config.cassandra.contactPoints.some((h) => h.length === 0)) throw new ConfigError('--cassandra-contact-points must not contain empty hosts');
   if (config.host.length === 0) throw new ConfigError('--host must not be empty');
+  if (!['on', 'off'].includes(raw('journal') ?? 'on')) throw new ConfigError('--journal must be on or off');
   if (!LOG_LEVELS.has(config.logLevel)) throw new ConfigError(`--log-level must be one of ${[...LOG_LEVELS].join('|')}`);
   if (config.capacity < config.shards) throw new ConfigError('--capacity must be at least --shards (one read state per shard)');
   if (config.maxUsers < config.shards) throw new ConfigError('--max-users must be at least --shards');

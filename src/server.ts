@@ -57,10 +57,12 @@ export interface ServiceOptions {
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
   const store = options.store ?? createStore(config);
   await store.open();
-  // A durable store gets a redo journal; whatever a previous run left in it goes to the store first.
-  const journalDir = config.store === 'memory' ? null : join(config.dataDir, 'journal');
-  if (journalDir !== null) mkdirSync(journalDir, { recursive: true });
-  const replay = journalDir === null ? null : await replayJournal(journalDir, store);
+  // A durable store gets a redo journal; whatever a previous run left in it goes to the store
+  // first (also with --journal off: an earlier run may have had it on).
+  const durableDir = config.store === 'memory' ? null : join(config.dataDir, 'journal');
+  if (durableDir !== null) mkdirSync(durableDir, { recursive: true });
+  const replay = durableDir === null ? null : await replayJournal(durableDir, store);
+  const journalDir = config.journal ? durableDir : null;
   const journal: ShardJournalConfig | null =
     journalDir === null
       ? null
@@ -98,6 +100,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     flushDelayMs: config.flushDelayMs,
     maxReadStatesPerUser: config.maxReadStatesPerUser,
     journal,
+    clockDir: durableDir,
     clockFloorUs: replay?.maxTs ?? 0,
     clockSkewMs: clockSkewMs(),
     writeBehind,

@@ -66,6 +66,7 @@ export interface LaneOptions {
   flushDelayMs: number;
   maxReadStatesPerUser: number;
   journal: ShardJournalConfig | null;
+  clockDir: string | null;
   clockFloorUs: number;
   clockSkewMs: number;
   writeBehind: WriteBehind;
@@ -126,6 +127,7 @@ export class ShardLane {
       flushDelayMs: o.flushDelayMs,
       maxReadStatesPerUser: o.maxReadStatesPerUser,
       journal: o.journal,
+      clockDir: o.clockDir,
       clockFloorUs: o.clockFloorUs,
       clockSkewMs: o.clockSkewMs,
     };

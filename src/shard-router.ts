@@ -35,6 +35,8 @@ export interface RouterOptions {
   maxReadStatesPerUser: number;
   /** the redo journal; null without a durable store */
   journal: ShardJournalConfig | null;
+  /** where each shard keeps its clock reservation; null without a durable store */
+  clockDir: string | null;
   /** no write timestamp at or below this (µs) */
   clockFloorUs: number;
   /** added to the shards' wall clock (fault injection) */
@@ -120,6 +122,7 @@ export class ShardRouter {
           flushDelayMs: o.flushDelayMs,
           maxReadStatesPerUser: o.maxReadStatesPerUser,
           journal: o.journal,
+          clockDir: o.clockDir,
           clockFloorUs: o.clockFloorUs,
           clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,

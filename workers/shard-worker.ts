@@ -50,8 +50,10 @@ export interface ShardWorkerData {
   buffers: ShardBuffers;
   flushDelayMs: number;
   maxReadStatesPerUser: number;
-  /** null: no durable store, so no journal and no clock reservation */
+  /** null: no redo journal (no durable store, or --journal off) */
   journal: ShardJournalConfig | null;
+  /** `<dataDir>/journal` for the clock reservation; null without a durable store */
+  clockDir: string | null;
   /** no write timestamp at or below this (µs): above everything a previous run handed out */
   clockFloorUs: number;
   /** added to the wall clock (fault injection: a clock that is off or steps) */
@@ -70,7 +72,7 @@ const clock = new HybridClock({
   header: memory.header,
   now,
   floorUs: data.clockFloorUs,
-  reservationFile: jc === null ? null : join(jc.dir, clockFileName(data.shard)),
+  reservationFile: data.clockDir === null ? null : join(data.clockDir, clockFileName(data.shard)),
   fsync: jc !== null && jc.fsyncMs !== null,
 });
 const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser });

@@ -81,3 +81,21 @@ describe('--auth-token-file', () => {
     expect(JSON.stringify(loggableConfig(loadConfig([], {})))).not.toContain('authToken"');
   });
 });
+
+describe('journal flags', () => {
+  it('defaults: journal on, no fsync, 10 s segments, 10,000 read states per user', () => {
+    const c = loadConfig([], {});
+    expect([c.journal, c.journalFsyncMs, c.journalSegmentMs, c.maxReadStatesPerUser]).toEqual([true, null, 10_000, 10_000]);
+  });
+
+  it('reads --journal, --journal-fsync-ms (0 is fsync per answer), and rejects bad values', () => {
+    expect(loadConfig(['--journal', 'off'], {}).journal).toBe(false);
+    expect(loadConfig([], { READ_STATES_JOURNAL: 'off' }).journal).toBe(false);
+    expect(loadConfig(['--journal-fsync-ms', '0'], {}).journalFsyncMs).toBe(0);
+    expect(loadConfig(['--journal-fsync-ms', '5'], {}).journalFsyncMs).toBe(5);
+    expect(() => loadConfig(['--journal', 'maybe'], {})).toThrow(/--journal must be on or off/);
+    expect(() => loadConfig(['--journal-fsync-ms', '-1'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--journal-segment-ms', '5'], {})).toThrow(/--journal-segment-ms/);
+    expect(() => loadConfig(['--max-read-states-per-user', '0'], {})).toThrow(/--max-read-states-per-user/);
+  });
+});
