@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
 import { drive, type DriveResult } from './load.js';
 import { histogramWindows, type HistogramWindow } from './prom.js';
-import { IMPLS, Server, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, SHUTDOWN_TIMEOUT_MS, STOP_MARGIN_MS, type ImplName } from './servers.js';
+import { IMPLS, Server, isSlab, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, SHUTDOWN_TIMEOUT_MS, STOP_MARGIN_MS, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, capacityFor, fillBodies, type Universe } from './workload.js';
 
 export interface BenchConfig {
@@ -403,7 +403,7 @@ function unflushed(impl: ImplName, stats: StatsJson | undefined): number | null 
   if (stats === undefined) return null;
   const st = stats.store as { pending?: number; queued?: number; inFlight?: number } | undefined;
   const pending = (st?.pending ?? 0) + (st?.queued ?? 0) + (st?.inFlight ?? 0);
-  if (impl === 'slab') return ((stats.shards as { dirty: number }[] | undefined) ?? []).reduce((a, x) => a + x.dirty, 0) + pending;
+  if (isSlab(impl)) return ((stats.shards as { dirty: number }[] | undefined) ?? []).reduce((a, x) => a + x.dirty, 0) + pending;
   if (impl === 'naive') return ((stats.cache as { dirty?: number } | undefined)?.dirty ?? 0) + pending;
   return null;
 }
@@ -533,7 +533,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
             stats: (async (): Promise<[StatsJson | undefined, string | undefined]> => {
               const b = (await server.json('/v1/stats')) as StatsJson | undefined;
               // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
-              return [b, impl === 'slab' ? ((await server.json('/metrics')) as string | undefined) : undefined];
+              return [b, isSlab(impl) ? ((await server.json('/metrics')) as string | undefined) : undefined];
             })(),
           };
         };

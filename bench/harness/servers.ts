@@ -9,8 +9,14 @@ import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../common.js';
 
-export type ImplName = 'slab' | 'naive' | 'ceiling';
-export const IMPLS: readonly ImplName[] = ['slab', 'naive', 'ceiling'];
+/** slab-nojournal: the service with --journal off, to measure what the redo journal costs */
+export type ImplName = 'slab' | 'slab-nojournal' | 'naive' | 'ceiling';
+export const IMPLS: readonly ImplName[] = ['slab', 'slab-nojournal', 'naive', 'ceiling'];
+
+/** Whether the impl is the service itself (either journal setting). */
+export function isSlab(impl: ImplName): boolean {
+  return impl === 'slab' || impl === 'slab-nojournal';
+}
 
 export interface GcEvent {
   /** epoch ms when the line arrived (the end of the pause) */
@@ -179,6 +185,8 @@ export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFl
   switch (impl) {
     case 'slab':
       return { impl, port, nodeFlags, script: slabScript, args: service, logFile };
+    case 'slab-nojournal':
+      return { impl, port, nodeFlags, script: slabScript, args: [...service, '--journal', 'off'], logFile };
     case 'naive':
       return { impl, port, nodeFlags, script: 'dist/bench/naive/main.js', args: service, logFile };
     case 'ceiling':
