@@ -12,7 +12,6 @@ import { readReservations } from '../workers/hybrid-clock.js';
 import { parseSegmentFileName, readSegment, shardDirName } from '../workers/journal-format.js';
 import { STORED_WORDS, S_TS_HI, S_TS_LO, join53 } from '../workers/protocol.js';
 import type { ReadStateStore } from './store/store.js';
-import type { WriteBehind } from './write-behind.js';
 
 export interface ReplayReport {
   segments: number;
@@ -72,12 +71,14 @@ export async function replayJournal(journalDir: string, store: ReadStateStore): 
 }
 
 /**
- * After a shard worker died: hands every record of that shard's journal to the write-behind again.
- * The dying batch may have taken read states out of the slabs (evictions, deletes, snapshots) whose
- * store records never reached this thread; their changes are in the journal. Older records are
- * harmless: the pending pool and the store keep the newest per read state. Yields between chunks.
+ * After a shard worker died: applies that shard's whole journal to the store again. The dying
+ * batch may have taken read states out of the slabs (evictions, deletes, snapshots) whose store
+ * records never reached this thread; their changes are in the journal. Straight to the store, not
+ * through the pending pool: the store keeps the newest record per read state whatever the order,
+ * while a pending record is laid over what a load returns, so an old one there would show stale
+ * state. Retries with backoff while the store fails (the shard's loads wait for this).
  */
-export async function resubmitShard(journalDir: string, shard: number, writeBehind: WriteBehind): Promise<number> {
+export async function reapplyShard(journalDir: string, shard: number, store: ReadStateStore, closed: () => boolean): Promise<number> {
   const dir = join(journalDir, shardDirName(shard));
   const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => parseSegmentFileName(n) >= 0).sort();
   let total = 0;
@@ -91,8 +92,16 @@ export async function resubmitShard(journalDir: string, shard: number, writeBehi
     const seg = readSegment(bytes);
     for (let i = 0; i < seg.count; i += CHUNK) {
       const n = Math.min(CHUNK, seg.count - i);
-      writeBehind.submit(seg.records.subarray(i * STORED_WORDS, (i + n) * STORED_WORDS), n);
-      await new Promise<void>((r) => setImmediate(r));
+      const chunk = seg.records.subarray(i * STORED_WORDS, (i + n) * STORED_WORDS);
+      for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5_000)) {
+        try {
+          await store.apply(chunk, n);
+          break;
+        } catch (err) {
+          if (closed()) throw err;
+          await new Promise((r) => setTimeout(r, backoff));
+        }
+      }
     }
     total += seg.count;
   }

@@ -233,6 +233,16 @@ export class PendingWrites {
     return at === out.length ? out : out.subarray(0, at);
   }
 
+  /** Whether the entry holds the newest record ever taken in for its read state. */
+  isCurrent(e: number): boolean {
+    return (this.state[e] & CURRENT) !== 0;
+  }
+
+  /** The entry's record (a view: copy it to keep it). */
+  record(e: number): Uint32Array {
+    return this.words.subarray(e * STORED_WORDS, (e + 1) * STORED_WORDS);
+  }
+
   /**
    * Starts a new generation. Entries taken in before stay in the previous one, including those
    * overwritten in place later (the newer record then has to be confirmed too), until released.

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
 import { clockSkewMs, faultRoutes } from './fault-injection.js';
 import { JournalRetirer } from './journal-retirer.js';
-import { replayJournal, resubmitShard, type ReplayReport } from './journal-replay.js';
+import { reapplyShard, replayJournal, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from './store/store.js';
 import { WriteBehind } from './write-behind.js';
@@ -108,8 +108,8 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       journalDir === null
         ? undefined
         : async (shard) => {
-            const n = await resubmitShard(journalDir, shard, writeBehind);
-            app.log.info({ shard, records: n }, 'shard worker replaced: its journal was handed to the store again');
+            const n = await reapplyShard(journalDir, shard, store, () => closing);
+            app.log.info({ shard, records: n }, 'shard worker replaced: its journal was applied to the store again');
           },
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
     onClockStep: (shard, steps, largestMs) =>

@@ -71,8 +71,8 @@ export interface LaneOptions {
   clockSkewMs: number;
   writeBehind: WriteBehind;
   /**
-   * After the worker died: hands the shard's journal to the write-behind again (what the dying
-   * batch evicted, deleted or snapshotted never reached this thread). Loads wait for it.
+   * After the worker died: applies the shard's journal to the store again (what the dying batch
+   * evicted, deleted or snapshotted never reached this thread). Loads wait for it.
    */
   onRestart?: (shard: number) => Promise<void>;
   /** Called when this lane has something to send at the end of the turn. */

@@ -15,7 +15,7 @@
  * would otherwise be promoted and make that thread's major collections frequent. What is
  * allocated here is per batch: the buffer handed to store.apply() and the batch's entry list.
  */
-import { STORED_WORDS } from '../workers/protocol.js';
+import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_USER_HI, S_USER_LO } from '../workers/protocol.js';
 import { PendingWrites } from './pending-writes.js';
 import type { ReadStateStore } from './store/store.js';
 
@@ -68,6 +68,12 @@ export class WriteBehind {
   /** Optional observers (metrics): cost nothing until set. */
   onLoadSeconds: ((seconds: number) => void) | null = null;
   onBatchSize: ((records: number) => void) | null = null;
+  /**
+   * Users with a load in flight, and the records of theirs confirmed meanwhile: a store that runs
+   * reads and writes concurrently (Cassandra) may answer the load without a write it confirmed
+   * first, and once confirmed the record is no longer pending, so the overlay would miss it.
+   */
+  private readonly loadsInFlight = new Map<string, { loads: number; confirmed: Uint32Array[] }>();
   private readonly counters = { written: 0, failures: 0, retries: 0, batches: 0, lastBatchSize: 0, loads: 0, loadFailures: 0, loadSeconds: 0 };
 
   constructor(store: ReadStateStore, o: WriteBehindOptions = {}) {
@@ -106,6 +112,13 @@ export class WriteBehind {
   async load(lo: number, hi: number): Promise<Uint32Array> {
     const started = performance.now();
     this.counters.loads++;
+    const key = `${lo}:${hi}`;
+    let watch = this.loadsInFlight.get(key);
+    if (watch === undefined) {
+      watch = { loads: 0, confirmed: [] };
+      this.loadsInFlight.set(key, watch);
+    }
+    watch.loads++;
     let stored: Uint32Array;
     try {
       stored = await this.store.load(lo, hi);
@@ -113,11 +126,25 @@ export class WriteBehind {
       this.counters.loadFailures++;
       throw err;
     } finally {
+      if (--watch.loads === 0) this.loadsInFlight.delete(key);
       const seconds = (performance.now() - started) / 1000;
       this.counters.loadSeconds += seconds;
       this.onLoadSeconds?.(seconds);
     }
-    return this.writes.overlay(lo, hi, stored);
+    return this.writes.overlay(lo, hi, watch.confirmed.length === 0 ? stored : withConfirmed(stored, watch.confirmed));
+  }
+
+  /** Rare: keeps the newest records of users being loaded before the pool forgets them. */
+  private keepForLoads(entries: Int32Array): void {
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
+      // Only the newest record ever taken in for its read state: an older one confirmed late must
+      // not win over what the store returned.
+      if (!this.writes.isCurrent(e)) continue;
+      const rec = this.writes.record(e);
+      const watch = this.loadsInFlight.get(`${rec[S_USER_LO]}:${rec[S_USER_HI]}`);
+      if (watch !== undefined) watch.confirmed.push(rec.slice());
+    }
   }
 
   private pump(): void {
@@ -144,6 +171,7 @@ export class WriteBehind {
   private confirmed(entries: Int32Array): void {
     this.inFlight--;
     this.counters.written += entries.length;
+    if (this.loadsInFlight.size > 0) this.keepForLoads(entries);
     // A newer record for the same read state may have arrived meanwhile: it stays pending.
     this.writes.confirm(entries);
     if (this.failing) {
@@ -236,4 +264,22 @@ export class WriteBehind {
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
+}
+
+/** The stored rows with the confirmed records (in confirmation order) put over them. */
+function withConfirmed(stored: Uint32Array, confirmed: Uint32Array[]): Uint32Array {
+  const rows = new Map<string, Uint32Array | null>();
+  for (let r = 0; r < stored.length; r += RS_WORDS) rows.set(`${stored[r + R_CHAN_LO]}:${stored[r + R_CHAN_HI]}`, stored.subarray(r, r + RS_WORDS));
+  for (const rec of confirmed) {
+    const key = `${rec[S_RS + R_CHAN_LO]}:${rec[S_RS + R_CHAN_HI]}`;
+    rows.set(key, rec[S_KIND] === KIND_DELETE ? null : rec.subarray(S_RS, S_RS + RS_WORDS));
+  }
+  const out = new Uint32Array(rows.size * RS_WORDS);
+  let at = 0;
+  for (const row of rows.values()) {
+    if (row === null) continue;
+    out.set(row, at);
+    at += RS_WORDS;
+  }
+  return out.subarray(0, at);
 }

@@ -1,0 +1,104 @@
+/**
+ * A store that reads and writes concurrently (Cassandra) can answer a load with what it held
+ * before a write that it confirmed first. Once confirmed, the record is no longer pending, so the
+ * overlay alone would install the stale row and the next flush would overwrite the confirmed
+ * write. The write-behind keeps the records confirmed while a load of their user is in flight.
+ */
+import { expect, it } from 'vitest';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { ReadStateStore } from '../../src/store/store.js';
+import { WriteBehind } from '../../src/write-behind.js';
+import { KIND_DELETE, KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
+
+function record(kind: number, user: number, channel: number, mention: number, ts: number): Uint32Array {
+  const r = new Uint32Array(STORED_WORDS);
+  r[S_KIND] = kind;
+  r[S_USER_LO] = user;
+  r[S_RS + R_CHAN_LO] = channel;
+  r[S_RS + R_MENTION] = mention;
+  r[S_TS_LO] = ts;
+  return r;
+}
+
+function mentions(loaded: Uint32Array): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (let at = 0; at < loaded.length; at += RS_WORDS) out[loaded[at + R_CHAN_LO]] = loaded[at + R_MENTION];
+  return out;
+}
+
+/** Reads the inner store when the load starts, answers when released (a slow read replica). */
+class SnapshotReadStore implements ReadStateStore {
+  readonly name = 'snapshot-read';
+  private release: (() => void) | null = null;
+  constructor(readonly inner: MemoryStore) {}
+  open(): Promise<void> {
+    return this.inner.open();
+  }
+  async load(lo: number, hi: number): Promise<Uint32Array> {
+    const snapshot = await this.inner.load(lo, hi);
+    await new Promise<void>((r) => (this.release = r));
+    return snapshot;
+  }
+  apply(records: Uint32Array, count: number): Promise<void> {
+    return this.inner.apply(records.slice(), count);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  answerLoad(): void {
+    this.release?.();
+  }
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 10));
+
+it('a load answered after a write it did not see was confirmed still shows that write', async () => {
+  const inner = new MemoryStore();
+  await inner.apply(record(KIND_WRITE, 5, 1, 1, 10), 1);
+  await inner.apply(record(KIND_WRITE, 5, 2, 1, 10), 1);
+  const store = new SnapshotReadStore(inner);
+  const wb = new WriteBehind(store);
+  const loading = wb.load(5, 0);
+  await settle(); // the read has happened
+  const batch = new Uint32Array(STORED_WORDS * 3);
+  batch.set(record(KIND_WRITE, 5, 1, 7, 20), 0); // newer channel 1
+  batch.set(record(KIND_DELETE, 5, 2, 0, 20), STORED_WORDS); // channel 2 deleted
+  batch.set(record(KIND_WRITE, 6, 1, 9, 20), STORED_WORDS * 2); // another user: not part of the load
+  wb.submit(batch, 3);
+  expect(await wb.drain(5_000)).toBe(true); // confirmed: nothing pending any more
+  store.answerLoad();
+  expect(mentions(await loading)).toEqual({ 1: 7 });
+  // The next load of the user starts after: it reads the store, which has everything.
+  const again = wb.load(5, 0);
+  await settle();
+  store.answerLoad();
+  expect(mentions(await again)).toEqual({ 1: 7 });
+});
+
+it('an older record confirmed after a newer one does not win over what the store returned', async () => {
+  const inner = new MemoryStore();
+  let releaseOld: (() => void) | null = null;
+  // Its first write (the older record) is held until released; later ones go through.
+  class HoldFirstWrite extends SnapshotReadStore {
+    private first = true;
+    override async apply(records: Uint32Array, count: number): Promise<void> {
+      if (this.first) {
+        this.first = false;
+        await new Promise<void>((r) => (releaseOld = r));
+      }
+      return super.apply(records, count);
+    }
+  }
+  const store = new HoldFirstWrite(inner);
+  const wb = new WriteBehind(store, { batchSize: 1, concurrency: 2 });
+  wb.submit(record(KIND_WRITE, 5, 1, 1, 10), 1); // in a store call, held
+  await settle();
+  wb.submit(record(KIND_WRITE, 5, 1, 3, 30), 1); // newer: its own entry, written at once
+  await settle();
+  const loading = wb.load(5, 0);
+  await settle();
+  releaseOld!(); // the older record is confirmed last, while the load is in flight
+  expect(await wb.drain(5_000)).toBe(true);
+  store.answerLoad();
+  expect(mentions(await loading)).toEqual({ 1: 3 });
+});
