@@ -79,7 +79,9 @@ export class ShardRouter {
     this.sendTurnBound = this.sendTurn.bind(this);
     this.scheduleBound = this.schedule.bind(this);
     const file = workerFile();
-    const tickMs = Math.min(1000, Math.max(20, Math.floor(o.flushDelayMs / 4)));
+    // At most ~512 ticks per flush delay: each tick with new changes takes one of the shard's
+    // 1,024 write-behind marks, and a full set makes the newest changes come due later.
+    const tickMs = Math.min(Math.max(1000, Math.ceil(o.flushDelayMs / 512)), Math.max(20, Math.floor(o.flushDelayMs / 4)));
     let lastPressureLog = 0;
     const clockSteps = new Int32Array(o.shards);
     this.ticker = setInterval(() => {

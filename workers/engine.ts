@@ -496,11 +496,18 @@ export class ShardEngine {
   flushDue(): number {
     const now = this.now();
     if (this.markCount === 0 || this.markPos[(this.markFirst + this.markCount - 1) % MARKS] < this.dqTail) {
-      if (this.markCount === MARKS) this.dropMark(); // its entries become due with the next mark
-      const i = (this.markFirst + this.markCount) % MARKS;
-      this.markPos[i] = this.dqTail;
-      this.markTime[i] = now;
-      this.markCount++;
+      if (this.markCount === MARKS) {
+        // Full: the newest mark takes the new entries too (they come due a little later). Dropping
+        // the oldest instead would push its entries back on every tick, forever.
+        const last = (this.markFirst + this.markCount - 1) % MARKS;
+        this.markPos[last] = this.dqTail;
+        this.markTime[last] = now;
+      } else {
+        const i = (this.markFirst + this.markCount) % MARKS;
+        this.markPos[i] = this.dqTail;
+        this.markTime[i] = now;
+        this.markCount++;
+      }
     }
     let due = Math.max(this.dqHead, this.dueUntil);
     while (this.markCount > 0 && this.markTime[this.markFirst] + this.flushDelayMs <= now) {

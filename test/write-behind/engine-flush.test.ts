@@ -204,3 +204,21 @@ describe('engine write-behind', () => {
     expect(m.userDirty.reduce((a, b) => a + b, 0)).toBe(m.header[H_DIRTY]);
   });
 });
+
+describe('long flush delays', () => {
+  it('a change comes due even when more ticks than marks fall inside one flush delay', () => {
+    // 2,000 s delay, a tick every second, a new change every tick: 2,000 ticks per delay for 1,024 marks.
+    const delay = 2_000_000;
+    const { clock, engine, op, takeMutations } = setup(delay, 10_000, 10);
+    const start = clock.t;
+    let firstWrittenAt = -1;
+    for (let tick = 0; tick < 4_200 && firstWrittenAt < 0; tick++) {
+      op(OP_MENTION, 1, 1 + tick);
+      engine.flushDue();
+      if (takeMutations().some((w) => w.channel === 1)) firstWrittenAt = clock.t;
+      clock.t += 1_000;
+    }
+    expect(firstWrittenAt).toBeGreaterThanOrEqual(start + delay);
+    expect(firstWrittenAt).toBeLessThanOrEqual(start + 2 * delay);
+  });
+});
