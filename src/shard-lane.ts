@@ -31,6 +31,7 @@ import {
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
+  TF_PENDING_FULL,
   RES_COUNT,
   RES_HEADER_WORDS,
   RES_STATUS,
@@ -209,7 +210,8 @@ export class ShardLane {
     const task = new Uint32Array(TASK_HEADER_WORDS + this.ops.len + this.loads.len);
     task[TASK_OP_COUNT] = this.opCount;
     task[TASK_LOAD_WORDS] = this.loads.len;
-    task[TASK_FLAGS] = this.flags | (this.writeBehind.degraded ? TF_STORE_DEGRADED : 0);
+    const wb = this.writeBehind;
+    task[TASK_FLAGS] = this.flags | (wb.degraded ? TF_STORE_DEGRADED : 0) | (wb.pendingFull ? TF_PENDING_FULL : 0);
     this.flags = 0;
     task.set(this.ops.buf.subarray(0, this.ops.len), TASK_HEADER_WORDS);
     task.set(this.loads.buf.subarray(0, this.loads.len), TASK_HEADER_WORDS + this.ops.len);

@@ -93,6 +93,11 @@ export class WriteBehind {
     return this.failing || this.writes.pending >= this.maxPending;
   }
 
+  /** The pool holds --max-pending-writes records: nothing may add one (deletes are refused). */
+  get pendingFull(): boolean {
+    return this.writes.pending >= this.maxPending;
+  }
+
   get storeFailing(): boolean {
     return this.failing;
   }

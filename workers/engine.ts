@@ -140,6 +140,8 @@ export class ShardEngine {
   readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0 };
   /** Set per batch from the task flags: the store cannot take more right now. */
   degraded = false;
+  /** Set per batch from the task flags: no room for one more store record (deletes wait). */
+  pendingFull = false;
   readonly flushDelayMs: number;
   private readonly flushBatchMax: number;
   private readonly now: () => number;
@@ -316,6 +318,10 @@ export class ShardEngine {
     const s = chanFind(m, u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
     if (s === NIL) {
       this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+      return;
+    }
+    if (this.pendingFull) {
+      this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
       return;
     }
     // Unlink from the user's list: lists are short (a user's channels) and deletes are rare.

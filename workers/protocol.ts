@@ -110,6 +110,11 @@ export const TF_STORE_DEGRADED = 4;
  * reply (the latest moment a crash loses the batch's store records: evictions, deletes, snapshots).
  */
 export const TF_FAULT_EXIT_AFTER_APPLY = 8;
+/**
+ * The write-behind holds --max-pending-writes records: a delete, whose store record would be one
+ * more, is refused with ST_STORE_BACKLOG (not applied) until the store catches up.
+ */
+export const TF_PENDING_FULL = 16;
 
 export const REPLY_RESULT_WORDS = 0;
 export const REPLY_LOAD_WORDS = 1;

@@ -26,6 +26,7 @@ import {
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
+  TF_PENDING_FULL,
   REPLY_DIRTY,
   REPLY_FAILED,
   REPLY_JOURNAL_FLOOR,
@@ -148,6 +149,7 @@ function applyBatch(task: Uint32Array): unknown {
   // applied before this batch's operations on the same users (those are parked behind them).
   const flags = task[TASK_FLAGS];
   engine.degraded = (flags & TF_STORE_DEGRADED) !== 0;
+  engine.pendingFull = (flags & TF_PENDING_FULL) !== 0;
   clock.beginBatch();
   journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
