@@ -7,10 +7,13 @@
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
  * tickets is the shard's queue bound; when none is free the caller answers 503.
  *
- * If the shard worker dies (or a batch fails inside it), every operation outstanding on the shard
- * gets a retryable 503 and piscina starts a replacement that re-attaches to the same slabs
- * (workers/recovery.ts). Tickets carry an 8-bit epoch in their top byte, bumped at each such
- * restart, so a late result for a ticket that was already answered and reused is ignored.
+ * If the shard worker dies (a crash, or a batch that failed inside it: that worker then exits),
+ * every operation outstanding on the shard gets a retryable 503 and piscina starts a replacement
+ * that re-attaches to the same slabs (workers/recovery.ts). The death itself is the one signal
+ * acted on (piscina's 'workerDestroy', once per thread): rejected batches, failed replies and
+ * 'error' events are all consequences of it, and a worker can die with no batch in flight while
+ * operations wait in it behind a load. Tickets carry an 8-bit epoch in their top byte, bumped at
+ * each restart, so a late result for a ticket that was already answered and reused is ignored.
  */
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
@@ -83,7 +86,6 @@ export class ShardLane {
   private readonly freeTickets: Uint32Array;
   private freeTop: number;
   private readonly onReplyBound: (reply: Uint32Array) => void;
-  private readonly onFailureBound: (err: unknown) => void;
   /** TF_FLUSH_* flags for the next task. */
   private flags = 0;
   /** Read states dirty in the shard as of its last reply. */
@@ -92,7 +94,7 @@ export class ShardLane {
   /** Batches sent and not answered yet. */
   inFlight = 0;
   private epoch = 0;
-  /** Worker restarts seen (a crash, or a batch that failed inside the worker). */
+  /** Shard worker deaths seen (each one is followed by a replacement). */
   restarts = 0;
   private closed = false;
   /** Operations refused for lack of room (507, store backlog) since the router last looked. */
@@ -121,13 +123,16 @@ export class ShardLane {
     this.pool.on('error', (err: unknown) => {
       if (!this.closed) this.onError(err, this.shard);
     });
+    // Fires once per thread that leaves the pool; with idleTimeout Infinity only a death does that.
+    this.pool.on('workerDestroy', () => {
+      if (!this.closed) this.restart(new Error(`shard ${this.shard}: worker thread ended`));
+    });
     this.sinks = new Array<OpSink | undefined>(o.maxQueue).fill(undefined);
     this.sinkIndex = new Uint32Array(o.maxQueue);
     this.freeTickets = new Uint32Array(o.maxQueue);
     for (let i = 0; i < o.maxQueue; i++) this.freeTickets[i] = o.maxQueue - 1 - i;
     this.freeTop = o.maxQueue;
     this.onReplyBound = this.onReply.bind(this);
-    this.onFailureBound = this.onFailure.bind(this);
   }
 
   /** Tickets left before this shard's queue is full. */
@@ -190,7 +195,8 @@ export class ShardLane {
     this.opCount = 0;
     this.loads.len = 0;
     this.inFlight++;
-    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, this.onFailureBound);
+    const restarts = this.restarts;
+    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, (err: unknown) => this.onFailure(err, restarts));
   }
 
   private onReply(reply: Uint32Array): void {
@@ -204,10 +210,8 @@ export class ShardLane {
     // and its load must see what the eviction wrote.
     if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
     this.dirty = reply[REPLY_DIRTY];
-    if (reply[REPLY_FAILED] !== 0) {
-      this.restart(new Error(`shard ${this.shard}: a batch failed in the worker`));
-      return;
-    }
+    // The worker is exiting; its death answers this batch's operations with everything else.
+    if (reply[REPLY_FAILED] !== 0) return;
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
     let at = REPLY_HEADER_WORDS;
     while (at < loadsAt) {
@@ -264,11 +268,17 @@ export class ShardLane {
     b.set(records, at + 4);
   }
 
-  /** The task was rejected: the worker died under it (piscina starts a replacement). */
-  private onFailure(err: unknown): void {
+  /**
+   * The task was rejected. Normally its worker died under it and restart() has run already (the
+   * death is handled before piscina rejects the dead thread's tasks). A task rejected by a worker
+   * still alive leaves its operations unanswered and the shard in an unknown state: end that
+   * worker, so its death answers them and a replacement checks the slabs.
+   */
+  private onFailure(err: unknown, restartsAtSend: number): void {
     this.inFlight--;
-    if (this.closed) return; // close() destroyed the pool: nothing to recover
-    this.restart(err);
+    if (this.closed || this.restarts !== restartsAtSend) return;
+    this.onError(err, this.shard);
+    void this.pool.threads[0]?.terminate();
   }
 
   /**
@@ -294,8 +304,14 @@ export class ShardLane {
     for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.answer(t, UNAVAILABLE, 0);
   }
 
-  /** Terminates the shard's worker thread as a crash would (operations and tests use this). */
+  /**
+   * Terminates the shard's worker thread as a crash would (operations and tests use this). Waits
+   * for the worker to answer first: piscina replaces a thread that dies after it started, while one
+   * killed during its start-up is taken for a broken worker file and not replaced until the next
+   * task. Resolves once the death has been handled (restarts counted, operations answered).
+   */
   async killWorker(): Promise<void> {
+    if (!(await this.ping(30_000))) throw new Error(`shard ${this.shard}: worker not answering, not killed`);
     await this.pool.threads[0]?.terminate();
   }
 
