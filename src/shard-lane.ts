@@ -201,15 +201,10 @@ export class ShardLane {
 
   private onReply(reply: Uint32Array): void {
     this.inFlight--;
-    const resultWords = reply[REPLY_RESULT_WORDS];
-    const loadWords = reply[REPLY_LOAD_WORDS];
-    const mutationWords = reply[REPLY_MUTATION_WORDS];
-    const loadsAt = REPLY_HEADER_WORDS + resultWords;
-    const mutationsAt = loadsAt + loadWords;
+    const loadsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS];
     // Store mutations first: a user evicted in this batch may be asked for again in this batch,
     // and its load must see what the eviction wrote.
-    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
-    this.dirty = reply[REPLY_DIRTY];
+    const mutationsAt = this.takeMutations(reply);
     // The worker is exiting; its death answers this batch's operations with everything else.
     if (reply[REPLY_FAILED] !== 0) return;
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
@@ -219,6 +214,15 @@ export class ShardLane {
       at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
     }
     for (let i = loadsAt; i < mutationsAt; i += 2) this.load(reply[i], reply[i + 1]);
+  }
+
+  /** Hands a reply's store mutations to the write-behind; returns where they start. */
+  private takeMutations(reply: Uint32Array): number {
+    const mutationsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS] + reply[REPLY_LOAD_WORDS];
+    const mutationWords = reply[REPLY_MUTATION_WORDS];
+    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
+    this.dirty = reply[REPLY_DIRTY];
+    return mutationsAt;
   }
 
   private continueFlushAll(): void {
@@ -323,15 +327,24 @@ export class ShardLane {
     return this.pool.run(task) as Promise<ShardStats>;
   }
 
-  /** Resolves true when the worker answers an empty batch within `timeoutMs`. */
+  /**
+   * Resolves true when the worker answers an empty batch within `timeoutMs`. An empty batch is
+   * still a batch: it carries the store's state, and what it flushes (with no flush delay the
+   * worker flushes on every batch) goes to the write-behind like any reply's mutations.
+   */
   async ping(timeoutMs: number): Promise<boolean> {
     const task = new Uint32Array(TASK_HEADER_WORDS);
+    task[TASK_FLAGS] = this.writeBehind.degraded ? TF_STORE_DEGRADED : 0;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(resolve, timeoutMs, false);
     });
+    const answered = (reply: Uint32Array): boolean => {
+      this.takeMutations(reply);
+      return true;
+    };
     try {
-      return await Promise.race([this.pool.run(task).then(() => true, () => false), timeout]);
+      return await Promise.race([this.pool.run(task).then(answered, () => false), timeout]);
     } finally {
       clearTimeout(timer);
     }
