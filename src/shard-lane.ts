@@ -7,10 +7,13 @@
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
  * tickets is the shard's queue bound; when none is free the caller answers 503.
  *
- * If the shard worker dies (or a batch fails inside it), every operation outstanding on the shard
- * gets a retryable 503 and piscina starts a replacement that re-attaches to the same slabs
- * (workers/recovery.ts). Tickets carry an 8-bit epoch in their top byte, bumped at each such
- * restart, so a late result for a ticket that was already answered and reused is ignored.
+ * If the shard worker dies (a crash, or a batch that failed inside it: that worker then exits),
+ * every operation outstanding on the shard gets a retryable 503 and piscina starts a replacement
+ * that re-attaches to the same slabs (workers/recovery.ts). The death itself is the one signal
+ * acted on (piscina's 'workerDestroy', once per thread): rejected batches, failed replies and
+ * 'error' events are all consequences of it, and a worker can die with no batch in flight while
+ * operations wait in it behind a load. Tickets carry an 8-bit epoch in their top byte, bumped at
+ * each restart, so a late result for a ticket that was already answered and reused is ignored.
  */
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
@@ -96,7 +99,6 @@ export class ShardLane {
   private readonly freeTickets: Uint32Array;
   private freeTop: number;
   private readonly onReplyBound: (reply: Uint32Array) => void;
-  private readonly onFailureBound: (err: unknown) => void;
   /** TF_FLUSH_* flags for the next task. */
   private flags = 0;
   /** Read states dirty in the shard as of its last reply. */
@@ -110,7 +112,7 @@ export class ShardLane {
   /** Batches sent and not answered yet. */
   inFlight = 0;
   private epoch = 0;
-  /** Worker restarts seen (a crash, or a batch that failed inside the worker). */
+  /** Shard worker deaths seen (each one is followed by a replacement). */
   restarts = 0;
   private closed = false;
   /** Operations refused for lack of room (507, store backlog) since the router last looked. */
@@ -149,13 +151,16 @@ export class ShardLane {
     this.pool.on('error', (err: unknown) => {
       if (!this.closed) this.onError(err, this.shard);
     });
+    // Fires once per thread that leaves the pool; with idleTimeout Infinity only a death does that.
+    this.pool.on('workerDestroy', () => {
+      if (!this.closed) this.restart(new Error(`shard ${this.shard}: worker thread ended`));
+    });
     this.sinks = new Array<OpSink | undefined>(o.maxQueue).fill(undefined);
     this.sinkIndex = new Uint32Array(o.maxQueue);
     this.freeTickets = new Uint32Array(o.maxQueue);
     for (let i = 0; i < o.maxQueue; i++) this.freeTickets[i] = o.maxQueue - 1 - i;
     this.freeTop = o.maxQueue;
     this.onReplyBound = this.onReply.bind(this);
-    this.onFailureBound = this.onFailure.bind(this);
   }
 
   /** Tickets left before this shard's queue is full. */
@@ -219,26 +224,18 @@ export class ShardLane {
     this.opCount = 0;
     this.loads.len = 0;
     this.inFlight++;
-    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, this.onFailureBound);
+    const restarts = this.restarts;
+    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, (err: unknown) => this.onFailure(err, restarts));
   }
 
   private onReply(reply: Uint32Array): void {
     this.inFlight--;
-    const resultWords = reply[REPLY_RESULT_WORDS];
-    const loadWords = reply[REPLY_LOAD_WORDS];
-    const mutationWords = reply[REPLY_MUTATION_WORDS];
-    const loadsAt = REPLY_HEADER_WORDS + resultWords;
-    const mutationsAt = loadsAt + loadWords;
+    const loadsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS];
     // Store mutations first: a user evicted in this batch may be asked for again in this batch,
     // and its load must see what the eviction wrote.
-    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
-    this.dirty = reply[REPLY_DIRTY];
-    // After the mutations went to the write-behind: the retirer's barrier must include them.
-    this.journalFloor = reply[REPLY_JOURNAL_FLOOR];
-    if (reply[REPLY_FAILED] !== 0) {
-      this.restart(new Error(`shard ${this.shard}: a batch failed in the worker`));
-      return;
-    }
+    const mutationsAt = this.takeMutations(reply);
+    // The worker is exiting; its death answers this batch's operations with everything else.
+    if (reply[REPLY_FAILED] !== 0) return;
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
     let at = REPLY_HEADER_WORDS;
     while (at < loadsAt) {
@@ -246,6 +243,17 @@ export class ShardLane {
       at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
     }
     for (let i = loadsAt; i < mutationsAt; i += 2) this.load(reply[i], reply[i + 1]);
+  }
+
+  /** Hands a reply's store mutations to the write-behind; returns where they start. */
+  private takeMutations(reply: Uint32Array): number {
+    const mutationsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS] + reply[REPLY_LOAD_WORDS];
+    const mutationWords = reply[REPLY_MUTATION_WORDS];
+    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
+    this.dirty = reply[REPLY_DIRTY];
+    // After the mutations went to the write-behind: the retirer's barrier must include them.
+    this.journalFloor = reply[REPLY_JOURNAL_FLOOR];
+    return mutationsAt;
   }
 
   private continueFlushAll(): void {
@@ -300,11 +308,17 @@ export class ShardLane {
     b.set(records, at + 4);
   }
 
-  /** The task was rejected: the worker died under it (piscina starts a replacement). */
-  private onFailure(err: unknown): void {
+  /**
+   * The task was rejected. Normally its worker died under it and restart() has run already (the
+   * death is handled before piscina rejects the dead thread's tasks). A task rejected by a worker
+   * still alive leaves its operations unanswered and the shard in an unknown state: end that
+   * worker, so its death answers them and a replacement checks the slabs.
+   */
+  private onFailure(err: unknown, restartsAtSend: number): void {
     this.inFlight--;
-    if (this.closed) return; // close() destroyed the pool: nothing to recover
-    this.restart(err);
+    if (this.closed || this.restarts !== restartsAtSend) return;
+    this.onError(err, this.shard);
+    void this.pool.threads[0]?.terminate();
   }
 
   /**
@@ -347,8 +361,14 @@ export class ShardLane {
     this.flags |= TF_FAULT_EXIT_AFTER_APPLY;
   }
 
-  /** Terminates the shard's worker thread as a crash would (operations and tests use this). */
+  /**
+   * Terminates the shard's worker thread as a crash would (operations and tests use this). Waits
+   * for the worker to answer first: piscina replaces a thread that dies after it started, while one
+   * killed during its start-up is taken for a broken worker file and not replaced until the next
+   * task. Resolves once the death has been handled (restarts counted, operations answered).
+   */
   async killWorker(): Promise<void> {
+    if (!(await this.ping(30_000))) throw new Error(`shard ${this.shard}: worker not answering, not killed`);
     await this.pool.threads[0]?.terminate();
   }
 
@@ -360,15 +380,24 @@ export class ShardLane {
     return this.pool.run(task) as Promise<ShardStats>;
   }
 
-  /** Resolves true when the worker answers an empty batch within `timeoutMs`. */
+  /**
+   * Resolves true when the worker answers an empty batch within `timeoutMs`. An empty batch is
+   * still a batch: it carries the store's state, and what it flushes (with no flush delay the
+   * worker flushes on every batch) goes to the write-behind like any reply's mutations.
+   */
   async ping(timeoutMs: number): Promise<boolean> {
     const task = new Uint32Array(TASK_HEADER_WORDS);
+    task[TASK_FLAGS] = this.writeBehind.degraded ? TF_STORE_DEGRADED : 0;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(resolve, timeoutMs, false);
     });
+    const answered = (reply: Uint32Array): boolean => {
+      this.takeMutations(reply);
+      return true;
+    };
     try {
-      return await Promise.race([this.pool.run(task).then(() => true, () => false), timeout]);
+      return await Promise.race([this.pool.run(task).then(answered, () => false), timeout]);
     } finally {
       clearTimeout(timer);
     }

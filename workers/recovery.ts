@@ -8,10 +8,13 @@
  * If the worker died between H_MUTATING = 1 and = 0 a mutation may be torn (a slot allocated but
  * not linked, an index entry half shifted), so the indexes, per-user lists, counts, free lists
  * and LRU are rebuilt from the slot data itself: the LIVE bit and owner of each read-state slot
- * and the state of each user slot. Every cached read state is also marked dirty: the dying batch
- * may have taken write-behind snapshots that never reached the main thread, and rewriting what
- * the store may already have is harmless (last write wins), while skipping it could lose a change.
- * Otherwise only users caught mid-load are released.
+ * and the state of each user slot. Otherwise only users caught mid-load are released.
+ *
+ * Either way every cached read state is marked dirty: the last batch may have taken write-behind
+ * snapshots (clearing their DIRTY bits) in a reply that never reached the main thread, and that
+ * is so even for a batch that finished, since a reply still in the message port is dropped with
+ * the dead thread. Rewriting what the store may already have is harmless (last write wins), while
+ * skipping it could lose an acknowledged change.
  */
 import { chanFind, chanIndexInsert, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
 import { lruAppend } from './lru.js';
@@ -65,7 +68,18 @@ export function recoverShard(m: ShardMemory): RecoveryReport {
     userRelease(m, u);
     report.releasedLoading++;
   }
+  markAllDirty(m);
   return report;
+}
+
+function markAllDirty(m: ShardMemory): void {
+  const rsHwm = m.header[H_RS_HWM];
+  for (let s = 0; s < rsHwm; s++) {
+    if ((m.rsState[s] & RS_LIVE) === 0 || (m.rsState[s] & RS_DIRTY) !== 0) continue;
+    m.rsState[s] |= RS_DIRTY;
+    m.userDirty[m.rsOwner[s]]++;
+    m.header[H_DIRTY]++;
+  }
 }
 
 function rebuild(m: ShardMemory, report: RecoveryReport): void {

@@ -119,14 +119,21 @@ function stats(collect: boolean, resetDelay: boolean): ShardStats {
   };
 }
 
+/** Set once a batch failed: until this worker exits, no batch may touch the slabs again. */
+let failed = false;
+
 export default function runBatch(task: Uint32Array): unknown {
   if (task[TASK_OP_COUNT] === STATS_TASK) return stats((task[TASK_LOAD_WORDS] & 1) !== 0, (task[TASK_LOAD_WORDS] & 2) !== 0);
+  // Batches already queued behind the failed one would run on broken structures and, finishing,
+  // clear H_MUTATING, so that the replacement would not rebuild them.
+  if (failed) return move(buildReply(memory.header[H_DIRTY], 1));
   try {
     return applyBatch(task);
   } catch (err) {
     // A bug left this shard's structures in an unknown state. Hand over what the store must
     // still get (mutations already taken out of the slabs), answer nothing, and exit: the
     // replacement worker rebuilds the slabs' indexes (H_MUTATING is still 1) and re-flushes.
+    failed = true;
     engine.results.len = 0;
     engine.loadRequests.len = 0;
     process.emitWarning(`shard ${data.shard} batch failed, restarting the worker: ${(err as Error).stack ?? String(err)}`);

@@ -28,7 +28,29 @@ const data = workerData as StoreWorkerData;
 /** how often the SQLite checkpointer thread copies the WAL into the database file */
 const CHECKPOINT_INTERVAL_MS = 250;
 const telemetry = new TelemetryRecorder('store');
-let store: ReadStateStore | undefined;
+/**
+ * This thread's store, opened once per thread. The main thread asks for 'open' once, at start;
+ * a thread piscina starts to replace one that died never gets that task, so every call opens the
+ * store if it is not open yet. A failed open is forgotten, so the next call (a write-behind
+ * retry, the next load) tries again.
+ */
+let store: Promise<ReadStateStore> | undefined;
+let closed = false;
+
+function opened(): Promise<ReadStateStore> {
+  if (closed) return Promise.reject(new Error('the store is closed'));
+  store ??= openStore().catch((err: unknown) => {
+    store = undefined;
+    throw err;
+  });
+  return store;
+}
+
+async function openStore(): Promise<ReadStateStore> {
+  const s = await create();
+  await s.open();
+  return s;
+}
 
 /**
  * Writes wait their turn; loads do not. The main thread keeps several write batches in flight
@@ -59,7 +81,10 @@ function startNextApply(): void {
   const a = applies.shift()!;
   if (applies.length > 0) scheduleApply();
   applying++;
-  store!.apply(a.records, a.count).then(a.resolve, a.reject).finally(applySettled);
+  opened()
+    .then((s) => s.apply(a.records, a.count))
+    .then(a.resolve, a.reject)
+    .finally(applySettled);
 }
 
 /** Close only after every write that was handed to us has been tried. */
@@ -103,17 +128,22 @@ export default async function run(task: StoreTask): Promise<Uint32Array | Thread
     case 'telemetry':
       return telemetry.read(task.resetDelay);
     case 'open':
-      store ??= await create();
-      await store.open();
+      await opened();
       return null;
     case 'load':
-      return store!.load(task.lo, task.hi);
+      return (await opened()).load(task.lo, task.hi);
     case 'apply':
       return queueApply(task.records, task.count);
-    case 'close':
+    case 'close': {
       await drainApplies();
-      await store?.close();
+      closed = true;
+      const s = await store?.catch(() => undefined);
       store = undefined;
+      await s?.close();
       return null;
+    }
   }
 }
+
+// A replacement thread serves again as soon as it can, not only once the next call comes.
+opened().catch(() => {});

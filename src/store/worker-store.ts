@@ -1,6 +1,9 @@
 /**
  * The main thread's handle on a durable store that runs in the store worker
  * (workers/store-worker.ts): the same ReadStateStore interface, each call one piscina task.
+ *
+ * If the store thread dies, the calls in flight on it fail (the write-behind retries writes,
+ * loads answer a retryable 503) and piscina starts a replacement, which opens the store itself.
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -17,6 +20,9 @@ function storeWorkerFile(): string {
 export class WorkerStore implements ReadStateStore {
   readonly name: string;
   private readonly pool: Piscina;
+  /** Resolves once the current store thread has started (piscina's 'workerCreate'). */
+  private started: Promise<void>;
+  private markStarted: () => void = () => {};
 
   constructor(data: StoreWorkerData) {
     this.name = data.kind;
@@ -32,6 +38,17 @@ export class WorkerStore implements ReadStateStore {
     });
     // A worker error outside a task is retried like any failed store call; it must not crash us.
     this.pool.on('error', () => {});
+    this.started = this.nextStart();
+    this.pool.on('workerCreate', () => this.markStarted());
+    this.pool.on('workerDestroy', () => {
+      this.started = this.nextStart();
+    });
+  }
+
+  private nextStart(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.markStarted = resolve;
+    });
   }
 
   async open(): Promise<void> {
@@ -46,6 +63,17 @@ export class WorkerStore implements ReadStateStore {
     // The caller may reuse its buffer; send a copy we can transfer.
     const copy = records.slice(0, records.length);
     await this.pool.run({ op: 'apply', records: copy, count }, { transferList: [copy.buffer] });
+  }
+
+  /**
+   * Terminates the store thread as a crash would, whatever it is doing (tests use this). Waits
+   * for the thread to have started: piscina replaces a thread that dies after it started, while
+   * one killed during start-up is taken for a broken worker file and not replaced until the next
+   * call.
+   */
+  async killThread(): Promise<void> {
+    await this.started;
+    await this.pool.threads[0]?.terminate();
   }
 
   telemetry(resetDelay: boolean): Promise<ThreadTelemetry> {

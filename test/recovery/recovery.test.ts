@@ -61,6 +61,22 @@ describe('shard recovery', () => {
     expect(m.header[H_USER_COUNT]).toBe(20);
   });
 
+  it('after a batch that finished it still re-flushes every cached read state (its reply may have died in the port)', () => {
+    const buffers = allocateShardBuffers(1000, 100);
+    const engine = fill(buffers, 10, 3);
+    engine.flushAll(); // the snapshots leave with a reply the main thread never gets
+    engine.resetOutput();
+    const m = attachShardMemory(buffers);
+    expect(m.header[H_DIRTY]).toBe(0);
+    expect(recoverShard(m).rebuilt).toBe(false);
+    expect(m.header[H_DIRTY]).toBe(30);
+    for (let u = 1; u <= 10; u++) expect(m.userDirty[userFind(m, u, 0)]).toBe(3);
+    const replacement = new ShardEngine(m, { flushDelayMs: 0 });
+    replacement.rebuildDirtyQueue();
+    expect(replacement.flushAll()).toBe(0);
+    expect(replacement.mutations.len / STORED_WORDS).toBe(30);
+  });
+
   it('after a torn batch it rebuilds indexes, lists and free lists from slot data and marks everything dirty', () => {
     const buffers = allocateShardBuffers(1000, 100);
     fill(buffers, 30, 7);

@@ -8,8 +8,12 @@ export class FaultyStore implements ReadStateStore {
   readonly name: string;
   failing = false;
   holding = false;
+  /** load() waits until releaseLoads() (a miss stays parked in its shard meanwhile) */
+  holdingLoads = false;
   applyCalls = 0;
+  loadCalls = 0;
   private held: (() => void)[] = [];
+  private heldLoads: (() => void)[] = [];
 
   constructor(readonly inner: ReadStateStore) {
     this.name = `faulty(${inner.name})`;
@@ -20,6 +24,8 @@ export class FaultyStore implements ReadStateStore {
   }
 
   async load(lo: number, hi: number): Promise<Uint32Array> {
+    this.loadCalls++;
+    if (this.holdingLoads) await new Promise<void>((r) => this.heldLoads.push(r));
     if (this.failing) throw new Error('store down (injected)');
     return this.inner.load(lo, hi);
   }
@@ -36,6 +42,14 @@ export class FaultyStore implements ReadStateStore {
     this.holding = false;
     const held = this.held;
     this.held = [];
+    for (const r of held) r();
+  }
+
+  /** Lets every held load() continue. */
+  releaseLoads(): void {
+    this.holdingLoads = false;
+    const held = this.heldLoads;
+    this.heldLoads = [];
     for (const r of held) r();
   }
 
