@@ -6,6 +6,11 @@
 export interface ErrorDef {
   readonly status: number;
   readonly message: string;
+  /**
+   * For refusals of an operation, said in the answer as `applied`: false = not applied, safe to
+   * retry as is; null = may have been applied (a retried mention may count twice).
+   */
+  readonly applied?: false | null;
 }
 
 export const ERRORS = {
@@ -18,14 +23,14 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: 'no such route' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the request body must be application/json' },
-  SHARD_OVERLOADED: { status: 503, message: "the shard's queue is full; retry later" },
-  SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker did not answer; retry later' },
+  SHARD_OVERLOADED: { status: 503, message: "the shard's queue is full; the operation was not applied, retry later", applied: false },
+  SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker failed while the operation was outstanding: it may have been applied; retry later (a mention may then count twice)', applied: null },
   NOT_READY: { status: 503, message: 'not every shard worker answers' },
-  SHUTTING_DOWN: { status: 503, message: 'the service is shutting down; the operation was not applied, retry it on another instance or after the restart' },
+  SHUTTING_DOWN: { status: 503, message: 'the service is shutting down; the operation was not applied, retry it on another instance or after the restart', applied: false },
   STORE_UNAVAILABLE: { status: 503, message: 'the store is failing; changes are kept in memory and retried' },
-  STORE_BACKLOG: { status: 503, message: 'the cache is full of changes the store has not taken yet; retry later' },
-  USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard" },
-  USER_READ_STATE_LIMIT: { status: 507, message: 'the user already has --max-read-states-per-user read states; delete some first' },
+  STORE_BACKLOG: { status: 503, message: 'the cache is full of changes the store has not taken yet; the operation was not applied, retry later', applied: false },
+  USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard", applied: false },
+  USER_READ_STATE_LIMIT: { status: 507, message: 'the user already has --max-read-states-per-user read states; delete some first', applied: false },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorDef>;
 

@@ -68,9 +68,9 @@ export function renderUserReadStates(userId: string, b: Uint32Array, at: number,
 }
 
 /** One entry of a /v1/batch answer: the status, and the read state or the error code. */
-export function renderBatchResult(status: number, readState: string | null, error: string | null): string {
+export function renderBatchResult(status: number, readState: string | null, error: string | null, applied?: false | null): string {
   if (readState !== null) return '{"status":' + status + ',"read_state":' + readState + '}';
-  if (error !== null) return '{"status":' + status + ',"error":"' + error + '"}';
+  if (error !== null) return '{"status":' + status + ',"error":"' + error + '"' + (applied === undefined ? '}' : ',"applied":' + applied + '}');
   return '{"status":' + status + '}';
 }
 

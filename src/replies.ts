@@ -12,7 +12,7 @@ import {
   ST_OK,
   httpStatusOf,
 } from '../workers/protocol.js';
-import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode } from './errors.js';
+import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode, type ErrorDef } from './errors.js';
 import { JSON_TYPE, renderBatchResult, renderList, renderReadState, renderUserReadStates } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
 
@@ -40,11 +40,16 @@ export function observeRejections(fn: ((code: ErrorCode) => void) | null): void 
   onRejected = fn;
 }
 
-export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): void {
-  const def = ERRORS[code];
+/**
+ * Answers an error in the one shape: {error, message} and, for refusals of operations, `applied`
+ * (ERRORS). `partial`: the request carried several operations and some may have been applied.
+ */
+export function sendError(reply: FastifyReply, code: ErrorCode, message?: string, partial = false): void {
+  const def: ErrorDef = ERRORS[code];
   if (def.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   if (def.status === 503 || def.status === 507) onRejected?.(code);
-  reply.code(def.status).send({ error: code, message: message ?? def.message });
+  const body = def.applied === undefined ? { error: code, message: message ?? def.message } : { error: code, message: message ?? def.message, applied: partial ? null : def.applied };
+  reply.code(def.status).send(body);
 }
 
 /** One single-op request: answers with the read state, 204, or the error for the status. */
@@ -107,7 +112,8 @@ export class GatherSink implements OpSink {
     this.statuses[index] = raw;
     const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
     if (this.shape === 'batch') {
-      this.rendered[index] = renderBatchResult(status, readState, raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null);
+      const code = raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null;
+      this.rendered[index] = renderBatchResult(status, readState, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied);
     } else if (readState !== null) {
       this.rendered[index] = readState;
     }
@@ -118,7 +124,7 @@ export class GatherSink implements OpSink {
     if (this.shape === 'read_states') {
       // ack-bulk answers a list of read states; a failed ack fails the request with its code.
       for (let i = 0; i < this.statuses.length; i++) {
-        if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]));
+        if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]), undefined, this.rendered.length > 1);
       }
     }
     this.reply.header('content-type', JSON_TYPE).send(renderList(this.shape === 'batch' ? 'results' : 'read_states', this.rendered));
@@ -131,18 +137,22 @@ export class CountChangedSink implements OpSink {
   private changed = 0;
   private failed = 0;
 
+  private readonly total: number;
+
   constructor(
     private readonly reply: FastifyReply,
     ops: number,
   ) {
     this.pending = ops;
+    this.total = ops;
   }
 
   onResult(_index: number, b: Uint32Array, at: number): void {
     if (b[at + RES_STATUS] === ST_OK) this.changed += b[at + RES_CHANGED];
     else this.failed = b[at + RES_STATUS];
     if (--this.pending > 0) return;
-    if (this.failed !== 0) sendError(this.reply, codeForStatus(this.failed));
+    // Other users' mentions of this request may have been applied.
+    if (this.failed !== 0) sendError(this.reply, codeForStatus(this.failed), undefined, this.total > 1);
     else this.reply.send({ updated: this.changed });
   }
 }

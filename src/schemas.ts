@@ -39,6 +39,10 @@ export const errorBody = {
   properties: {
     error: { type: 'string', enum: Object.keys(ERRORS) },
     message: { type: 'string' },
+    applied: {
+      type: ['boolean', 'null'],
+      description: 'refusals of an operation: false = not applied, safe to retry; null = it may have been applied',
+    },
   },
 } as const;
 
@@ -199,7 +203,7 @@ export const batchSchema = {
           items: {
             type: 'object',
             required: ['status'],
-            properties: { status: { type: 'integer' }, read_state: readState, error: { type: 'string' } },
+            properties: { status: { type: 'integer' }, read_state: readState, error: { type: 'string' }, applied: { type: ['boolean', 'null'] } },
           },
         },
       },

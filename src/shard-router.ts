@@ -84,10 +84,11 @@ export class ShardRouter {
     const tickMs = Math.min(Math.max(1000, Math.ceil(o.flushDelayMs / 512)), Math.max(20, Math.floor(o.flushDelayMs / 4)));
     let lastPressureLog = 0;
     const clockSteps = new Int32Array(o.shards);
+    const headers: Int32Array[] = [];
     this.ticker = setInterval(() => {
       for (const lane of this.lanes) lane.tick();
-      for (let k = 0; k < this.buffers.length; k++) {
-        const h = new Int32Array(this.buffers[k].header);
+      for (let k = 0; k < headers.length; k++) {
+        const h = headers[k];
         const steps = h[H_CLOCK_BACK_STEPS];
         if (steps !== clockSteps[k]) {
           clockSteps[k] = steps;
@@ -115,6 +116,7 @@ export class ShardRouter {
     for (let shard = 0; shard < o.shards; shard++) {
       const buffers = allocateShardBuffers(perShardCapacity, perShardUsers);
       this.buffers.push(buffers);
+      headers.push(new Int32Array(buffers.header));
       this.lanes.push(
         new ShardLane({
           shard,

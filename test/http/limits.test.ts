@@ -19,7 +19,7 @@ it('a user at the cap gets 507 USER_READ_STATE_LIMIT for a new read state and ke
   for (let c = 1; c <= 3; c++) expect((await call(s.url, 'POST', `/v1/users/9/read-states/${c}/mentions`, {})).status).toBe(200);
   const refused = await call(s.url, 'POST', '/v1/users/9/read-states/4/ack', { message_id: '5' });
   expect(refused.status).toBe(507);
-  expect(refused.body).toMatchObject({ error: 'USER_READ_STATE_LIMIT' });
+  expect(refused.body).toMatchObject({ error: 'USER_READ_STATE_LIMIT', applied: false });
   expect((await call(s.url, 'GET', '/v1/users/9/read-states/4')).status).toBe(404);
   expect((await call(s.url, 'POST', '/v1/users/9/read-states/2/mentions', {})).status).toBe(200);
   const batch = await call(s.url, 'POST', '/v1/batch', {
@@ -29,9 +29,9 @@ it('a user at the cap gets 507 USER_READ_STATE_LIMIT for a new read state and ke
     ],
   });
   expect(batch.status).toBe(200);
-  expect((batch.body as { results: { status: number; error?: string }[] }).results.map((r) => [r.status, r.error])).toEqual([
-    [507, 'USER_READ_STATE_LIMIT'],
-    [200, undefined],
+  expect((batch.body as { results: { status: number; error?: string; applied?: boolean | null }[] }).results.map((r) => [r.status, r.error, r.applied])).toEqual([
+    [507, 'USER_READ_STATE_LIMIT', false],
+    [200, undefined, undefined],
   ]);
   // After a delete there is room again.
   expect((await call(s.url, 'DELETE', '/v1/users/9/read-states/3')).status).toBe(204);
@@ -47,6 +47,14 @@ it('fan-out: the cap refuses, duplicates count once, and a bad id names its inde
   expect(capped.body).toMatchObject({ error: 'USER_READ_STATE_LIMIT' });
   const dup = await call(s.url, 'POST', '/v1/channels/78/mentions', { message_id: '9', user_ids: ['22', '23', '22'] });
   expect(dup.body).toEqual({ updated: 2 });
+  // A fan-out refused for one user of several: the others may have been applied.
+  await call(s.url, 'POST', '/v1/users/26/read-states/1/mentions', {});
+  await call(s.url, 'POST', '/v1/users/26/read-states/2/mentions', {});
+  await call(s.url, 'POST', '/v1/users/26/read-states/3/mentions', {});
+  const partial = await call(s.url, 'POST', '/v1/channels/79/mentions', { message_id: '9', user_ids: ['27', '26'] });
+  expect(partial.status).toBe(507);
+  expect(partial.body).toMatchObject({ error: 'USER_READ_STATE_LIMIT', applied: null });
+  expect((await call(s.url, 'GET', '/v1/users/27/read-states/79')).status).toBe(200);
   const bad = await call(s.url, 'POST', '/v1/channels/78/mentions', { message_id: '9', user_ids: ['24', '24', '0', '25'] });
   expect(bad.status).toBe(400);
   expect((bad.body as { message: string }).message).toMatch(/^user_ids\[2\]/);

@@ -69,7 +69,7 @@ it('answers SHUTTING_DOWN in the error shape to requests that arrive while stopp
     const [head, json] = answer.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(head.toLowerCase()).toContain('retry-after: 1');
-    expect(JSON.parse(json)).toEqual({ error: 'SHUTTING_DOWN', message: expect.stringContaining('not applied') });
+    expect(JSON.parse(json)).toEqual({ error: 'SHUTTING_DOWN', message: expect.stringContaining('not applied'), applied: false });
   }
   // the pipelined one is told to go away
   expect(answers[1].toLowerCase()).toContain('connection: close');

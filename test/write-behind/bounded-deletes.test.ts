@@ -20,7 +20,7 @@ it('a store outage with many deletes keeps the pending pool at --max-pending-wri
     for (let c = 1; c <= 60; c++) {
       const r = await call(s.url, 'DELETE', `/v1/users/3/read-states/${c}`);
       statuses.push(r.status);
-      if (r.status === 503) expect(r.body).toMatchObject({ error: 'STORE_BACKLOG' });
+      if (r.status === 503) expect(r.body).toMatchObject({ error: 'STORE_BACKLOG', applied: false });
       expect(s.service.writeBehind.pendingRecords).toBeLessThanOrEqual(21);
     }
     expect(statuses.filter((x) => x === 204).length).toBeGreaterThanOrEqual(20);
