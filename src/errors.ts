@@ -24,7 +24,8 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the request body must be application/json' },
   SHARD_OVERLOADED: { status: 503, message: "the shard's queue is full; the operation was not applied, retry later", applied: false },
-  SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker failed while the operation was outstanding: it may have been applied; retry later (a mention may then count twice)', applied: null },
+  SHARD_UNAVAILABLE: { status: 503, message: 'the shard worker failed while applying the operation: it may have been applied; retry later (a mention may then count twice)', applied: null },
+  SHARD_RESTARTED: { status: 503, message: 'the shard worker failed before it applied the operation: it was not applied, retry it', applied: false },
   NOT_READY: { status: 503, message: 'not every shard worker answers' },
   SHUTTING_DOWN: { status: 503, message: 'the service is shutting down; the operation was not applied, retry it on another instance or after the restart', applied: false },
   STORE_UNAVAILABLE: { status: 503, message: 'the store is failing; changes are kept in memory and retried' },
@@ -62,6 +63,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'STORE_BACKLOG';
     case 598:
       return 'USER_READ_STATE_LIMIT';
+    case 597:
+      return 'SHARD_RESTARTED';
     default:
       return 'INTERNAL';
   }

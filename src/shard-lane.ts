@@ -8,7 +8,8 @@
  * tickets is the shard's queue bound; when none is free the caller answers 503.
  *
  * If the shard worker dies (a crash, or a batch that failed inside it: that worker then exits),
- * every operation outstanding on the shard gets a retryable 503 and piscina starts a replacement
+ * every operation outstanding on the shard is answered from the worker's crash ledger (applied,
+ * may have been applied, not applied: workers/crash-ledger.ts) and piscina starts a replacement
  * that re-attaches to the same slabs (workers/recovery.ts). The death itself is the one signal
  * acted on (piscina's 'workerDestroy', once per thread): rejected batches, failed replies and
  * 'error' events are all consequences of it, and a worker can die with no batch in flight while
@@ -34,6 +35,7 @@ import {
   TF_FLUSH_DUE,
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
+  TF_FAULT_EXIT_IN_SECOND_OP,
   TF_PENDING_FULL,
   RES_COUNT,
   RES_HEADER_WORDS,
@@ -48,9 +50,22 @@ import {
   TASK_LOAD_WORDS,
   TASK_OP_COUNT,
   STATS_TASK,
+  F_NO_BODY,
+  OPCODE_MASK,
+  OP_GET,
+  OP_GET_ALL,
+  O_CHAN_HI,
+  O_CHAN_LO,
+  O_HEAD,
+  O_USER_HI,
+  O_USER_LO,
+  ST_NOT_APPLIED,
+  ST_OK,
   type ShardStats,
 } from '../workers/protocol.js';
-import type { ShardBuffers } from '../workers/shard-memory.js';
+import { NOT_DONE, rescued } from '../workers/crash-ledger.js';
+import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
+import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
 import type { ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
 import type { WriteBehind } from './write-behind.js';
 
@@ -59,8 +74,10 @@ export interface OpSink {
   onResult(index: number, buf: Uint32Array, at: number): void;
 }
 
-/** A result record for operations that never reached the worker or whose worker failed. */
+/** Result records for operations whose worker died: applying this one (may be half made)... */
 const UNAVAILABLE = new Uint32Array([0, ST_UNAVAILABLE, 0, 0]);
+/** ...and those it had not applied (or never received). */
+const NOT_APPLIED = new Uint32Array([0, ST_NOT_APPLIED, 0, 0]);
 
 export interface LaneOptions {
   shard: number;
@@ -79,6 +96,12 @@ export interface LaneOptions {
    * evicted, deleted or snapshotted never reached this thread). Loads wait for it.
    */
   onRestart?: (shard: number) => Promise<void>;
+  /**
+   * After the worker died: the journal records of the batch it was applying (from the crash
+   * ledger). Must make them durable before returning (the ops they belong to are then answered as
+   * applied) and hand them to the store.
+   */
+  onRescue: (shard: number, records: Uint32Array) => void;
   /** Called when this lane has something to send at the end of the turn. */
   schedule: () => void;
   onError: (err: unknown, shard: number) => void;
@@ -101,6 +124,8 @@ export class ShardLane {
   private readonly onReplyBound: (reply: Uint32Array) => void;
   /** TF_FLUSH_* flags for the next task. */
   private flags = 0;
+  /** fault injection: flags for the next task that carries ops (a timer tick's task does not) */
+  private faultFlags = 0;
   /** Read states dirty in the shard as of its last reply. */
   dirty = 0;
   /** The shard's oldest journal segment still needed, as of its last reply (journal-retirer.ts). */
@@ -108,6 +133,14 @@ export class ShardLane {
   /** Set while the journal is being handed over again after a restart: retire nothing meanwhile. */
   resubmitting: Promise<void> | null = null;
   private readonly onRestart: ((shard: number) => Promise<void>) | undefined;
+  private readonly onRescue: (shard: number, records: Uint32Array) => void;
+  /** the crash ledger (workers/crash-ledger.ts) and the shard header it uses */
+  private readonly header: Int32Array;
+  private readonly done: Uint32Array;
+  private readonly outcome: Uint32Array;
+  private readonly ledgerJournal: Uint32Array;
+  /** each outstanding ticket's op as sent, to re-read the state of an op the dead worker applied */
+  private readonly ticketOps: Uint32Array;
   private flushAllWaiters: (() => void)[] = [];
   /** Batches sent and not answered yet. */
   inFlight = 0;
@@ -124,6 +157,12 @@ export class ShardLane {
     this.schedule = o.schedule;
     this.onError = o.onError;
     this.onRestart = o.onRestart;
+    this.onRescue = o.onRescue;
+    this.header = new Int32Array(o.buffers.header);
+    this.done = new Uint32Array(o.buffers.ledger.done);
+    this.outcome = new Uint32Array(o.buffers.ledger.outcome);
+    this.ledgerJournal = new Uint32Array(o.buffers.ledger.journal);
+    this.ticketOps = new Uint32Array(o.maxQueue * OP_WORDS);
     const data: ShardWorkerData = {
       shard: o.shard,
       buffers: o.buffers,
@@ -182,6 +221,7 @@ export class ShardLane {
     const ticket = this.freeTickets[--this.freeTop];
     this.sinks[ticket] = sink;
     this.sinkIndex[ticket] = index;
+    this.done[ticket] = NOT_DONE;
     // The caller (ShardRouter.submit) writes every other word of the op.
     const at = this.ops.reserve(OP_WORDS);
     this.ops.buf[at + O_TICKET] = (ticket | (this.epoch << 24)) >>> 0;
@@ -218,7 +258,12 @@ export class ShardLane {
     const wb = this.writeBehind;
     task[TASK_FLAGS] = this.flags | (wb.degraded ? TF_STORE_DEGRADED : 0) | (wb.pendingFull ? TF_PENDING_FULL : 0);
     this.flags = 0;
+    if (this.faultFlags !== 0 && this.opCount > 0) {
+      task[TASK_FLAGS] |= this.faultFlags;
+      this.faultFlags = 0;
+    }
     task.set(this.ops.buf.subarray(0, this.ops.len), TASK_HEADER_WORDS);
+    this.keepOps();
     task.set(this.loads.buf.subarray(0, this.loads.len), TASK_HEADER_WORDS + this.ops.len);
     this.ops.len = 0;
     this.opCount = 0;
@@ -322,18 +367,14 @@ export class ShardLane {
   }
 
   /**
-   * Everything outstanding on this shard was lost with the worker, or may have been: answer it
-   * with a retryable 503. Operations not sent yet are dropped too (they would reach the new
-   * worker under tickets that have been answered). Completed loads are kept: the replacement
-   * worker installs only users it is loading itself.
+   * The worker died: answer everything outstanding from its ledger (answerFromLedger); ops not
+   * sent yet are refused as not applied (they would reach the new worker under tickets that have
+   * been answered). Completed loads are kept: the replacement installs only users it is loading.
    */
   private restart(err: unknown): void {
     this.restarts++;
     this.onError(err, this.shard);
-    this.epoch = (this.epoch + 1) & 0xff;
-    this.ops.len = 0;
-    this.opCount = 0;
-    this.failAll();
+    this.answerFromLedger();
     this.flags |= TF_FLUSH_DUE;
     this.schedule();
     if (this.onRestart !== undefined) {
@@ -351,14 +392,81 @@ export class ShardLane {
   }
 
 
+  /** Copies this batch's ops by ticket: after a death, an applied op's state is read again. */
+  private keepOps(): void {
+    const ops = this.ops.buf;
+    const kept = this.ticketOps;
+    for (let o = 0; o < this.ops.len; o += OP_WORDS) {
+      const d = (ops[o + O_TICKET] & 0xffffff) * OP_WORDS;
+      for (let j = 0; j < OP_WORDS; j++) kept[d + j] = ops[o + j];
+    }
+  }
+
+  /**
+   * The worker died: answers every outstanding op from the crash ledger. An op it applied whole is
+   * answered as applied (its status, or its state read again from the replacement), once the
+   * journal records of the batch it died in are durable; the op it was applying gets 503
+   * SHARD_UNAVAILABLE (may have been applied); every other op 503 SHARD_RESTARTED (not applied).
+   */
+  private answerFromLedger(): void {
+    const h = this.header;
+    const oldEpoch = this.epoch;
+    const executing = h[H_EXECUTING] === 1 ? h[H_EXECUTING_TICKET] >>> 0 : -1;
+    const journalLen = h[H_LEDGER_JOURNAL_LEN];
+    const records = journalLen > FRAME_HEADER_WORDS ? this.ledgerJournal.slice(FRAME_HEADER_WORDS, journalLen) : null;
+    h[H_EXECUTING] = 0;
+    // What the replacement may overwrite has been read: let it start.
+    rescued(h);
+    if (records !== null) this.onRescue(this.shard, records);
+    this.epoch = (this.epoch + 1) & 0xff;
+    this.ops.len = 0;
+    this.opCount = 0;
+    const reread: number[] = [];
+    for (let t = 0; t < this.sinks.length; t++) {
+      if (this.sinks[t] === undefined) continue;
+      const word = (t | (oldEpoch << 24)) >>> 0;
+      if (this.done[t] === word) {
+        const status = this.outcome[t] & 0xffff;
+        if (status === ST_OK && (this.ticketOps[t * OP_WORDS + O_HEAD] & F_NO_BODY) === 0) reread.push(t);
+        else this.answer(t, new Uint32Array([word, status, this.outcome[t] >>> 16, 0]), 0);
+      } else {
+        this.answer(t, word === executing ? UNAVAILABLE : NOT_APPLIED, 0);
+      }
+    }
+    for (const t of reread) this.rereadState(t);
+  }
+
+  /** Moves an applied op's answer to a fresh read of its read state (or user) on the replacement. */
+  private rereadState(t: number): void {
+    const sink = this.sinks[t]!;
+    const index = this.sinkIndex[t];
+    this.sinks[t] = undefined;
+    this.freeTickets[this.freeTop++] = t;
+    const src = t * OP_WORDS;
+    const kept = this.ticketOps;
+    const at = this.reserve(sink, index);
+    const w = this.ops.buf;
+    for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = 0;
+    w[at + O_HEAD] = (kept[src + O_HEAD] & OPCODE_MASK) === OP_GET_ALL ? OP_GET_ALL : OP_GET;
+    w[at + O_USER_LO] = kept[src + O_USER_LO];
+    w[at + O_USER_HI] = kept[src + O_USER_HI];
+    w[at + O_CHAN_LO] = kept[src + O_CHAN_LO];
+    w[at + O_CHAN_HI] = kept[src + O_CHAN_HI];
+  }
+
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
   failAll(): void {
     for (let t = 0; t < this.sinks.length; t++) if (this.sinks[t] !== undefined) this.answer(t, UNAVAILABLE, 0);
   }
 
-  /** Fault injection: the worker dies right after applying the next batch (see the flag). */
+  /** Fault injection: the worker dies right after applying the next batch with ops (see the flag). */
   exitAfterNextBatch(): void {
-    this.flags |= TF_FAULT_EXIT_AFTER_APPLY;
+    this.faultFlags = TF_FAULT_EXIT_AFTER_APPLY;
+  }
+
+  /** Fault injection: the worker dies inside the second op of the next batch with ops. */
+  exitInSecondOpOfNextBatch(): void {
+    this.faultFlags = TF_FAULT_EXIT_IN_SECOND_OP;
   }
 
   /**

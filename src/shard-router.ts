@@ -17,6 +17,7 @@ import {
   O_PIN_LO,
   O_USER_HI,
   O_USER_LO,
+  STORED_WORDS,
   hi32,
   lo32,
   type ShardStats,
@@ -43,6 +44,8 @@ export interface RouterOptions {
   clockSkewMs: number;
   writeBehind: WriteBehind;
   onRestart?: (shard: number) => Promise<void>;
+  /** see LaneOptions.onRescue; by default the records only go to the write-behind (no journal) */
+  onRescue?: (shard: number, records: Uint32Array) => void;
   /** Called when a shard saw its wall clock step back (timestamps went on increasing regardless). */
   onClockStep?: (shard: number, steps: number, largestMs: number) => void;
   /** Called at most every 10 s with the shards that refused operations for lack of room. */
@@ -114,7 +117,7 @@ export class ShardRouter {
     }, tickMs);
     this.ticker.unref();
     for (let shard = 0; shard < o.shards; shard++) {
-      const buffers = allocateShardBuffers(perShardCapacity, perShardUsers);
+      const buffers = allocateShardBuffers(perShardCapacity, perShardUsers, o.maxQueue);
       this.buffers.push(buffers);
       headers.push(new Int32Array(buffers.header));
       this.lanes.push(
@@ -131,6 +134,7 @@ export class ShardRouter {
           clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,
           onRestart: o.onRestart,
+          onRescue: o.onRescue ?? ((_shard, records) => o.writeBehind.submit(records, records.length / STORED_WORDS)),
           schedule: this.scheduleBound,
           onError: o.onError,
         }),

@@ -10,7 +10,7 @@
  * goes out with the batch reply. When the main thread sends the user's stored read states back,
  * they are installed and the parked operations replay in arrival order.
  */
-import { GrowBuffer } from './grow-buffer.js';
+import { GrowBuffer, SharedGrowBuffer, type WordBuffer } from './grow-buffer.js';
 import { HybridClock } from './hybrid-clock.js';
 import { FRAME_HEADER_WORDS } from './journal-format.js';
 import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
@@ -74,8 +74,12 @@ import {
   join53,
   lo32,
 } from './protocol.js';
+import type { LedgerBuffers } from './crash-ledger.js';
 import {
   H_DIRTY,
+  H_EXECUTING,
+  H_EXECUTING_TICKET,
+  H_LEDGER_JOURNAL_LEN,
   NIL,
   RS_DIRTY,
   RS_LIVE,
@@ -111,6 +115,8 @@ export interface EngineOptions {
   journaling?: boolean;
   /** a user with this many read states gets no new one (ST_USER_LIMIT); default: no limit */
   maxReadStatesPerUser?: number;
+  /** the crash ledger (crash-ledger.ts): completion marks per ticket, the journal in shared memory */
+  ledger?: LedgerBuffers;
 }
 
 /** Write-behind marks kept: one per timer tick with new dirty read states. */
@@ -132,8 +138,11 @@ export class ShardEngine {
    * This batch's changes for the redo journal: FRAME_HEADER_WORDS of room for the frame header,
    * then one STORED_WORDS record per change (the read state after it, or a delete).
    */
-  readonly journal = new GrowBuffer(1024);
+  readonly journal: WordBuffer;
   journalRecords = 0;
+  /** crash ledger views, or null (tests and benches without one) */
+  private readonly done: Uint32Array | null;
+  private readonly outcome: Uint32Array | null;
   private readonly journaling: boolean;
   private readonly maxPerUser: number;
   readonly clock: HybridClock;
@@ -184,8 +193,13 @@ export class ShardEngine {
     this.now = options.now ?? Date.now;
     this.clock = options.clock ?? new HybridClock({ header: m.header, now: this.now, floorUs: 0, reservationFile: null, fsync: false });
     this.journaling = options.journaling ?? false;
+    const ledger = options.ledger;
+    this.journal = ledger === undefined ? new GrowBuffer(1024) : new SharedGrowBuffer(ledger.journal);
+    this.done = ledger === undefined ? null : new Uint32Array(ledger.done);
+    this.outcome = ledger === undefined ? null : new Uint32Array(ledger.outcome);
     this.maxPerUser = options.maxReadStatesPerUser ?? 0xffffffff;
     this.journal.len = FRAME_HEADER_WORDS;
+    m.header[H_LEDGER_JOURNAL_LEN] = FRAME_HEADER_WORDS;
   }
 
   /** Positions of the dirty queue (the journal maps them to its segments). */
@@ -218,6 +232,15 @@ export class ShardEngine {
   }
 
   private execute(u: number, ops: Uint32Array, o: number): void {
+    const h = this.m.header;
+    // If the worker dies inside this op, it is the one whose changes may be half made.
+    h[H_EXECUTING_TICKET] = ops[o + O_TICKET];
+    h[H_EXECUTING] = 1;
+    this.dispatch(u, ops, o);
+    h[H_EXECUTING] = 0;
+  }
+
+  private dispatch(u: number, ops: Uint32Array, o: number): void {
     const head = ops[o + O_HEAD];
     switch (head & OPCODE_MASK) {
       case OP_GET:
@@ -357,6 +380,16 @@ export class ShardEngine {
     b[at + 2] = changed ? 1 : 0;
     b[at + 3] = withBody ? 1 : 0;
     if (withBody) this.writeRs(b, at + RES_HEADER_WORDS, s);
+    if (this.done !== null) this.markDone(ticket, ST_OK, changed ? 1 : 0);
+  }
+
+  /** The op on this ticket is applied whole and has its result (crash-ledger.ts). */
+  private markDone(ticket: number, status: number, changed: number): void {
+    const i = ticket & 0xffffff;
+    const done = this.done!;
+    if (i >= done.length) return;
+    this.outcome![i] = status | (changed << 16);
+    done[i] = ticket;
   }
 
   private status(ticket: number, status: number, changed: number): void {
@@ -367,6 +400,7 @@ export class ShardEngine {
     b[at + 1] = status;
     b[at + 2] = changed;
     b[at + 3] = 0;
+    if (this.done !== null) this.markDone(ticket, status, changed);
   }
 
   private full(ticket: number): void {
@@ -472,6 +506,7 @@ export class ShardEngine {
     const at = j.reserve(STORED_WORDS);
     this.writeStored(j.buf, at, KIND_WRITE, this.m.rsOwner[s], s);
     this.journalRecords++;
+    this.m.header[H_LEDGER_JOURNAL_LEN] = j.len;
   }
 
   /** A delete goes to the journal as the same record (and timestamp) the store gets. */
@@ -480,6 +515,7 @@ export class ShardEngine {
     const at = j.reserve(STORED_WORDS);
     j.buf.set(this.mutations.buf.subarray(mutationAt, mutationAt + STORED_WORDS), at);
     this.journalRecords++;
+    this.m.header[H_LEDGER_JOURNAL_LEN] = j.len;
   }
 
   // ---- write-behind ------------------------------------------------------------------------
@@ -835,6 +871,7 @@ export class ShardEngine {
     b[at + 2] = 0;
     b[at + 3] = n;
     for (let i = 0; i < n; i++) this.writeRs(b, at + RES_HEADER_WORDS + i * RS_WORDS, slots[i]);
+    if (this.done !== null) this.markDone(ticket, ST_OK, 0);
   }
 
   /** Clears the per-batch output buffers after the worker has copied them into its reply. */
@@ -844,6 +881,7 @@ export class ShardEngine {
     this.mutations.len = 0;
     this.journal.len = FRAME_HEADER_WORDS;
     this.journalRecords = 0;
+    this.m.header[H_LEDGER_JOURNAL_LEN] = FRAME_HEADER_WORDS;
   }
 }
 

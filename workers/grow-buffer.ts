@@ -31,3 +31,46 @@ export class GrowBuffer {
     this.buf = next;
   }
 }
+
+/**
+ * The same buffer over a growable SharedArrayBuffer: another thread that holds the buffer sees the
+ * words written (the crash ledger's journal scratch). The view tracks the buffer's length, so it
+ * stays the same object when the buffer grows.
+ */
+export class SharedGrowBuffer {
+  readonly buf: Uint32Array;
+  len = 0;
+  private readonly sab: SharedArrayBuffer;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.buf = new Uint32Array(sab);
+  }
+
+  reserve(words: number): number {
+    const at = this.len;
+    if ((at + words) * 4 > this.sab.byteLength) this.grow(at + words);
+    this.len = at + words;
+    return at;
+  }
+
+  push(word: number): void {
+    if ((this.len + 1) * 4 > this.sab.byteLength) this.grow(this.len + 1);
+    this.buf[this.len++] = word;
+  }
+
+  private grow(minWords: number): void {
+    let bytes = this.sab.byteLength * 2;
+    while (bytes < minWords * 4) bytes *= 2;
+    this.sab.grow(Math.min(bytes, this.sab.maxByteLength));
+    if (minWords * 4 > this.sab.byteLength) throw new Error(`shared buffer full at ${this.sab.maxByteLength} bytes`);
+  }
+}
+
+/** What the engine needs of either kind of buffer. */
+export interface WordBuffer {
+  readonly buf: Uint32Array;
+  len: number;
+  reserve(words: number): number;
+  push(word: number): void;
+}

@@ -115,6 +115,8 @@ export const TF_FAULT_EXIT_AFTER_APPLY = 8;
  * more, is refused with ST_STORE_BACKLOG (not applied) until the store catches up.
  */
 export const TF_PENDING_FULL = 16;
+/** Fault injection: the worker dies inside the batch's second op, the first one applied. */
+export const TF_FAULT_EXIT_IN_SECOND_OP = 32;
 
 export const REPLY_RESULT_WORDS = 0;
 export const REPLY_LOAD_WORDS = 1;
@@ -141,11 +143,14 @@ export const ST_INSUFFICIENT_STORAGE = 507;
 export const ST_STORE_BACKLOG = 599;
 /** Answered as HTTP 507: the user already has --max-read-states-per-user read states. */
 export const ST_USER_LIMIT = 598;
+/** Answered as HTTP 503 SHARD_RESTARTED: the shard worker died before it applied the op. */
+export const ST_NOT_APPLIED = 597;
 
 /** The HTTP status a result status is answered with. */
 export function httpStatusOf(status: number): number {
   if (status === ST_STORE_BACKLOG) return ST_UNAVAILABLE;
   if (status === ST_USER_LIMIT) return ST_INSUFFICIENT_STORAGE;
+  if (status === ST_NOT_APPLIED) return ST_UNAVAILABLE;
   return status;
 }
 

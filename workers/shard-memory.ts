@@ -35,6 +35,8 @@
  * per field keeps the hot functions monomorphic.
  */
 
+import { allocateLedger, type LedgerBuffers } from './crash-ledger.js';
+
 export const NIL = 0xffffffff;
 
 /** header word offsets (Int32Array over its own small buffer) */
@@ -54,7 +56,15 @@ export const H_CLOCK_HI = 11;
 /** times the wall clock was seen to step back, and the largest step (ms); the main thread logs them */
 export const H_CLOCK_BACK_STEPS = 12;
 export const H_CLOCK_BACK_MAX_MS = 13;
-export const H_WORDS = 16;
+/** 1 while an op is being applied, and its ticket word (crash-ledger.ts) */
+export const H_EXECUTING = 14;
+export const H_EXECUTING_TICKET = 15;
+/** words of the current batch's journal frame in the ledger's scratch (crash-ledger.ts) */
+export const H_LEDGER_JOURNAL_LEN = 16;
+/** workers started on these buffers, and dead workers' ledgers the main thread has read */
+export const H_STARTS = 17;
+export const H_RESCUED = 18;
+export const H_WORDS = 24;
 
 export const RS_DIRTY = 1;
 /** the slot holds a read state (lets a replacement worker rebuild the indexes from slot data) */
@@ -69,6 +79,7 @@ const LOAD_FACTOR = 0.6;
 export interface ShardBuffers {
   capacity: number;
   maxUsers: number;
+  ledger: LedgerBuffers;
   header: SharedArrayBuffer;
   rsChanLo: SharedArrayBuffer;
   rsChanHi: SharedArrayBuffer;
@@ -135,12 +146,14 @@ function sab(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(Math.max(bytes, 8));
 }
 
-export function allocateShardBuffers(capacity: number, maxUsers: number): ShardBuffers {
+/** `maxTickets`: the lane's queue bound (--max-queue): one ledger slot per ticket. */
+export function allocateShardBuffers(capacity: number, maxUsers: number, maxTickets = 1 << 17): ShardBuffers {
   const c = capacity;
   const u = maxUsers;
   return {
     capacity,
     maxUsers,
+    ledger: allocateLedger(maxTickets),
     header: sab(H_WORDS * 4),
     rsChanLo: sab(c * 4),
     rsChanHi: sab(c * 4),

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ShardEngine } from './engine.js';
 import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
+import { awaitRescue } from './crash-ledger.js';
 import { shardDirName } from './journal-format.js';
 import {
   OP_WORDS,
@@ -27,6 +28,8 @@ import {
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
   TF_PENDING_FULL,
+  TF_FAULT_EXIT_IN_SECOND_OP,
+  O_TICKET,
   REPLY_DIRTY,
   REPLY_FAILED,
   REPLY_JOURNAL_FLOOR,
@@ -35,7 +38,7 @@ import {
 } from './protocol.js';
 import { hasState, recoverShard } from './recovery.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
-import { H_CLOCK_BACK_STEPS, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardJournalConfig {
   /** `<dataDir>/journal`: this shard writes `shard-<k>/` and `shard-<k>.clock` in it */
@@ -64,6 +67,8 @@ export interface ShardWorkerData {
 const data = workerData as ShardWorkerData;
 const telemetry = new TelemetryRecorder(`shard-${data.shard}`);
 const memory = attachShardMemory(data.buffers);
+// A replacement must not touch the crash ledger before the main thread has read its predecessor's.
+awaitRescue(memory.header);
 // A replacement for a worker that died finds the slabs filled: check and repair them first.
 const recovery = hasState(memory) ? recoverShard(memory) : null;
 const skew = data.clockSkewMs;
@@ -76,7 +81,7 @@ const clock = new HybridClock({
   reservationFile: data.clockDir === null ? null : join(data.clockDir, clockFileName(data.shard)),
   fsync: jc !== null && jc.fsyncMs !== null,
 });
-const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser });
+const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser, ledger: data.buffers.ledger });
 if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);
@@ -161,6 +166,7 @@ function applyBatch(task: Uint32Array): unknown {
   journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
+  if ((flags & TF_FAULT_EXIT_IN_SECOND_OP) !== 0 && opCount >= 2) dieInSecondOp(task);
   engine.applyOps(task, TASK_HEADER_WORDS, opCount);
   let dirty = memory.header[H_DIRTY];
   if (!engine.degraded && dirty > 0) {
@@ -174,6 +180,14 @@ function applyBatch(task: Uint32Array): unknown {
   const durable = journal === null ? null : journal.append(engine.journal.buf, engine.journalRecords);
   const reply = buildReply(dirty);
   return durable === null ? move(reply) : durable.then(() => move(reply));
+}
+
+/** Fault injection: applies the first op, then dies as if inside the second one. */
+function dieInSecondOp(task: Uint32Array): never {
+  engine.applyOp(task, TASK_HEADER_WORDS);
+  memory.header[H_EXECUTING_TICKET] = task[TASK_HEADER_WORDS + OP_WORDS + O_TICKET];
+  memory.header[H_EXECUTING] = 1;
+  process.exit(70);
 }
 
 function buildReply(dirty: number, failed = 0): Uint32Array {

@@ -54,6 +54,8 @@ export class AckedRecord {
   readonly uncertain = new Set<string>();
   acked = 0;
   unclear = 0;
+  /** answers that said the op was not applied */
+  notApplied = 0;
   private messageSeq = 1000;
 
   private key(u: number, c: number): string {
@@ -72,6 +74,15 @@ export class AckedRecord {
     this.expected.set(k, { deleted: true, lastMessageId: '0', mentionCount: 0, version: 0 });
     this.uncertain.delete(k);
     this.acked++;
+  }
+
+  /** An answer that says "not applied" leaves the record as it was: the comparison checks that claim. */
+  private refused(u: number, c: number, body: unknown): void {
+    if (typeof body === 'object' && body !== null && (body as { applied?: unknown }).applied === false) {
+      this.notApplied++;
+      return;
+    }
+    this.unknown(u, c);
   }
 
   private unknown(u: number, c: number): void {
@@ -106,15 +117,15 @@ export class AckedRecord {
       if (kind < 65) {
         const r = await post(agent, base, 'POST', `${path}/mentions`, {});
         if (r.status === 200) this.seen(u, r.body as WireState);
-        else this.unknown(u, c);
+        else this.refused(u, c, r.body);
       } else if (kind < 93) {
         const r = await post(agent, base, 'POST', `${path}/ack`, { message_id: String(this.messageSeq++) });
         if (r.status === 200) this.seen(u, r.body as WireState);
-        else this.unknown(u, c);
+        else this.refused(u, c, r.body);
       } else {
         const r = await post(agent, base, 'DELETE', path, undefined);
         if (r.status === 204 || r.status === 404) this.gone(u, c);
-        else this.unknown(u, c);
+        else this.refused(u, c, r.body);
       }
     } catch {
       this.unknown(u, c);
@@ -134,14 +145,14 @@ export class AckedRecord {
     try {
       const r = await post(agent, base, 'POST', '/v1/batch', { ops });
       if (r.status !== 200) {
-        for (const [u, c] of keys) this.unknown(u, c);
+        for (const [u, c] of keys) this.refused(u, c, r.body);
         return;
       }
-      const results = (r.body as { results: { status: number; read_state?: WireState }[] }).results;
+      const results = (r.body as { results: { status: number; read_state?: WireState; applied?: boolean | null }[] }).results;
       results.forEach((res, i) => {
         const [u, c] = keys[i];
         if (res.status === 200 && res.read_state !== undefined) this.seen(u, res.read_state);
-        else this.unknown(u, c);
+        else this.refused(u, c, res);
       });
     } catch {
       for (const [u, c] of keys) this.unknown(u, c);
