@@ -31,6 +31,8 @@ export interface BenchConfig {
   rates: number[];
   /** instead of naive's probe: the rate the fractions apply to */
   baseRps?: number;
+  /** open-loop windows run at most this many req/s (the gate: the baseline's rate) */
+  maxOpenRate?: number;
   connections: number;
   closedConnections: number;
   pacing: 'smooth' | 'autocannon';
@@ -633,7 +635,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       // 3. open loop at each fraction of the base rate
       if (cfg.modes.includes('open') && phases.includes('open')) {
         if (baseRps === null) throw new Error('no base rate: naive must run first (with --probe > 0) or give --base-rps');
-        for (const fr of cfg.rates) await windowOf('open', 'open', cfg.duration, factory, Math.round(fr * baseRps), fr, cfg.warmup);
+        for (const fr of cfg.rates) await windowOf('open', 'open', cfg.duration, factory, Math.min(Math.round(fr * baseRps), cfg.maxOpenRate ?? Infinity), fr, cfg.warmup);
       }
       // 4. closed loop, full length
       if (cfg.modes.includes('closed') && phases.includes('closed')) await windowOf('closed', 'closed', cfg.duration, factory, undefined, undefined, cfg.warmup);

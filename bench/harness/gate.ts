@@ -141,9 +141,12 @@ async function main(): Promise<void> {
   const useBaseline = !flags.has('no-baseline') && !writeBaseline;
   const baselineFile = pathOf(gc.baseline.file);
   let baseline: GateRatios | undefined;
+  let baselineRate: number | undefined;
   if (useBaseline) {
     try {
-      baseline = (JSON.parse(readFileSync(baselineFile, 'utf8')) as { ratios: GateRatios }).ratios;
+      const b = JSON.parse(readFileSync(baselineFile, 'utf8')) as { ratios: GateRatios; baseRps: number | null };
+      baseline = b.ratios;
+      if (b.baseRps !== null) baselineRate = Math.round(gc.run.openFraction * b.baseRps);
     } catch (err) {
       log(`bench:gate FAILED: no baseline at ${relative(REPO_ROOT, baselineFile)} (${(err as Error).message}); run npm run bench:gate -- --write-baseline, or pass --no-baseline`);
       process.exit(1);
@@ -174,6 +177,10 @@ async function main(): Promise<void> {
     retries: run.retries,
     quietWaitSeconds: run.quietWaitSeconds,
     throughputOnly: ['ceiling'],
+    // slab_p999_vs_baseline compares absolute p99.9 across runs: only meaningful at the same load.
+    // On a machine where naive is faster than in the baseline run, openFraction x its max would be
+    // a higher rate than the baseline's (and slab's write-behind waves larger): cap it there.
+    maxOpenRate: baselineRate,
     probeImpls: ['naive'],
     // Self-check of the gate's sensitivity: --slab-script dist/bench/naive/main.js runs the naive
     // service in slab's place (a "regression" to naive's design), which the gate must reject.
