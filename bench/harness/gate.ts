@@ -224,7 +224,9 @@ async function main(): Promise<void> {
     if (bad) broken.push(`${key} = ${v} ${t.max !== undefined ? '>' : '<'} ${bound}`);
   }
   const info = Object.entries(ratios).filter(([k]) => !(k in gc.thresholds)).map(([k, v]) => `  ${k} = ${v ?? '-'} (not checked)`);
-  log(`\nratios (same run; open loop ${run.openFraction}x naive's max = ${fmt(Math.round(run.openFraction * (r.baseRps ?? 0)))} req/s):\n${[...lines, ...info].join('\n')}`);
+  const uncapped = Math.round(run.openFraction * (r.baseRps ?? 0));
+  const rate = baselineRate !== undefined && baselineRate < uncapped ? `${fmt(baselineRate)} req/s (the baseline's rate; ${run.openFraction}x naive's max would be ${fmt(uncapped)})` : `${run.openFraction}x naive's max = ${fmt(uncapped)} req/s`;
+  log(`\nratios (same run; open loop at ${rate}):\n${[...lines, ...info].join('\n')}`);
   for (const i of r.impls) {
     for (const w of i.windows) if (w.contended === true) log(`  note: ${i.impl} ${w.kind} window kept although other processes used ${w.cpu.othersPctOfCore}% of a core (after ${run.retries} retries)`);
     if (i.discarded.length > 0) log(`  note: ${i.discarded.length} ${i.impl} window(s) measured again because other processes took the CPU`);
