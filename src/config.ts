@@ -5,6 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { CONSISTENCIES, STORE_KINDS, type CassandraConfig, type Consistency, type StoreKind } from '../workers/store/store-config.js';
+
+export { CONSISTENCIES, STORE_KINDS, type CassandraConfig, type Consistency, type StoreKind };
 
 export interface Config {
   host: string;
@@ -40,19 +43,6 @@ export interface Config {
   cassandra: CassandraConfig;
 }
 
-export const STORE_KINDS = ['sqlite', 'cassandra', 'memory'] as const;
-export type StoreKind = (typeof STORE_KINDS)[number];
-export const CONSISTENCIES = ['one', 'local_one', 'quorum', 'local_quorum', 'all'] as const;
-export type Consistency = (typeof CONSISTENCIES)[number];
-
-export interface CassandraConfig {
-  contactPoints: string[];
-  port: number;
-  localDataCenter: string;
-  keyspace: string;
-  replicationFactor: number;
-  consistency: Consistency;
-}
 
 interface FlagSpec {
   env: string;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readReservations } from '../workers/hybrid-clock.js';
 import { parseSegmentFileName, readSegment, shardDirName } from '../workers/journal-format.js';
 import { STORED_WORDS, S_TS_HI, S_TS_LO, join53 } from '../workers/protocol.js';
-import type { ReadStateStore } from './store/store.js';
+import type { ReadStateStore } from '../workers/store/store.js';
 
 export interface ReplayReport {
   segments: number;

@@ -10,7 +10,7 @@ import type { ShardStats } from '../workers/protocol.js';
 import { GC_KINDS, TelemetryRecorder, type ThreadTelemetry } from '../workers/thread-telemetry.js';
 import type { JournalRetirer } from './journal-retirer.js';
 import type { ShardRouter } from './shard-router.js';
-import type { ReadStateStore } from './store/store.js';
+import type { ReadStateStore } from '../workers/store/store.js';
 import type { WriteBehind, WriteBehindStats } from './write-behind.js';
 
 export interface Snapshot {

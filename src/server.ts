@@ -25,7 +25,7 @@ import { writeRescueSegment } from './journal-rescue.js';
 import { STORED_WORDS } from '../workers/protocol.js';
 import { reapplyShard, replayJournal, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
-import type { ReadStateStore } from './store/store.js';
+import type { ReadStateStore } from '../workers/store/store.js';
 import { WriteBehind } from './write-behind.js';
 
 export const BODY_LIMIT = 1024 * 1024;

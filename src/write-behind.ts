@@ -17,7 +17,7 @@
  */
 import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_USER_HI, S_USER_LO } from '../workers/protocol.js';
 import { PendingWrites } from './pending-writes.js';
-import type { ReadStateStore } from './store/store.js';
+import type { ReadStateStore } from '../workers/store/store.js';
 
 export interface WriteBehindOptions {
   /** records per store.apply() call */

@@ -7,8 +7,8 @@
  * Uint32Arrays in the shard wire format.
  */
 import { workerData } from 'piscina';
-import type { CassandraConfig, StoreKind } from '../src/config.js';
-import type { ReadStateStore } from '../src/store/store.js';
+import type { CassandraConfig, StoreKind } from './store/store-config.js';
+import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
 
 export interface StoreWorkerData {
@@ -107,11 +107,11 @@ function queueApply(records: Uint32Array, count: number): Promise<null> {
 
 async function create(): Promise<ReadStateStore> {
   if (data.kind === 'sqlite') {
-    const { SqliteStore } = await import('../src/store/sqlite-store.js');
+    const { SqliteStore } = await import('./store/sqlite-store.js');
     // loads run on this thread: WAL checkpoints go to a thread of their own (see sqlite-checkpointer.ts)
     return new SqliteStore({ dataDir: data.dataDir, checkpointer: { intervalMs: CHECKPOINT_INTERVAL_MS } });
   }
-  const { CassandraStore } = await import('../src/store/cassandra-store.js');
+  const { CassandraStore } = await import('./store/cassandra-store.js');
   const c = data.cassandra;
   return new CassandraStore({
     contactPoints: c.contactPoints,

@@ -17,7 +17,7 @@ import {
   S_USER_LO,
   join53,
 } from '../../workers/protocol.js';
-import type { ReadStateStore } from './store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 
 interface Row {
   ts: number;

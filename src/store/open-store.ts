@@ -1,7 +1,7 @@
 /** Picks the store the configuration asks for. */
 import type { Config } from '../config.js';
 import { MemoryStore } from './memory-store.js';
-import type { ReadStateStore } from './store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { WorkerStore } from './worker-store.js';
 
 export function createStore(config: Config): ReadStateStore {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { StoreWorkerData } from '../../workers/store-worker.js';
 import type { ThreadTelemetry } from '../../workers/thread-telemetry.js';
-import type { ReadStateStore } from './store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 
 function storeWorkerFile(): string {
   const here = import.meta.url;

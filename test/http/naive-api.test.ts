@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { RS_WORDS, R_CHAN_LO, R_MENTION } from '../../workers/protocol.js';
 import { buildNaiveService, type NaiveService } from '../../bench/naive/server.js';
 import { call } from '../support/http-client.js';

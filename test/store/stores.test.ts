@@ -1,5 +1,5 @@
 /**
- * The ReadStateStore contract (src/store/store.ts), one shared suite run against MemoryStore (the
+ * The ReadStateStore contract (workers/store/store.ts), one shared suite run against MemoryStore (the
  * reference), SqliteStore (temp dir) and CassandraStore (a real server, a keyspace of its own per
  * run, dropped at the end), plus store-specific tests. No mocks.
  *
@@ -36,13 +36,13 @@ import {
   hi32,
   lo32,
 } from '../../workers/protocol.js';
-import { CassandraStore } from '../../src/store/cassandra-store.js';
+import { CassandraStore } from '../../workers/store/cassandra-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { SQLITE_FILE, SqliteStore } from '../../src/store/sqlite-store.js';
-import type { ReadStateStore } from '../../src/store/store.js';
+import { SQLITE_FILE, SqliteStore } from '../../workers/store/sqlite-store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
 import { loadConfig } from '../../src/config.js';
-import { fromSigned, fromU64, toSigned, toU64 } from '../../src/store/u64.js';
+import { fromSigned, fromU64, toSigned, toU64 } from '../../workers/store/u64.js';
 import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
 
 // ---------------------------------------------------------------------------------------------

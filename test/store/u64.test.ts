@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromSigned, fromU64, toSigned, toU64 } from '../../src/store/u64.js';
+import { fromSigned, fromU64, toSigned, toU64 } from '../../workers/store/u64.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 

@@ -2,7 +2,7 @@
  * Fault injection around a real store: calls can be made to fail or to wait until released, to
  * test the write-behind logic under store outages and slow writes.
  */
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 
 export class FaultyStore implements ReadStateStore {
   readonly name: string;

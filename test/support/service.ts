@@ -1,7 +1,7 @@
 /** Starts the real service (fastify + shard workers) on an ephemeral port for a test file. */
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildService, type Service } from '../../src/server.js';
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 
 export interface RunningService {
   url: string;

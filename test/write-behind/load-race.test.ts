@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
 import { KIND_DELETE, KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
 

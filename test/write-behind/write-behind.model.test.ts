@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
 import {
   KIND_DELETE,

@@ -13,7 +13,7 @@ import {
   S_TS_LO,
   S_USER_LO,
 } from '../../workers/protocol.js';
-import type { ReadStateStore } from '../../src/store/store.js';
+import type { ReadStateStore } from '../../workers/store/store.js';
 import { FaultyStore } from '../support/faulty-store.js';
 
 function record(kind: number, user: number, channel: number, mention: number, ts: number): Uint32Array {

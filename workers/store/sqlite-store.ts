@@ -37,7 +37,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { CheckpointerData, CheckpointerReport } from '../../workers/sqlite-checkpointer.js';
+import type { CheckpointerData, CheckpointerReport } from '../sqlite-checkpointer.js';
 import {
   KIND_DELETE,
   RS_WORDS,
@@ -59,7 +59,7 @@ import {
   S_USER_HI,
   S_USER_LO,
   join53,
-} from '../../workers/protocol.js';
+} from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 import { fromSigned, toSigned } from './u64.js';
 
@@ -88,7 +88,7 @@ const DEFAULT_AUTOCHECKPOINT_PAGES = 1_000;
 
 function checkpointerFile(): URL {
   const here = import.meta.url;
-  return new URL(here.endsWith('.ts') ? '../../dist/workers/sqlite-checkpointer.js' : '../../workers/sqlite-checkpointer.js', here);
+  return new URL(here.endsWith('.ts') ? '../../dist/workers/sqlite-checkpointer.js' : '../sqlite-checkpointer.js', here);
 }
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS read_states (

@@ -10,7 +10,7 @@
  * order. A delete leaves a tombstone (or uses the store's own timestamped delete) so that an
  * older write arriving later cannot resurrect the read state.
  */
-import type { ThreadTelemetry } from '../../workers/thread-telemetry.js';
+import type { ThreadTelemetry } from '../thread-telemetry.js';
 
 export interface ReadStateStore {
   readonly name: string;

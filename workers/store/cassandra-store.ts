@@ -56,7 +56,7 @@ import {
   S_TS_LO,
   S_USER_HI,
   S_USER_LO,
-} from '../../workers/protocol.js';
+} from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 
 type Long = cassandra.types.Long;
