@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { call } from '../support/http-client.js';
+import { until } from '../support/until.js';
 import { startService } from '../support/service.js';
 
 const dirs: string[] = [];
@@ -16,13 +17,6 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function until(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 it("a dirty user evicted by a batch whose worker then dies is not lost", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'rs-dying-'));
@@ -41,12 +35,12 @@ it("a dirty user evicted by a batch whose worker then dies is not lost", async (
     expect(r.status).toBe(503);
     // Parked behind its load when the worker died: not applied, and the answer says so.
     expect(r.body).toMatchObject({ error: 'SHARD_RESTARTED', applied: false });
-    await until(async () => lane.restarts > restarts && (await call(s.url, 'GET', '/ready')).status === 200);
+    await until('a replacement worker and /ready 200', async () => lane.restarts > restarts && (await call(s.url, 'GET', '/ready')).status === 200);
     const got = await call(s.url, 'GET', '/v1/users/101/read-states/1');
     expect(got.status).toBe(200);
     expect((got.body as { mention_count: number }).mention_count).toBe(3);
     // ...and it reaches the store, not only the pending overlay.
-    await until(async () => (await store.load(101, 0)).length > 0);
+    await until('user 101 in the store', async () => (await store.load(101, 0)).length > 0);
   } finally {
     await s.close();
   }

@@ -12,6 +12,7 @@ import { afterAll, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RS_WORDS, R_CHAN_LO, R_MENTION } from '../../workers/protocol.js';
 import { call } from '../support/http-client.js';
+import { until } from '../support/until.js';
 import { startService, type RunningService } from '../support/service.js';
 
 const dirs: string[] = [];
@@ -19,13 +20,6 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function until(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function service(store: MemoryStore): Promise<RunningService> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rs-exact-'));
@@ -67,10 +61,10 @@ it('died after applying a batch, before its journal write and reply: applied ops
       [200, undefined, undefined, 3],
     ]);
     expect(lane.restarts).toBe(restarts + 1);
-    await until(async () => (await call(s.url, 'GET', '/ready')).status === 200);
+    await until('/ready 200', async () => (await call(s.url, 'GET', '/ready')).status === 200);
     expect((await call(s.url, 'GET', '/v1/users/555/read-states/1')).status).toBe(404);
     // The batch's changes reach the store: its journal records came from the ledger.
-    await until(async () => JSON.stringify(stored(await store.load(101, 0))) === JSON.stringify({ 1: 3 }));
+    await until("the batch's changes in the store", async () => JSON.stringify(stored(await store.load(101, 0))) === JSON.stringify({ 1: 3 }));
   } finally {
     await s.close();
   }
@@ -96,7 +90,7 @@ it('died inside an op: the ops before it applied, that one "may have been", the 
       [503, 'SHARD_UNAVAILABLE', null, undefined],
       [503, 'SHARD_RESTARTED', false, undefined],
     ]);
-    await until(async () => (await call(s.url, 'GET', '/ready')).status === 200);
+    await until('/ready 200', async () => (await call(s.url, 'GET', '/ready')).status === 200);
     const now = await call(s.url, 'GET', '/v1/users/7/read-states/1');
     expect((now.body as { mention_count: number }).mention_count).toBe(2);
   } finally {

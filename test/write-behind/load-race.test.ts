@@ -8,23 +8,10 @@ import { expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
-import { KIND_DELETE, KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
+import { mentions, record } from '../support/store-records.js';
+import { KIND_DELETE, KIND_WRITE, STORED_WORDS } from '../../workers/protocol.js';
 
-function record(kind: number, user: number, channel: number, mention: number, ts: number): Uint32Array {
-  const r = new Uint32Array(STORED_WORDS);
-  r[S_KIND] = kind;
-  r[S_USER_LO] = user;
-  r[S_RS + R_CHAN_LO] = channel;
-  r[S_RS + R_MENTION] = mention;
-  r[S_TS_LO] = ts;
-  return r;
-}
 
-function mentions(loaded: Uint32Array): Record<number, number> {
-  const out: Record<number, number> = {};
-  for (let at = 0; at < loaded.length; at += RS_WORDS) out[loaded[at + R_CHAN_LO]] = loaded[at + R_MENTION];
-  return out;
-}
 
 /** Reads the inner store when the load starts, answers when released (a slow read replica). */
 class SnapshotReadStore implements ReadStateStore {
