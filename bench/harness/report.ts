@@ -439,7 +439,7 @@ function gateSection(): string {
   const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as { run: Record<string, unknown>; baseline: { file: string }; thresholds: Record<string, { comment: string; min?: number; max?: number }> };
   const out = ['### Gate (`npm run bench:gate`)', ''];
   out.push(
-    `A short run (${cfg.run.scenario}, ${fmt(Number(cfg.run.resident))} resident read states, open loop at ${cfg.run.openFraction}x naive's closed-loop maximum for ${cfg.run.openSeconds} s per implementation, and a ${cfg.run.throughputSeconds} s closed-loop probe of slab and ceiling on the ${cfg.run.throughputScenario} route) that checks ratios measured in the same run against \`bench/gate.config.json\`:`,
+    `A short run (${cfg.run.scenario}, ${fmt(Number(cfg.run.resident))} resident read states, open loop at ${cfg.run.openFraction}x naive's closed-loop maximum, at most the baseline run's rate, for ${cfg.run.openSeconds} s per implementation, and a ${cfg.run.throughputSeconds} s closed-loop probe of slab and ceiling on the ${cfg.run.throughputScenario} route) that checks ratios measured in the same run against \`bench/gate.config.json\`:`,
   );
   out.push('');
   let base: Record<string, number | null> | undefined;
