@@ -25,7 +25,7 @@ function debtOf(w: WindowRecord): { fallingBehind: number[]; maxBehindMs: number
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 const SCENARIO_ORDER = ['mixed', 'mentions', 'connect', 'batch', 'single'];
-const IMPL_ORDER: ImplName[] = ['slab', 'slab-nojournal', 'naive', 'ceiling'];
+const IMPL_ORDER: ImplName[] = ['slab', 'slab-nojournal', 'slab-fsync', 'slab-group', 'naive', 'ceiling'];
 
 const abs = (p: string) => (isAbsolute(p) ? p : join(REPO_ROOT, p));
 const rel = (p: string) => relative(REPO_ROOT, p);

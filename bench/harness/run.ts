@@ -81,7 +81,7 @@ export const BENCH_FLAGS: readonly BenchFlag[] = [
   { flag: 'duration', arg: 'S', help: 'seconds of each measured window, after its warm-up', default: '60' },
   { flag: 'warmup', arg: 'S', help: 'seconds of load before each window on its own connections, not recorded', default: '5' },
   { flag: 'probe', arg: 'S', help: "closed-loop probe of each service; naive's sets the open-loop rates", default: '10' },
-  { flag: 'impl', arg: 'LIST', help: 'services to run, in this order: slab, slab-nojournal (--journal off), naive, ceiling', default: 'slab,naive,ceiling' },
+  { flag: 'impl', arg: 'LIST', help: 'services to run, in this order: slab, slab-nojournal (--journal off), slab-fsync (--journal-fsync-ms 0), slab-group (--journal-fsync-ms 5), naive, ceiling', default: 'slab,naive,ceiling' },
   { flag: 'mode', arg: 'LIST', help: 'open (fixed rate) and/or closed (max throughput) windows', default: 'open,closed' },
   { flag: 'rates', arg: 'LIST', help: "open-loop rates as fractions of naive's closed-loop probe", default: '0.5,0.8' },
   { flag: 'base-rps', arg: 'N', help: "use this as naive's max instead of probing (needed when naive is not in --impl)" },

@@ -9,13 +9,24 @@ import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../common.js';
 
-/** slab-nojournal: the service with --journal off, to measure what the redo journal costs */
-export type ImplName = 'slab' | 'slab-nojournal' | 'naive' | 'ceiling';
-export const IMPLS: readonly ImplName[] = ['slab', 'slab-nojournal', 'naive', 'ceiling'];
+/**
+ * The service's variants, to measure what the redo journal costs: slab-nojournal (--journal off),
+ * slab-fsync (--journal-fsync-ms 0: an fsync before each reply), slab-group (--journal-fsync-ms 5:
+ * group commit).
+ */
+export type ImplName = 'slab' | 'slab-nojournal' | 'slab-fsync' | 'slab-group' | 'naive' | 'ceiling';
+export const IMPLS: readonly ImplName[] = ['slab', 'slab-nojournal', 'slab-fsync', 'slab-group', 'naive', 'ceiling'];
 
-/** Whether the impl is the service itself (either journal setting). */
+const SLAB_VARIANTS: Record<string, string[]> = {
+  slab: [],
+  'slab-nojournal': ['--journal', 'off'],
+  'slab-fsync': ['--journal-fsync-ms', '0'],
+  'slab-group': ['--journal-fsync-ms', '5'],
+};
+
+/** Whether the impl is the service itself (any journal setting). */
 export function isSlab(impl: ImplName): boolean {
-  return impl === 'slab' || impl === 'slab-nojournal';
+  return impl in SLAB_VARIANTS;
 }
 
 export interface GcEvent {
@@ -184,9 +195,10 @@ export function serverSpec(impl: ImplName, port: number, f: ServiceFlags, nodeFl
   ];
   switch (impl) {
     case 'slab':
-      return { impl, port, nodeFlags, script: slabScript, args: service, logFile };
     case 'slab-nojournal':
-      return { impl, port, nodeFlags, script: slabScript, args: [...service, '--journal', 'off'], logFile };
+    case 'slab-fsync':
+    case 'slab-group':
+      return { impl, port, nodeFlags, script: slabScript, args: [...service, ...SLAB_VARIANTS[impl]], logFile };
     case 'naive':
       return { impl, port, nodeFlags, script: 'dist/bench/naive/main.js', args: service, logFile };
     case 'ceiling':
