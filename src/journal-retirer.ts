@@ -54,7 +54,7 @@ export class JournalRetirer {
       return;
     }
     // Floors first, then the barrier: records handed over with those replies are in the old generation.
-    this.floors = this.o.lanes.map((l) => (l.resubmitting === null ? l.journalFloor : 0));
+    this.floors = this.o.lanes.map((l) => (l.reapplying === null ? l.journalFloor : 0));
     wb.startBarrier();
   }
 

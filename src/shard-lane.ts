@@ -130,8 +130,8 @@ export class ShardLane {
   dirty = 0;
   /** The shard's oldest journal segment still needed, as of its last reply (journal-retirer.ts). */
   journalFloor = 0;
-  /** Set while the journal is being handed over again after a restart: retire nothing meanwhile. */
-  resubmitting: Promise<void> | null = null;
+  /** Set while the shard's journal is applied to the store again after a restart: loads wait, nothing is retired. */
+  reapplying: Promise<void> | null = null;
   private readonly onRestart: ((shard: number) => Promise<void>) | undefined;
   private readonly onRescue: (shard: number, records: Uint32Array) => void;
   /** the crash ledger (workers/crash-ledger.ts) and the shard header it uses */
@@ -330,9 +330,9 @@ export class ShardLane {
 
   /** Rare path (a miss): fetch the user from the store and queue it for the next batch. */
   private load(lo: number, hi: number): void {
-    if (this.resubmitting !== null) {
+    if (this.reapplying !== null) {
       // The store and the pending overlay may lack what the dead worker evicted: wait for it.
-      void this.resubmitting.then(() => this.load(lo, hi));
+      void this.reapplying.then(() => this.load(lo, hi));
       return;
     }
     this.writeBehind.load(lo, hi).then(
@@ -380,17 +380,16 @@ export class ShardLane {
     if (this.onRestart !== undefined) {
       const done = this.onRestart(this.shard).then(
         () => {
-          if (this.resubmitting === done) this.resubmitting = null;
+          if (this.reapplying === done) this.reapplying = null;
         },
         (e: unknown) => {
-          if (this.resubmitting === done) this.resubmitting = null;
+          if (this.reapplying === done) this.reapplying = null;
           this.onError(e, this.shard);
         },
       );
-      this.resubmitting = done;
+      this.reapplying = done;
     }
   }
-
 
   /** Copies this batch's ops by ticket: after a death, an applied op's state is read again. */
   private keepOps(): void {
