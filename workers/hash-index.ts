@@ -7,41 +7,51 @@
 import { CHAN_INDEX_SEED, USER_INDEX_SEED, hash64 } from './hash.js';
 import { NIL, type ShardMemory } from './shard-memory.js';
 
+/**
+ * Maps a 32-bit hash onto [0, size) by multiply-shift (Lemire's "fastrange"): the table can have
+ * any size, so its memory follows --capacity instead of jumping to the next power of two. The
+ * product is below 2^59, rounded to a double; the rounding error (< size * 2^-20) never reaches
+ * the next multiple of 2^32, so the result is always < size.
+ */
+export function bucketOf(hash: number, size: number): number {
+  return ((hash * size) / 4294967296) >>> 0;
+}
+
 export function userFind(m: ShardMemory, lo: number, hi: number): number {
   const table = m.userIndex;
-  const mask = m.userMask;
-  let i = hash64(lo, hi, USER_INDEX_SEED) & mask;
+  const size = table.length;
+  let i = bucketOf(hash64(lo, hi, USER_INDEX_SEED), size);
   for (;;) {
     const b = table[i];
     if (b === 0) return NIL;
     const s = b - 1;
     if (m.userLo[s] === lo && m.userHi[s] === hi) return s;
-    i = (i + 1) & mask;
+    if (++i === size) i = 0;
   }
 }
 
 export function userIndexInsert(m: ShardMemory, slot: number): void {
   const table = m.userIndex;
-  const mask = m.userMask;
-  let i = hash64(m.userLo[slot], m.userHi[slot], USER_INDEX_SEED) & mask;
-  while (table[i] !== 0) i = (i + 1) & mask;
+  const size = table.length;
+  let i = bucketOf(hash64(m.userLo[slot], m.userHi[slot], USER_INDEX_SEED), size);
+  while (table[i] !== 0) if (++i === size) i = 0;
   table[i] = slot + 1;
 }
 
 export function userIndexRemove(m: ShardMemory, slot: number): void {
   const table = m.userIndex;
-  const mask = m.userMask;
-  let i = hash64(m.userLo[slot], m.userHi[slot], USER_INDEX_SEED) & mask;
+  const size = table.length;
+  let i = bucketOf(hash64(m.userLo[slot], m.userHi[slot], USER_INDEX_SEED), size);
   while (table[i] !== slot + 1) {
     if (table[i] === 0) return;
-    i = (i + 1) & mask;
+    if (++i === size) i = 0;
   }
   let j = i;
   for (;;) {
-    j = (j + 1) & mask;
+    if (++j === size) j = 0;
     const b = table[j];
     if (b === 0) break;
-    const home = hash64(m.userLo[b - 1], m.userHi[b - 1], USER_INDEX_SEED) & mask;
+    const home = bucketOf(hash64(m.userLo[b - 1], m.userHi[b - 1], USER_INDEX_SEED), size);
     if (movable(i, j, home)) {
       table[i] = b;
       i = j;
@@ -58,46 +68,46 @@ export function movable(i: number, j: number, home: number): boolean {
 // The channel index has the same scheme; its key is (owner user slot, channel id). The owner slot
 // is stable while the user is cached, and all of a user's read states leave with it.
 
-function chanHome(owner: number, lo: number, hi: number, mask: number): number {
-  return hash64(lo, hi ^ Math.imul(owner, 0x9e3779b1), CHAN_INDEX_SEED) & mask;
+function chanHome(owner: number, lo: number, hi: number, size: number): number {
+  return bucketOf(hash64(lo, hi ^ Math.imul(owner, 0x9e3779b1), CHAN_INDEX_SEED), size);
 }
 
 export function chanFind(m: ShardMemory, owner: number, lo: number, hi: number): number {
   const table = m.chanIndex;
-  const mask = m.chanMask;
-  let i = chanHome(owner, lo, hi, mask);
+  const size = table.length;
+  let i = chanHome(owner, lo, hi, size);
   for (;;) {
     const b = table[i];
     if (b === 0) return NIL;
     const s = b - 1;
     if (m.rsChanLo[s] === lo && m.rsChanHi[s] === hi && m.rsOwner[s] === owner) return s;
-    i = (i + 1) & mask;
+    if (++i === size) i = 0;
   }
 }
 
 export function chanIndexInsert(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
-  const mask = m.chanMask;
-  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], mask);
-  while (table[i] !== 0) i = (i + 1) & mask;
+  const size = table.length;
+  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], size);
+  while (table[i] !== 0) if (++i === size) i = 0;
   table[i] = slot + 1;
 }
 
 export function chanIndexRemove(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
-  const mask = m.chanMask;
-  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], mask);
+  const size = table.length;
+  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], size);
   while (table[i] !== slot + 1) {
     if (table[i] === 0) return;
-    i = (i + 1) & mask;
+    if (++i === size) i = 0;
   }
   let j = i;
   for (;;) {
-    j = (j + 1) & mask;
+    if (++j === size) j = 0;
     const b = table[j];
     if (b === 0) break;
     const s = b - 1;
-    if (movable(i, j, chanHome(m.rsOwner[s], m.rsChanLo[s], m.rsChanHi[s], mask))) {
+    if (movable(i, j, chanHome(m.rsOwner[s], m.rsChanLo[s], m.rsChanHi[s], size))) {
       table[i] = b;
       i = j;
     }

@@ -9,6 +9,7 @@ import {
   chanFind,
   chanIndexInsert,
   chanIndexRemove,
+  bucketOf,
   movable,
   userFind,
   userIndexInsert,
@@ -143,7 +144,7 @@ function checkIndex(ix: IndexUnderTest, live: Map<string, { key: Key; slot: numb
   for (const k of pool) {
     if (!live.has(keyStr(k)) && ix.find(k) !== NIL) throw new Error(`${ix.name}: deleted key ${keyStr(k)} still found`);
   }
-  const mask = ix.table.length - 1;
+  const size = ix.table.length;
   let entries = 0;
   const saved = new Uint32Array(ix.table);
   for (let i = 0; i < ix.table.length; i++) {
@@ -157,7 +158,7 @@ function checkIndex(ix: IndexUnderTest, live: Map<string, { key: Key; slot: numb
     ix.table.fill(0);
     const home = homeOf(ix, k);
     ix.table.set(saved);
-    for (let j = home; j !== i; j = (j + 1) & mask) {
+    for (let j = home; j !== i; j = (j + 1) % size) {
       if (ix.table[j] === 0) throw new Error(`${ix.name}: empty bucket ${j} between home ${home} and entry at ${i}`);
     }
   }
@@ -203,19 +204,45 @@ const indexCmd = fc.record({
 
 describe('hash indexes', () => {
   it('movable() matches the cyclic-interval definition for every (hole, entry, home)', () => {
-    for (const size of [2, 4, 8, 16]) {
-      const mask = size - 1;
+    for (const size of [2, 3, 4, 7, 8, 13, 16]) {
+      const cyc = (d: number) => ((d % size) + size) % size;
       for (let i = 0; i < size; i++) {
         for (let j = 0; j < size; j++) {
           if (i === j) continue;
           for (let home = 0; home < size; home++) {
             // The entry at j may fill the hole at i iff i lies on its probe path, i.e. from home to j.
-            const want = ((j - home) & mask) >= ((j - i) & mask);
+            const want = cyc(j - home) >= cyc(j - i);
             expect(movable(i, j, home), `size ${size} hole ${i} entry ${j} home ${home}`).toBe(want);
           }
         }
       }
     }
+  });
+
+  it('an index costs the same per entry whatever the capacity (no jump to the next power of two)', () => {
+    for (const c of [1_000_000, (1 << 23) + 1, 10_000_000, 10_500_000, 16_777_216, 50_000_000]) {
+      const bytesPerEntry = (tableSize(c) * 4) / c;
+      expect(bytesPerEntry, `capacity ${c}`).toBeGreaterThan(5.7);
+      expect(bytesPerEntry, `capacity ${c}`).toBeLessThan(5.72);
+    }
+  });
+
+  it('bucketOf maps every hash into [0, size), evenly', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 2 ** 27 }), fc.integer({ min: 0, max: 0xffffffff }), (size, h) => {
+        const b = bucketOf(h, size);
+        return Number.isInteger(b) && b >= 0 && b < size;
+      }),
+      { seed: SEED, numRuns: 2000 },
+    );
+    for (const size of [2, 3, 1000, 14_285_716, 2 ** 27 + 7]) {
+      expect(bucketOf(0, size)).toBe(0);
+      expect(bucketOf(0xffffffff, size)).toBe(size - 1);
+    }
+    // 65,536 evenly spaced hashes over 7 buckets: each gets 9,362 or 9,363.
+    const counts = new Array<number>(7).fill(0);
+    for (let i = 0; i < 65536; i++) counts[bucketOf(i * 65536, 7)]++;
+    for (const n of counts) expect(Math.abs(n - 65536 / 7)).toBeLessThan(1);
   });
 
   const shapes: { capacity: number; maxUsers: number }[] = [
@@ -230,11 +257,11 @@ describe('hash indexes', () => {
       it(`${which} index, ${which === 'user' ? maxUsers : capacity} slots: random inserts/deletes agree with a Map`, () => {
         const m = memory(capacity, maxUsers);
         const ix = which === 'user' ? userIndexUnderTest(m) : chanIndexUnderTest(m);
-        const mask = ix.table.length - 1;
+        const last = ix.table.length - 1;
         expect(ix.table.length).toBe(tableSize(ix.slots));
         // Half the pool piles onto the last bucket and the first (clusters that wrap around),
         // the other half is spread out.
-        const piled = keysWithHomes(ix, [mask, mask, 0], ix.slots + 2, which === 'user' ? 1 : maxUsers, 11);
+        const piled = keysWithHomes(ix, [last, last, 0], ix.slots + 2, which === 'user' ? 1 : maxUsers, 11);
         const spread = keysWithHomes(ix, [...Array(ix.table.length).keys()], ix.slots + 2, which === 'user' ? 1 : maxUsers, 99);
         const pool = [...piled, ...spread];
         fc.assert(
@@ -248,10 +275,10 @@ describe('hash indexes', () => {
   }
 
   it('a full channel index whose keys all share one home: delete in every order', () => {
-    const m = memory(9, 2); // 9 slots, 16 buckets
+    const m = memory(9, 2); // 9 slots, 14 buckets
     const ix = chanIndexUnderTest(m);
-    const mask = ix.table.length - 1;
-    const pool = keysWithHomes(ix, [mask - 1], ix.slots, 2, 5); // one cluster wrapping the end
+    const last = ix.table.length - 1;
+    const pool = keysWithHomes(ix, [last - 1], ix.slots, 2, 5); // one cluster wrapping the end
     fc.assert(
       fc.property(fc.shuffledSubarray([...pool.keys()], { minLength: pool.length, maxLength: pool.length }), (order) => {
         const cmds: IndexCmd[] = [
