@@ -82,6 +82,7 @@ export class Metrics {
     ];
     const storeGauges: [Gauge, (s: Snapshot['store']) => number][] = [
       [new Gauge({ name: 'readstates_store_pending_writes', help: 'Read states handed to the store and not yet confirmed', registers: r }), (s) => s.pending],
+      [new Gauge({ name: 'readstates_store_pending_pool_entries', help: 'Entries the pending-write pool has room for (grows under a backlog, shrinks back once idle)', registers: r }), (s) => s.poolSize],
       [new Gauge({ name: 'readstates_store_up', help: '1 while the store accepts writes, 0 while failing', registers: r }), (s) => (s.storeFailing ? 0 : 1)],
     ];
     const storeCounters: [string, Counter, (s: Snapshot['store']) => number][] = [

@@ -73,6 +73,7 @@ function tableSizeFor(capacity: number): number {
 }
 
 export class PendingWrites {
+  private readonly initialCapacity: number;
   private capacity: number;
   private words: Uint32Array;
   private state: Uint8Array;
@@ -92,7 +93,8 @@ export class PendingWrites {
   private readonly genCount = new Int32Array(2);
 
   constructor(initialCapacity = 1024) {
-    this.capacity = Math.max(16, initialCapacity);
+    this.initialCapacity = Math.max(16, initialCapacity);
+    this.capacity = this.initialCapacity;
     this.words = new Uint32Array(this.capacity * STORED_WORDS);
     this.state = new Uint8Array(this.capacity);
     this.next = new Int32Array(this.capacity);
@@ -105,6 +107,36 @@ export class PendingWrites {
     this.index = new Int32Array(size);
     this.users = new Int32Array(size);
     this.mask = size - 1;
+  }
+
+  /** Entries the pool has room for (it doubles when full, shrinks back when emptied: shrink()). */
+  get size(): number {
+    return this.capacity;
+  }
+
+  /**
+   * Back to the first size if nothing is held (nothing pending, queued or in a store call): a
+   * burst (a fill's write-back) must not keep its pool, ~93 bytes per entry, for the process's life.
+   * Returns whether it shrank.
+   */
+  shrink(): boolean {
+    if (this.freeTop !== this.capacity || this.capacity === this.initialCapacity) return false;
+    const cap = this.initialCapacity;
+    this.capacity = cap;
+    this.words = new Uint32Array(cap * STORED_WORDS);
+    this.state = new Uint8Array(cap);
+    this.next = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.free = new Int32Array(cap);
+    for (let i = 0; i < cap; i++) this.free[i] = cap - 1 - i;
+    this.freeTop = cap;
+    this.ring = new Int32Array(cap);
+    this.ringHead = 0;
+    const size = tableSizeFor(cap);
+    this.index = new Int32Array(size);
+    this.users = new Int32Array(size);
+    this.mask = size - 1;
+    return true;
   }
 
   /** Read states with a record the store has not confirmed. */

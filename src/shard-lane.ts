@@ -30,9 +30,11 @@ import {
   REPLY_DIRTY,
   REPLY_FAILED,
   REPLY_JOURNAL_FLOOR,
+  REPLY_FLUSH_BEHIND,
   TASK_FLAGS,
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
+  TF_FLUSH_BEHIND,
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
   TF_FAULT_EXIT_IN_SECOND_OP,
@@ -298,6 +300,11 @@ export class ShardLane {
     this.dirty = reply[REPLY_DIRTY];
     // After the mutations went to the write-behind: the retirer's barrier must include them.
     this.journalFloor = reply[REPLY_JOURNAL_FLOOR];
+    // A due wave comes in slices, one per turn, instead of waiting for the next timer tick.
+    if (reply[REPLY_FLUSH_BEHIND] !== 0 && !this.writeBehind.degraded) {
+      this.flags |= TF_FLUSH_BEHIND;
+      this.schedule();
+    }
     return mutationsAt;
   }
 

@@ -31,11 +31,14 @@ export interface WriteBehindOptions {
   maxBackoffMs?: number;
   /** records the pending pool holds before it first grows (it doubles when full) */
   poolSize?: number;
+  /** a pool found empty at two checks this far apart shrinks back to poolSize (ms; 0 = never) */
+  shrinkIdleMs?: number;
   onStateChange?: (degraded: boolean, err?: unknown) => void;
 }
 
 export interface WriteBehindStats {
   pending: number;
+  poolSize: number;
   queued: number;
   inFlight: number;
   written: number;
@@ -65,6 +68,8 @@ export class WriteBehind {
   private backoff: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private drainWaiters: (() => void)[] = [];
+  private readonly shrinkTimer: NodeJS.Timeout | undefined;
+  private emptyAtLastCheck = false;
   /** Optional observers (metrics): cost nothing until set. */
   onLoadSeconds: ((seconds: number) => void) | null = null;
   onBatchSize: ((records: number) => void) | null = null;
@@ -86,6 +91,24 @@ export class WriteBehind {
     this.backoff = this.backoffMs;
     this.writes = new PendingWrites(o.poolSize);
     this.onStateChange = o.onStateChange ?? (() => {});
+    const shrinkIdleMs = o.shrinkIdleMs ?? 10_000;
+    if (shrinkIdleMs > 0) {
+      this.shrinkTimer = setInterval(() => this.shrinkIfIdle(), shrinkIdleMs);
+      this.shrinkTimer.unref();
+    }
+  }
+
+  /** Entries the pending pool has room for (grows under a backlog, shrinks once idle). */
+  get poolSize(): number {
+    return this.writes.size;
+  }
+
+  /** Shrinks the pool if it was empty at this check and the one before (idle for a whole period). */
+  shrinkIfIdle(): boolean {
+    const empty = this.writes.pending === 0 && this.inFlight === 0;
+    const idle = empty && this.emptyAtLastCheck;
+    this.emptyAtLastCheck = empty;
+    return idle && this.writes.shrink();
   }
 
   /** Shards must hold changes back: the store is failing or too much is waiting for it. */
@@ -241,6 +264,7 @@ export class WriteBehind {
   stats(): WriteBehindStats {
     return {
       pending: this.writes.pending,
+      poolSize: this.writes.size,
       queued: this.writes.queued,
       inFlight: this.inFlight,
       storeFailing: this.failing,
@@ -266,6 +290,7 @@ export class WriteBehind {
   }
 
   close(): void {
+    if (this.shrinkTimer !== undefined) clearInterval(this.shrinkTimer);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }

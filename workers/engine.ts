@@ -105,7 +105,11 @@ export interface EngineCounters {
 export interface EngineOptions {
   /** ms from a read state's first unflushed change to its write; 0 = at the end of each batch */
   flushDelayMs: number;
-  /** at most this many read states are snapshotted per batch by the write-behind timer */
+  /**
+   * At most this many read states are snapshotted per batch by the write-behind timer; the rest of
+   * what is due goes with the next batches (flushBehind), so that a due wave reaches the main
+   * thread and the store in slices of about a millisecond of work each, not in one long turn.
+   */
   flushBatchMax?: number;
   /** injectable clock (ms) */
   now?: () => number;
@@ -189,7 +193,7 @@ export class ShardEngine {
   constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
     this.m = m;
     this.flushDelayMs = options.flushDelayMs;
-    this.flushBatchMax = options.flushBatchMax ?? 50_000;
+    this.flushBatchMax = options.flushBatchMax ?? 2048;
     this.now = options.now ?? Date.now;
     this.clock = options.clock ?? new HybridClock({ header: m.header, now: this.now, floorUs: 0, reservationFile: null, fsync: false });
     this.journaling = options.journaling ?? false;
@@ -559,6 +563,19 @@ export class ShardEngine {
     if (this.flushDelayMs === 0) due = this.dqTail;
     this.dueUntil = due;
     return this.flushUpTo(due);
+  }
+
+  /** Read states are due that the last flushDue() left for the next batch (it hit flushBatchMax). */
+  get flushBehind(): boolean {
+    return this.dueUntil > this.dqHead;
+  }
+
+  /**
+   * The next slice of what the last flushDue() found due. Takes no write-behind mark: a mark per
+   * slice would use up the 1,024 marks long before the flush delay passes.
+   */
+  flushBehindSlice(): number {
+    return this.flushUpTo(this.dueUntil);
   }
 
   /** Shutdown: hands the store every dirty read state (up to flushBatchMax per call). */

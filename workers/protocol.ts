@@ -117,6 +117,8 @@ export const TF_FAULT_EXIT_AFTER_APPLY = 8;
 export const TF_PENDING_FULL = 16;
 /** Fault injection: the worker dies inside the batch's second op, the first one applied. */
 export const TF_FAULT_EXIT_IN_SECOND_OP = 32;
+/** Hand over the next slice of what an earlier flush found due (REPLY_FLUSH_BEHIND). */
+export const TF_FLUSH_BEHIND = 64;
 
 export const REPLY_RESULT_WORDS = 0;
 export const REPLY_LOAD_WORDS = 1;
@@ -127,7 +129,9 @@ export const REPLY_DIRTY = 3;
 export const REPLY_FAILED = 4;
 /** the shard's oldest journal segment still needed by its dirty read states (journal.ts) */
 export const REPLY_JOURNAL_FLOOR = 5;
-export const REPLY_HEADER_WORDS = 6;
+/** 1 when read states are due that this batch left for the next one (ask again next turn) */
+export const REPLY_FLUSH_BEHIND = 6;
+export const REPLY_HEADER_WORDS = 7;
 
 /** Load section status: the store answered, or could not (the parked ops fail with 503). */
 export const LOAD_OK = 0;

@@ -25,6 +25,7 @@ import {
   TASK_FLAGS,
   TF_FLUSH_ALL,
   TF_FLUSH_DUE,
+  TF_FLUSH_BEHIND,
   TF_STORE_DEGRADED,
   TF_FAULT_EXIT_AFTER_APPLY,
   TF_PENDING_FULL,
@@ -33,6 +34,7 @@ import {
   REPLY_DIRTY,
   REPLY_FAILED,
   REPLY_JOURNAL_FLOOR,
+  REPLY_FLUSH_BEHIND,
   STATS_TASK,
   type ShardStats,
 } from './protocol.js';
@@ -172,6 +174,7 @@ function applyBatch(task: Uint32Array): unknown {
   if (!engine.degraded && dirty > 0) {
     if ((flags & TF_FLUSH_ALL) !== 0) dirty = engine.flushAll();
     else if ((flags & TF_FLUSH_DUE) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
+    else if ((flags & TF_FLUSH_BEHIND) !== 0) dirty = engine.flushBehindSlice();
   }
   memory.header[H_MUTATING] = 0;
   clock.endBatch();
@@ -201,6 +204,7 @@ function buildReply(dirty: number, failed = 0): Uint32Array {
   reply[REPLY_DIRTY] = dirty;
   reply[REPLY_FAILED] = failed;
   reply[REPLY_JOURNAL_FLOOR] = journal === null ? 0 : journal.floor(engine.dirtyHead);
+  reply[REPLY_FLUSH_BEHIND] = engine.flushBehind ? 1 : 0;
   let at = REPLY_HEADER_WORDS;
   reply.set(r.buf.subarray(0, r.len), at);
   at += r.len;

@@ -8,7 +8,7 @@ import type { WriteBehind } from '../../src/write-behind.js';
 import type { ReadState } from './read-state.js';
 import { writeRecord } from './records.js';
 
-/** Read states snapshotted per timer tick at most (as the slab engine's flushBatchMax). */
+/** Read states snapshotted per timer tick at most (the rest waits for the next tick). */
 const FLUSH_BATCH_MAX = 50_000;
 
 export class DirtyTracker {

@@ -127,6 +127,34 @@ describe('engine write-behind', () => {
     expect(m.header[H_DIRTY]).toBe(0);
   });
 
+  it('a due wave goes out in slices between ticks (flushBehind), and the slices take no marks', () => {
+    const { clock, m, engine, op, takeMutations } = setup(30_000, 100, 10, 10);
+    for (let c = 1; c <= 25; c++) op(OP_MENTION, 1 + (c % 5), c);
+    engine.flushDue(); // tick: marks all 25
+    clock.t += 30_000;
+    engine.flushDue();
+    expect(takeMutations()).toHaveLength(10);
+    expect(engine.flushBehind).toBe(true);
+    // New changes between slices: they are not due, and a slice must not mark them (only a tick does).
+    op(OP_MENTION, 1, 99);
+    const slices: number[] = [];
+    while (engine.flushBehind) {
+      engine.flushBehindSlice();
+      slices.push(takeMutations().length);
+    }
+    expect(slices).toEqual([10, 5]);
+    expect(m.header[H_DIRTY]).toBe(1);
+    // The change made between slices is marked by the next tick and written a delay after it.
+    engine.flushDue();
+    clock.t += 29_000;
+    engine.flushDue();
+    expect(takeMutations()).toHaveLength(0);
+    clock.t += 1_000;
+    engine.flushDue();
+    expect(takeMutations().map((w) => w.channel)).toEqual([99]);
+    expect(engine.flushBehind).toBe(false);
+  });
+
   it('a change after a snapshot was taken is written again, with a later timestamp', () => {
     const { clock, engine, op, takeMutations } = setup(0);
     op(OP_MENTION, 1, 10);

@@ -6,11 +6,38 @@ import { KIND_DELETE, KIND_WRITE } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { FaultyStore } from '../support/faulty-store.js';
 
-
-
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 describe('WriteBehind', () => {
+  it('the pending pool grows under a backlog and shrinks back once idle for a whole check period, losing nothing', async () => {
+    const inner = new MemoryStore();
+    const store = new FaultyStore(inner);
+    store.holding = true;
+    const wb = new WriteBehind(store, { poolSize: 16, shrinkIdleMs: 0 });
+    for (let c = 1; c <= 200; c++) wb.submit(record(KIND_WRITE, 3, c, c, c), 1);
+    expect(wb.poolSize).toBe(256);
+    expect(wb.shrinkIfIdle()).toBe(false); // records held: never
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(wb.shrinkIfIdle()).toBe(false); // empty at one check only
+    expect(wb.poolSize).toBe(256);
+    expect(wb.shrinkIfIdle()).toBe(true);
+    expect(wb.poolSize).toBe(16);
+    // The shrunk pool works: overlay, coalescing, and growth again.
+    store.holding = true;
+    for (let c = 1; c <= 40; c++) wb.submit(record(KIND_WRITE, 3, c, 1000 + c, 1000 + c), 1);
+    wb.submit(record(KIND_WRITE, 3, 1, 5, 2000), 1);
+    const loaded = mentions(await wb.load(3, 0));
+    expect(loaded[1]).toBe(5);
+    expect(loaded[40]).toBe(1040);
+    expect(loaded[200]).toBe(200);
+    expect(wb.poolSize).toBe(64);
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    expect(mentions(await inner.load(3, 0))).toMatchObject({ 1: 5, 40: 1040, 41: 41, 200: 200 });
+    wb.close();
+  });
+
   it('a load sees pending writes and deletes before the store confirms them', async () => {
     const inner = new MemoryStore();
     await inner.apply(record(KIND_WRITE, 1, 7, 1, 1), 1);
