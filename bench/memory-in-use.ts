@@ -1,0 +1,166 @@
+/**
+ * Memory per read state as a user sees it: start the service with the default store (SQLite) and
+ * default flags, fill it through POST /v1/batch (users of 10 channels each, acks), wait for the
+ * write-back to finish, and divide the process's RSS growth by the read states held.
+ *
+ *   npm run bench:memory-in-use -- --read-states 10000000 [--capacity 10500000] [--max-users 1050000]
+ *
+ * Three RSS samples (VmRSS of the whole process, every thread): after /ready, right after the fill,
+ * and once the write-back has drained and the pending-write pool had time to shrink (two idle
+ * checks). While the write-back runs, a probe GETs one read state every 5 ms and records its
+ * latency (the cost of the write-back to a request arriving meanwhile), and the store's write
+ * counter gives read states per second into SQLite.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
+import { Server, serverSpec } from './harness/servers.js';
+
+const CHANNELS_PER_USER = 10;
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+interface Stats {
+  shards: { readStates: number; dirty: number }[];
+  store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
+}
+
+function userId(k: number): string {
+  return String(1_000_000_000 + k);
+}
+
+function body(firstUser: number, users: number): string {
+  const ops: string[] = [];
+  for (let k = firstUser; k < firstUser + users; k++) {
+    const u = userId(k);
+    for (let c = 0; c < CHANNELS_PER_USER; c++) ops.push(`{"op":"ack","user_id":"${u}","channel_id":"${2_000_000 + c * 7919 + (k % 1000)}","message_id":"${k + 1}"}`);
+  }
+  return `{"ops":[${ops.join(',')}]}`;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const readStates = intFlag(flags, 'read-states', 10_000_000);
+  const capacity = intFlag(flags, 'capacity', Math.ceil(readStates * 1.05));
+  const maxUsers = intFlag(flags, 'max-users', Math.ceil(capacity / CHANNELS_PER_USER));
+  const batchUsers = intFlag(flags, 'batch-users', 1000);
+  const port = intFlag(flags, 'port', 3990);
+  const m0 = machine();
+  console.log(describeMachine(m0));
+  const dataDir = mkdtempSync(join(tmpdir(), 'rs-memory-'));
+  const spec = serverSpec('slab', port, { capacity, maxUsers, batchOps: 0, store: 'sqlite', dataDir }, [], join(dataDir, 'service.log'));
+  const server = new Server(spec);
+  const pid = server.proc.pid!;
+  try {
+    await server.waitReady();
+    await new Promise((r) => setTimeout(r, 3000));
+    const rssStart = rssBytes(pid);
+    console.log(`${server.commandLine}\nready: RSS ${fmt(rssStart / 2 ** 20)} MiB`);
+
+    const users = Math.ceil(readStates / CHANNELS_PER_USER);
+    const t0 = Date.now();
+    let next = 0;
+    let lastPrint = t0;
+    const worker = async (): Promise<void> => {
+      while (next < users) {
+        const first = next;
+        const n = Math.min(batchUsers, users - first);
+        next += n;
+        const res = await fetch(server.url + '/v1/batch', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(first, n) });
+        const text = await res.text();
+        if (res.status !== 200 || text.includes('"status":5')) throw new Error(`fill refused (${res.status}): ${text.slice(0, 300)}`);
+        if (Date.now() - lastPrint > 10_000) {
+          lastPrint = Date.now();
+          console.log(`  fill: ${fmt(next * CHANNELS_PER_USER)} read states, ${fmt((next * CHANNELS_PER_USER) / ((lastPrint - t0) / 1000))}/s, RSS ${fmt(rssBytes(pid) / 2 ** 20)} MiB`);
+        }
+      }
+    };
+    await Promise.all([worker(), worker()]);
+    const fillSeconds = (Date.now() - t0) / 1000;
+    const filled = users * CHANNELS_PER_USER;
+    const rssAfterFill = rssBytes(pid);
+    console.log(`filled ${fmt(filled)} read states in ${fmt(fillSeconds, 1)} s (${fmt(filled / fillSeconds)}/s); RSS ${fmt(rssAfterFill / 2 ** 20)} MiB`);
+
+    // The write-back: --flush-delay (30 s) after the fill's changes, every read state goes to SQLite.
+    const probe = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    let probing = true;
+    const probeLoop = (async () => {
+      let k = 0;
+      while (probing) {
+        const intended = performance.now();
+        const u = userId((k++ * 7919) % users);
+        const res = await fetch(`${server.url}/v1/users/${u}/read-states`);
+        await res.arrayBuffer();
+        probe.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        const wait = intended + 5 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    })();
+    let firstWriteAt = 0;
+    let lastWriteAt = 0;
+    let written0 = -1;
+    let written = 0;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const s = (await server.json('/v1/stats')) as Stats;
+      if (written0 < 0) written0 = s.store.written;
+      if (s.store.written > written) {
+        if (firstWriteAt === 0 && s.store.written > written0) firstWriteAt = Date.now();
+        written = s.store.written;
+        lastWriteAt = Date.now();
+      }
+      const unflushed = s.shards.reduce((a, x) => a + x.dirty, 0) + s.store.pending + s.store.queued + s.store.inFlight;
+      if (unflushed === 0 && written - written0 >= filled) break;
+      if (Date.now() - t0 > 3_600_000) throw new Error(`write-back not finished after an hour: ${unflushed} unflushed`);
+    }
+    probing = false;
+    await probeLoop;
+    const writeBackSeconds = (lastWriteAt - firstWriteAt) / 1000;
+    const writeBackRate = (written - written0) / Math.max(writeBackSeconds, 0.001);
+    const rssAfterWriteBack = rssBytes(pid);
+    console.log(`write-back: ${fmt(written - written0)} read states in ${fmt(writeBackSeconds, 1)} s (${fmt(writeBackRate)}/s); probe p50/p99/max ${fmt(probe.getValueAtPercentile(50) / 1000, 2)}/${fmt(probe.getValueAtPercentile(99) / 1000, 2)}/${fmt(probe.maxValue / 1000, 1)} ms over ${fmt(probe.totalCount)} GETs`);
+    // Two idle checks of the pending pool (10 s apart) before the last sample.
+    await new Promise((r) => setTimeout(r, 25_000));
+    const rssSettled = rssBytes(pid);
+    const stats = (await server.json('/v1/stats')) as Stats;
+    const held = stats.shards.reduce((a, x) => a + x.readStates, 0);
+    const per = (rss: number) => (rss - rssStart) / held;
+    const result = {
+      machine: m0,
+      command: `npm run bench:memory-in-use -- ${process.argv.slice(2).join(' ')}`,
+      service: server.commandLine,
+      readStates: held,
+      capacity,
+      maxUsers,
+      fill: { seconds: fillSeconds, perSecond: filled / fillSeconds, batchOps: batchUsers * CHANNELS_PER_USER },
+      rssMiB: { ready: rssStart / 2 ** 20, afterFill: rssAfterFill / 2 ** 20, afterWriteBack: rssAfterWriteBack / 2 ** 20, settled: rssSettled / 2 ** 20 },
+      bytesPerReadState: { afterFill: per(rssAfterFill), afterWriteBack: per(rssAfterWriteBack), settled: per(rssSettled) },
+      writeBack: {
+        readStates: written - written0,
+        seconds: writeBackSeconds,
+        perSecond: writeBackRate,
+        probeMs: { p50: probe.getValueAtPercentile(50) / 1000, p99: probe.getValueAtPercentile(99) / 1000, max: probe.maxValue / 1000, count: probe.totalCount },
+      },
+      pendingPoolEntries: stats.store.poolSize ?? null,
+    };
+    console.log(
+      `RSS growth per read state (${fmt(held)} held): ${fmt(result.bytesPerReadState.afterFill, 1)} B after the fill, ` +
+        `${fmt(result.bytesPerReadState.afterWriteBack, 1)} B after the write-back, ${fmt(result.bytesPerReadState.settled, 1)} B settled`,
+    );
+    console.log(`wrote ${writeResults(`memory-in-use-${readStates}-cap${capacity}`, result)}`);
+  } finally {
+    await server.stop(200_000);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
