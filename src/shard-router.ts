@@ -5,23 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { shardOf } from '../workers/hash.js';
-import {
-  O_CHAN_HI,
-  O_CHAN_LO,
-  O_COUNT,
-  O_FLAGS,
-  O_HEAD,
-  O_MSG_HI,
-  O_MSG_LO,
-  O_PIN_HI,
-  O_PIN_LO,
-  O_USER_HI,
-  O_USER_LO,
-  STORED_WORDS,
-  hi32,
-  lo32,
-  type ShardStats,
-} from '../workers/protocol.js';
+import { OP_WORDS, O_TICKET, O_USER_HI, O_USER_LO, STORED_WORDS, type ShardStats } from '../workers/protocol.js';
+import type { OpList } from '../workers/op-list.js';
 import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
@@ -67,6 +52,8 @@ export class ShardRouter {
   readonly lanes: ShardLane[] = [];
   readonly buffers: ShardBuffers[] = [];
   private scheduled = false;
+  /** submitAll's count of operations per shard */
+  private readonly perShard: Uint32Array;
   /**
    * One coarse timer for the whole process drives write-behind: each tick asks every shard with
    * dirty read states for those whose delay has passed (a timer per read state would cost far more
@@ -79,6 +66,7 @@ export class ShardRouter {
   constructor(o: RouterOptions) {
     const perShardCapacity = Math.ceil(o.capacity / o.shards);
     const perShardUsers = Math.ceil(o.maxUsers / o.shards);
+    this.perShard = new Uint32Array(o.shards);
     this.sendTurnBound = this.sendTurn.bind(this);
     this.scheduleBound = this.schedule.bind(this);
     const file = workerFile();
@@ -147,54 +135,37 @@ export class ShardRouter {
   }
 
   /**
-   * Queues one operation for its user's shard. `head` is the opcode with its flag bits; unused
-   * fields are 0. Returns false when that shard's queue is full (the caller answers 503).
+   * Queues operation `i` of `ops` for its user's shard; its result goes to `sink` under `index`.
+   * Returns false when that shard's queue is full (the caller answers 503).
    */
-  submit(
-    head: number,
-    userLo: number,
-    userHi: number,
-    chanLo: number,
-    chanHi: number,
-    msgLo: number,
-    msgHi: number,
-    count: number,
-    pin: number,
-    flags: number,
-    sink: OpSink,
-    index: number,
-  ): boolean {
-    const lane = this.lanes[shardOf(userLo, userHi, this.lanes.length)];
+  submit(ops: OpList, i: number, sink: OpSink, index: number): boolean {
+    const src = ops.words;
+    const from = i * OP_WORDS;
+    const lane = this.lanes[shardOf(src[from + O_USER_LO], src[from + O_USER_HI], this.lanes.length)];
     const at = lane.reserve(sink, index);
     if (at < 0) return false;
     const w = lane.opWords;
-    w[at + O_HEAD] = head;
-    w[at + O_USER_LO] = userLo;
-    w[at + O_USER_HI] = userHi;
-    w[at + O_CHAN_LO] = chanLo;
-    w[at + O_CHAN_HI] = chanHi;
-    w[at + O_MSG_LO] = msgLo;
-    w[at + O_MSG_HI] = msgHi;
-    w[at + O_COUNT] = count;
-    w[at + O_PIN_LO] = lo32(pin);
-    w[at + O_PIN_HI] = hi32(pin);
-    w[at + O_FLAGS] = flags;
+    // Every word but the ticket, which reserve() wrote.
+    for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = src[from + j];
+    return true;
+  }
+
+  /**
+   * Queues every operation of `ops` (result `index` = its position), or none of them when a shard
+   * lacks room for its share (returns false: the caller answers 503 and nothing was applied).
+   */
+  submitAll(ops: OpList, sink: OpSink): boolean {
+    const perShard = this.perShard;
+    perShard.fill(0);
+    const w = ops.words;
+    for (let i = 0; i < ops.length; i++) perShard[shardOf(w[i * OP_WORDS + O_USER_LO], w[i * OP_WORDS + O_USER_HI], this.lanes.length)]++;
+    for (let k = 0; k < this.lanes.length; k++) if (this.lanes[k].freeSlots < perShard[k]) return false;
+    for (let i = 0; i < ops.length; i++) this.submit(ops, i, sink, i);
     return true;
   }
 
   shardFor(userLo: number, userHi: number): number {
     return shardOf(userLo, userHi, this.lanes.length);
-  }
-
-  /** Whether the shard that owns this user can take `n` more operations. */
-  hasRoom(userLo: number, userHi: number, n: number): boolean {
-    return this.lanes[shardOf(userLo, userHi, this.lanes.length)].freeSlots >= n;
-  }
-
-  /** Whether every shard can take the number of operations counted for it in `perShard`. */
-  hasRoomFor(perShard: Uint32Array): boolean {
-    for (let i = 0; i < this.lanes.length; i++) if (this.lanes[i].freeSlots < perShard[i]) return false;
-    return true;
   }
 
   private schedule(): void {

@@ -15,6 +15,7 @@ import {
   OP_MENTION,
   OP_PATCH,
 } from '../../workers/protocol.js';
+import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
 import { GatherSink } from '../replies.js';
 import { batchSchema } from '../schemas.js';
@@ -68,9 +69,6 @@ function extraField(i: number, op: BatchOp, extra: number): ApiError {
   return invalid(i, `${op.op} does not take ${FIELDS[bit]}`);
 }
 
-/** Words per validated op in the scratch array: head, uLo, uHi, cLo, cHi, mLo, mHi, count, flags. */
-const W = 9;
-
 function invalid(i: number, message: string): ApiError {
   return new ApiError('INVALID_BODY', `ops[${i}]: ${message}`);
 }
@@ -80,88 +78,60 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post<{ Body: { ops: BatchOp[] } }>('/v1/batch', { schema: batchSchema }, (req, reply) => {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
-    const ops = req.body.ops;
-    const n = ops.length;
-    const words = new Uint32Array(n * W);
-    const pins = new Float64Array(n);
-    const perShard = new Uint32Array(router.shards);
+    const body = req.body.ops;
+    const n = body.length;
+    const ops = new OpList(n);
     const userIds = new Array<string>(n);
     const channelIds = new Array<string>(n);
     for (let i = 0; i < n; i++) {
-      const op = ops[i];
+      const op = body[i];
       const extra = presentFields(op) & ~ALLOWED[op.op];
       if (extra !== 0) throw extraField(i, op, extra);
-      const w = i * W;
       try {
         requireId(op.user_id, 'user_id');
-        words[w + 1] = parsed.lo;
-        words[w + 2] = parsed.hi;
+        const uLo = parsed.lo;
+        const uHi = parsed.hi;
         requireId(op.channel_id, 'channel_id');
-        words[w + 3] = parsed.lo;
-        words[w + 4] = parsed.hi;
-        let head = 0;
+        let at: number;
         switch (op.op) {
           case 'get':
-            head = OP_GET;
+            ops.add(OP_GET, uLo, uHi, parsed.lo, parsed.hi);
             break;
           case 'delete':
-            head = OP_DELETE;
+            ops.add(OP_DELETE, uLo, uHi, parsed.lo, parsed.hi);
             break;
           case 'ack':
             if (op.message_id === undefined) throw invalid(i, 'ack needs message_id');
+            at = ops.add(OP_ACK | F_HAS_MSG | (op.manual === true ? F_MANUAL : 0), uLo, uHi, parsed.lo, parsed.hi);
             requireIdOrZero(op.message_id, 'message_id');
-            head = OP_ACK | F_HAS_MSG | (op.manual === true ? F_MANUAL : 0);
-            words[w + 7] = op.mention_count ?? 0;
+            ops.setMessage(at, parsed.lo, parsed.hi);
+            ops.setCount(at, op.mention_count ?? 0);
             break;
           case 'mention':
-            head = OP_MENTION;
+            at = ops.add(op.message_id !== undefined ? OP_MENTION | F_HAS_MSG : OP_MENTION, uLo, uHi, parsed.lo, parsed.hi);
             if (op.message_id !== undefined) {
               requireId(op.message_id, 'message_id');
-              head |= F_HAS_MSG;
+              ops.setMessage(at, parsed.lo, parsed.hi);
             }
-            words[w + 7] = op.count ?? 1;
+            ops.setCount(at, op.count ?? 1);
             break;
           case 'patch':
             if (op.last_pin_timestamp === undefined && op.flags === undefined) {
               throw invalid(i, 'patch needs last_pin_timestamp or flags');
             }
-            head = OP_PATCH | (op.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (op.flags !== undefined ? F_HAS_FLAGS : 0);
-            pins[i] = op.last_pin_timestamp ?? 0;
-            words[w + 8] = op.flags ?? 0;
+            at = ops.add(OP_PATCH | (op.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (op.flags !== undefined ? F_HAS_FLAGS : 0), uLo, uHi, parsed.lo, parsed.hi);
+            ops.setPin(at, op.last_pin_timestamp ?? 0);
+            ops.setFlags(at, op.flags ?? 0);
             break;
         }
-        if ((head & F_HAS_MSG) !== 0) {
-          words[w + 5] = parsed.lo;
-          words[w + 6] = parsed.hi;
-        }
-        words[w] = head;
       } catch (err) {
         if (err instanceof ApiError && err.code === 'INVALID_ID') throw new ApiError('INVALID_ID', `ops[${i}]: ${err.message}`);
         throw err;
       }
       userIds[i] = op.user_id;
       channelIds[i] = op.channel_id;
-      perShard[router.shardFor(words[w + 1], words[w + 2])]++;
     }
-    if (!router.hasRoomFor(perShard)) throw new ApiError('SHARD_OVERLOADED');
-    const sink = new GatherSink(reply, userIds, channelIds, 'batch');
-    for (let i = 0; i < n; i++) {
-      const w = i * W;
-      router.submit(
-        words[w],
-        words[w + 1],
-        words[w + 2],
-        words[w + 3],
-        words[w + 4],
-        words[w + 5],
-        words[w + 6],
-        words[w + 7],
-        pins[i],
-        words[w + 8],
-        sink,
-        i,
-      );
-    }
+    if (!router.submitAll(ops, new GatherSink(reply, userIds, channelIds, 'batch'))) throw new ApiError('SHARD_OVERLOADED');
     return reply;
   });
 }

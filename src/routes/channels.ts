@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { F_HAS_MSG, F_NO_BODY, OP_MENTION } from '../../workers/protocol.js';
+import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
 import { CountChangedSink } from '../replies.js';
 import { channelMentionsSchema } from '../schemas.js';
@@ -33,26 +34,19 @@ export function channelRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const ids = req.body.user_ids;
       // Duplicates count once; each id is checked once, in request order (an error names its index).
       const seen = new Set<string>();
-      const users = new Uint32Array(ids.length * 2);
-      const perShard = new Uint32Array(router.shards);
-      let n = 0;
+      const ops = new OpList(ids.length);
+      const head = OP_MENTION | F_HAS_MSG | F_NO_BODY;
+      const count = req.body.count ?? 1;
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i];
         if (seen.has(id)) continue;
         seen.add(id);
         if (!parseUserId(id)) throw new ApiError('INVALID_ID', `user_ids[${i}] must be a decimal id from 1 to 18446744073709551615`);
-        users[n * 2] = parsed.lo;
-        users[n * 2 + 1] = parsed.hi;
-        n++;
-        perShard[router.shardFor(parsed.lo, parsed.hi)]++;
+        const at = ops.add(head, parsed.lo, parsed.hi, cLo, cHi);
+        ops.setMessage(at, mLo, mHi);
+        ops.setCount(at, count);
       }
-      if (!router.hasRoomFor(perShard)) throw new ApiError('SHARD_OVERLOADED');
-      const sink = new CountChangedSink(reply, n);
-      const head = OP_MENTION | F_HAS_MSG | F_NO_BODY;
-      const count = req.body.count ?? 1;
-      for (let i = 0; i < n; i++) {
-        router.submit(head, users[i * 2], users[i * 2 + 1], cLo, cHi, mLo, mHi, count, 0, 0, sink, i);
-      }
+      if (!router.submitAll(ops, new CountChangedSink(reply, ops.length))) throw new ApiError('SHARD_OVERLOADED');
       return reply;
     },
   );

@@ -14,6 +14,7 @@ import {
   OP_MENTION,
   OP_PATCH,
 } from '../../workers/protocol.js';
+import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
 import { GatherSink, ReadStateSink, UserReadStatesSink } from '../replies.js';
 import type { OpSink } from '../shard-lane.js';
@@ -52,46 +53,43 @@ interface AckBulkBody {
   read_states: { channel_id: string; message_id: string }[];
 }
 
+/** The one operation of a single-op request: handlers run one at a time and submit() copies it. */
+const one = new OpList(1);
+
 export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { router } = ctx;
 
-  /** Parses the user and channel of the path, then submits one op for them. */
-  function single(
-    reply: FastifyReply,
-    p: ReadStateParams,
-    head: number,
-    msgLo: number,
-    msgHi: number,
-    count: number,
-    pin: number,
-    flags: number,
-    sink: OpSink,
-  ): FastifyReply {
+  /** Starts the request's op on the path's user and channel; returns its offset in `one`. */
+  function begin(p: ReadStateParams, head: number): number {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
     requireId(p.user_id, 'user_id');
     const uLo = parsed.lo;
     const uHi = parsed.hi;
     requireId(p.channel_id, 'channel_id');
-    if (!router.submit(head, uLo, uHi, parsed.lo, parsed.hi, msgLo, msgHi, count, pin, flags, sink, 0)) {
-      throw new ApiError('SHARD_OVERLOADED');
-    }
+    one.clear();
+    return one.add(head, uLo, uHi, parsed.lo, parsed.hi);
+  }
+
+  function submit(reply: FastifyReply, sink: OpSink): FastifyReply {
+    if (!router.submit(one, 0, sink, 0)) throw new ApiError('SHARD_OVERLOADED');
     return reply;
   }
 
   app.get<{ Params: UserParams }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
     requireId(req.params.user_id, 'user_id');
-    const sink = new UserReadStatesSink(reply, req.params.user_id);
-    if (!router.submit(OP_GET_ALL, parsed.lo, parsed.hi, 0, 0, 0, 0, 0, 0, 0, sink, 0)) {
-      throw new ApiError('SHARD_OVERLOADED');
-    }
-    return reply;
+    one.clear();
+    one.add(OP_GET_ALL, parsed.lo, parsed.hi, 0, 0);
+    return submit(reply, new UserReadStatesSink(reply, req.params.user_id));
   });
 
   app.get<{ Params: ReadStateParams }>(
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: getOneSchema },
-    (req, reply) => single(reply, req.params, OP_GET, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id, req.params.channel_id)),
+    (req, reply) => {
+      begin(req.params, OP_GET);
+      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+    },
   );
 
   app.post<{ Params: ReadStateParams; Body: AckBody }>(
@@ -99,10 +97,11 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: ackSchema },
     (req, reply) => {
       const b = req.body;
+      const at = begin(req.params, OP_ACK | F_HAS_MSG | (b.manual === true ? F_MANUAL : 0));
       requireIdOrZero(b.message_id, 'message_id');
-      const head = OP_ACK | F_HAS_MSG | (b.manual === true ? F_MANUAL : 0);
-      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
-      return single(reply, req.params, head, parsed.lo, parsed.hi, b.mention_count ?? 0, 0, 0, sink);
+      one.setMessage(at, parsed.lo, parsed.hi);
+      one.setCount(at, b.mention_count ?? 0);
+      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -111,17 +110,13 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: mentionSchema },
     (req, reply) => {
       const b = req.body ?? {};
-      let head = OP_MENTION;
-      let lo = 0;
-      let hi = 0;
+      const at = begin(req.params, b.message_id !== undefined ? OP_MENTION | F_HAS_MSG : OP_MENTION);
       if (b.message_id !== undefined) {
         requireId(b.message_id, 'message_id');
-        head |= F_HAS_MSG;
-        lo = parsed.lo;
-        hi = parsed.hi;
+        one.setMessage(at, parsed.lo, parsed.hi);
       }
-      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
-      return single(reply, req.params, head, lo, hi, b.count ?? 1, 0, 0, sink);
+      one.setCount(at, b.count ?? 1);
+      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -133,15 +128,20 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const head =
         OP_PATCH | (b.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (b.flags !== undefined ? F_HAS_FLAGS : 0);
       if (head === OP_PATCH) throw new ApiError('EMPTY_PATCH');
-      const sink = new ReadStateSink(reply, req.params.user_id, req.params.channel_id);
-      return single(reply, req.params, head, 0, 0, 0, b.last_pin_timestamp ?? 0, b.flags ?? 0, sink);
+      const at = begin(req.params, head);
+      one.setPin(at, b.last_pin_timestamp ?? 0);
+      one.setFlags(at, b.flags ?? 0);
+      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
   app.delete<{ Params: ReadStateParams }>(
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: deleteSchema },
-    (req, reply) => single(reply, req.params, OP_DELETE, 0, 0, 0, 0, 0, new ReadStateSink(reply, req.params.user_id, req.params.channel_id)),
+    (req, reply) => {
+      begin(req.params, OP_DELETE);
+      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+    },
   );
 
   app.post<{ Params: UserParams; Body: AckBulkBody }>(
@@ -155,23 +155,17 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const uHi = parsed.hi;
       const items = req.body.read_states;
       // Validate everything before submitting anything: a bad item changes nothing.
-      const words = new Uint32Array(items.length * 4);
+      const ops = new OpList(items.length);
+      const channelIds = new Array<string>(items.length);
       for (let i = 0; i < items.length; i++) {
         requireId(items[i].channel_id, `read_states[${i}].channel_id`);
-        words[i * 4] = parsed.lo;
-        words[i * 4 + 1] = parsed.hi;
+        const at = ops.add(OP_ACK | F_HAS_MSG, uLo, uHi, parsed.lo, parsed.hi);
         requireIdOrZero(items[i].message_id, `read_states[${i}].message_id`);
-        words[i * 4 + 2] = parsed.lo;
-        words[i * 4 + 3] = parsed.hi;
+        ops.setMessage(at, parsed.lo, parsed.hi);
+        channelIds[i] = items[i].channel_id;
       }
-      if (!router.hasRoom(uLo, uHi, items.length)) throw new ApiError('SHARD_OVERLOADED');
-      const channelIds = new Array<string>(items.length);
-      for (let i = 0; i < items.length; i++) channelIds[i] = items[i].channel_id;
       const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), channelIds, 'read_states');
-      for (let i = 0; i < items.length; i++) {
-        const w = i * 4;
-        router.submit(OP_ACK | F_HAS_MSG, uLo, uHi, words[w], words[w + 1], words[w + 2], words[w + 3], 0, 0, 0, sink, i);
-      }
+      if (!router.submitAll(ops, sink)) throw new ApiError('SHARD_OVERLOADED');
       return reply;
     },
   );
