@@ -1,0 +1,474 @@
+/**
+ * The body of POST /v1/batch, parsed straight into the operation list (workers/op-list.ts): no
+ * JS object per operation, and the schema checked while the text is read instead of by a
+ * second walk over a parsed tree.
+ *
+ * Two readers, one meaning:
+ * - the fast reader takes the shape clients send (`{"ops":[{...},...]}` with plain strings,
+ *   non-negative integers and booleans, any whitespace, keys in any order). On anything else (an
+ *   escape, a number such as 1e3 or 2.0, a duplicate or unknown key, a schema violation, broken
+ *   JSON) it gives up, and
+ * - the exact reader decides: JSON.parse and the route's JSON schema (ajv, the options fastify
+ *   uses) produce the same answer as any other route's validation, error codes included.
+ * Both fill the same staging columns, and one function (encode) applies the checks a schema cannot
+ * express (fields an op kind does not take, ids above 2^64-1) and writes the operations; the tests
+ * hold the fast reader to the exact one on random bodies.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { OpList } from '../workers/op-list.js';
+import { F_HAS_FLAGS, F_HAS_MSG, F_HAS_PIN, F_MANUAL, OP_ACK, OP_DELETE, OP_GET, OP_MENTION, OP_PATCH } from '../workers/protocol.js';
+import { ApiError } from './errors.js';
+import { parsed, requireId, requireIdOrZero } from './validate.js';
+import { BATCH_OPS, MAX_BATCH_OPS, MAX_COUNT, MAX_I32, MAX_PIN, MAX_U32, batchSchema } from './schemas.js';
+
+/** What a parsed body hands the route: the operations, and the ids as sent (to render results). */
+export class ParsedBatch {
+  constructor(
+    readonly ops: OpList,
+    readonly userIds: string[],
+    readonly channelIds: string[],
+  ) {}
+}
+
+const enum Kind {
+  Get = 0,
+  Ack = 1,
+  Mention = 2,
+  Patch = 3,
+  Delete = 4,
+}
+
+/** Optional fields as bits, so "does this op carry a field its kind does not take" is one mask test. */
+const enum Field {
+  Msg = 1,
+  MentionCount = 2,
+  Manual = 4,
+  Count = 8,
+  Pin = 16,
+  Flags = 32,
+  /** not a field: the value of `manual` */
+  ManualTrue = 64,
+}
+const FIELD_NAMES = ['message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'] as const;
+const KIND_NAMES = ['get', 'ack', 'mention', 'patch', 'delete'] as const;
+/** Fields each op kind accepts besides op, user_id and channel_id. */
+const ALLOWED = [0, Field.Msg | Field.MentionCount | Field.Manual, Field.Msg | Field.Count, Field.Pin | Field.Flags, 0];
+
+const enum Ch {
+  Tab = 9,
+  Lf = 10,
+  Cr = 13,
+  Space = 32,
+  Quote = 34,
+  Comma = 44,
+  Zero = 48,
+  Nine = 57,
+  Colon = 58,
+  Backslash = 92,
+  LBracket = 91,
+  RBracket = 93,
+  LBrace = 123,
+  RBrace = 125,
+  F = 102,
+  T = 116,
+}
+
+/** The ops as read, before encode(): one column per field, `present` the Field bits. */
+class Staging {
+  n = 0;
+  kind = new Uint8Array(64);
+  present = new Uint8Array(64);
+  count = new Float64Array(64);
+  pin = new Float64Array(64);
+  flags = new Float64Array(64);
+  userIds: string[] = [];
+  channelIds: string[] = [];
+  messageIds: string[] = [];
+
+  reset(): void {
+    this.n = 0;
+    this.userIds = [];
+    this.channelIds = [];
+    this.messageIds = [];
+  }
+
+  /** Room for op `i`; returns i. */
+  next(): number {
+    const i = this.n++;
+    if (i === this.kind.length) {
+      this.kind = grown(this.kind, new Uint8Array(i * 2));
+      this.present = grown(this.present, new Uint8Array(i * 2));
+      this.count = grown(this.count, new Float64Array(i * 2));
+      this.pin = grown(this.pin, new Float64Array(i * 2));
+      this.flags = grown(this.flags, new Float64Array(i * 2));
+    }
+    this.present[i] = 0;
+    this.count[i] = 0;
+    this.pin[i] = 0;
+    this.flags[i] = 0;
+    this.messageIds[i] = '';
+    return i;
+  }
+}
+
+function grown<T extends Uint8Array | Float64Array>(old: T, into: T): T {
+  into.set(old);
+  return into;
+}
+
+const staging = new Staging();
+
+// ---- the fast reader --------------------------------------------------------------------------
+
+/** Keys of an op, by their first letters (checked in full): index into the switch of readOp. */
+const K_OP = 0;
+const K_USER = 1;
+const K_CHANNEL = 2;
+const K_MESSAGE = 3;
+const K_MENTION_COUNT = 4;
+const K_MANUAL = 5;
+const K_COUNT = 6;
+const K_PIN = 7;
+const K_FLAGS = 8;
+const KEYS = ['op', 'user_id', 'channel_id', 'message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'];
+
+let text = '';
+let pos = 0;
+
+function ws(): void {
+  for (;;) {
+    const c = text.charCodeAt(pos);
+    if (c === Ch.Space || c === Ch.Lf || c === Ch.Cr || c === Ch.Tab) pos++;
+    else return;
+  }
+}
+
+/** A plain string (no escape, no control character): its contents, or null to give up. */
+function str(): string | null {
+  if (text.charCodeAt(pos) !== Ch.Quote) return null;
+  const start = ++pos;
+  for (;;) {
+    const c = text.charCodeAt(pos);
+    if (c === Ch.Quote) break;
+    if (c === Ch.Backslash || c < 0x20 || Number.isNaN(c)) return null;
+    pos++;
+  }
+  return text.slice(start, pos++);
+}
+
+/** An id as the schema's pattern takes it (0, or 1-20 digits without a leading zero). */
+function idStr(): string | null {
+  const s = str();
+  if (s === null || s.length === 0 || s.length > 20) return null;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i);
+    if (d < Ch.Zero || d > Ch.Nine) return null;
+  }
+  return s.length > 1 && s.charCodeAt(0) === Ch.Zero ? null : s;
+}
+
+/** A non-negative integer in plain digits within [min, max], or -1 to give up. */
+function int(min: number, max: number): number {
+  const start = pos;
+  let v = 0;
+  for (;;) {
+    const d = text.charCodeAt(pos) - Ch.Zero;
+    if (!(d >= 0 && d <= 9)) break;
+    v = v * 10 + d;
+    pos++;
+  }
+  const len = pos - start;
+  // 16 digits can exceed 2^53 (inexact); a fraction, exponent or leading zero: the exact reader.
+  if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === Ch.Zero)) return -1;
+  const c = text.charCodeAt(pos);
+  if (c === 46 || c === 69 || c === 101) return -1; // . E e
+  return v >= min && v <= max ? v : -1;
+}
+
+/** true/false, or -1 to give up. */
+function bool(): number {
+  if (text.startsWith('true', pos)) {
+    pos += 4;
+    return 1;
+  }
+  if (text.startsWith('false', pos)) {
+    pos += 5;
+    return 0;
+  }
+  return -1;
+}
+
+function kindOf(s: string): number {
+  for (let k = 0; k < KIND_NAMES.length; k++) if (KIND_NAMES[k] === s) return k;
+  return -1;
+}
+
+/** One op object into staging; false to give up. */
+function readOp(st: Staging): boolean {
+  if (text.charCodeAt(pos) !== Ch.LBrace) return false;
+  pos++;
+  const i = st.next();
+  let seen = 0;
+  ws();
+  if (text.charCodeAt(pos) === Ch.RBrace) return false;
+  for (;;) {
+    const key = str();
+    if (key === null) return false;
+    const k = KEYS.indexOf(key);
+    if (k < 0 || (seen & (1 << k)) !== 0) return false;
+    seen |= 1 << k;
+    ws();
+    if (text.charCodeAt(pos) !== Ch.Colon) return false;
+    pos++;
+    ws();
+    switch (k) {
+      case K_OP: {
+        const s = str();
+        const kind = s === null ? -1 : kindOf(s);
+        if (kind < 0) return false;
+        st.kind[i] = kind;
+        break;
+      }
+      case K_USER: {
+        const s = idStr();
+        if (s === null) return false;
+        st.userIds[i] = s;
+        break;
+      }
+      case K_CHANNEL: {
+        const s = idStr();
+        if (s === null) return false;
+        st.channelIds[i] = s;
+        break;
+      }
+      case K_MESSAGE: {
+        const s = idStr();
+        if (s === null) return false;
+        st.messageIds[i] = s;
+        st.present[i] |= Field.Msg;
+        break;
+      }
+      case K_MENTION_COUNT: {
+        const v = int(0, MAX_I32);
+        if (v < 0) return false;
+        st.count[i] = v;
+        st.present[i] |= Field.MentionCount;
+        break;
+      }
+      case K_MANUAL: {
+        const b = bool();
+        if (b < 0) return false;
+        st.present[i] |= b === 1 ? Field.Manual | Field.ManualTrue : Field.Manual;
+        break;
+      }
+      case K_COUNT: {
+        const v = int(1, MAX_COUNT);
+        if (v < 0) return false;
+        st.count[i] = v;
+        st.present[i] |= Field.Count;
+        break;
+      }
+      case K_PIN: {
+        const v = int(0, MAX_PIN);
+        if (v < 0) return false;
+        st.pin[i] = v;
+        st.present[i] |= Field.Pin;
+        break;
+      }
+      case K_FLAGS: {
+        const v = int(0, MAX_U32);
+        if (v < 0) return false;
+        st.flags[i] = v;
+        st.present[i] |= Field.Flags;
+        break;
+      }
+    }
+    ws();
+    const c = text.charCodeAt(pos++);
+    if (c === Ch.RBrace) break;
+    if (c !== Ch.Comma) return false;
+    ws();
+  }
+  // op, user_id and channel_id are required; a key may not be both message counts (see encode).
+  return (seen & 7) === 7;
+}
+
+function fastRead(body: string, st: Staging): boolean {
+  text = body;
+  pos = 0;
+  st.reset();
+  ws();
+  if (text.charCodeAt(pos) !== Ch.LBrace) return false;
+  pos++;
+  ws();
+  if (str() !== 'ops') return false;
+  ws();
+  if (text.charCodeAt(pos) !== Ch.Colon) return false;
+  pos++;
+  ws();
+  if (text.charCodeAt(pos) !== Ch.LBracket) return false;
+  pos++;
+  ws();
+  for (;;) {
+    if (!readOp(st)) return false;
+    if (st.n > MAX_BATCH_OPS) return false;
+    ws();
+    const c = text.charCodeAt(pos++);
+    if (c === Ch.RBracket) break;
+    if (c !== Ch.Comma) return false;
+    ws();
+  }
+  ws();
+  if (text.charCodeAt(pos++) !== Ch.RBrace) return false;
+  ws();
+  return pos === text.length;
+}
+
+// ---- the exact reader -------------------------------------------------------------------------
+
+interface BatchOpJson {
+  op: (typeof BATCH_OPS)[number];
+  user_id: string;
+  channel_id: string;
+  message_id?: string;
+  mention_count?: number;
+  manual?: boolean;
+  count?: number;
+  last_pin_timestamp?: number;
+  flags?: number;
+}
+
+let validator: ValidateFunction | null = null;
+
+/** The route schema, compiled with the options fastify's own validation uses (server.ts). */
+function validate(body: unknown): ErrorObject | null {
+  if (validator === null) {
+    const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false });
+    validator = ajv.compile(batchSchema.body);
+  }
+  return validator(body) ? null : (validator.errors?.[0] ?? null);
+}
+
+function exactRead(body: string, st: Staging): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (err) {
+    throw new ApiError('INVALID_JSON', (err as Error).message);
+  }
+  const e = validate(value);
+  if (e !== null) {
+    // As http-errors.ts maps fastify's validation errors: every pattern or length is an id.
+    const code = e.keyword === 'pattern' || e.keyword === 'maxLength' ? 'INVALID_ID' : 'INVALID_BODY';
+    throw new ApiError(code, `body${e.instancePath} ${e.message ?? 'is invalid'}`);
+  }
+  const ops = (value as { ops: BatchOpJson[] }).ops;
+  st.reset();
+  for (const op of ops) {
+    const i = st.next();
+    st.kind[i] = kindOf(op.op);
+    st.userIds[i] = op.user_id;
+    st.channelIds[i] = op.channel_id;
+    let present = 0;
+    if (op.message_id !== undefined) {
+      present |= Field.Msg;
+      st.messageIds[i] = op.message_id;
+    }
+    if (op.mention_count !== undefined) {
+      present |= Field.MentionCount;
+      st.count[i] = op.mention_count;
+    }
+    if (op.count !== undefined) {
+      present |= Field.Count;
+      st.count[i] = op.count;
+    }
+    if (op.manual !== undefined) present |= op.manual ? Field.Manual | Field.ManualTrue : Field.Manual;
+    if (op.last_pin_timestamp !== undefined) {
+      present |= Field.Pin;
+      st.pin[i] = op.last_pin_timestamp;
+    }
+    if (op.flags !== undefined) {
+      present |= Field.Flags;
+      st.flags[i] = op.flags;
+    }
+    st.present[i] = present;
+  }
+}
+
+// ---- both -----------------------------------------------------------------------------------
+
+function invalid(i: number, message: string): ApiError {
+  return new ApiError('INVALID_BODY', `ops[${i}]: ${message}`);
+}
+
+/** The checks a schema cannot express, then the operations in the wire layout. */
+function encode(st: Staging): ParsedBatch {
+  const ops = new OpList(st.n);
+  for (let i = 0; i < st.n; i++) {
+    const kind = st.kind[i];
+    const present = st.present[i];
+    const extra = present & ~ALLOWED[kind] & ~Field.ManualTrue;
+    if (extra !== 0) throw invalid(i, `${KIND_NAMES[kind]} does not take ${FIELD_NAMES[31 - Math.clz32(extra & -extra)]}`);
+    try {
+      requireId(st.userIds[i], 'user_id');
+      const uLo = parsed.lo;
+      const uHi = parsed.hi;
+      requireId(st.channelIds[i], 'channel_id');
+      let at: number;
+      switch (kind) {
+        case Kind.Get:
+          ops.add(OP_GET, uLo, uHi, parsed.lo, parsed.hi);
+          break;
+        case Kind.Delete:
+          ops.add(OP_DELETE, uLo, uHi, parsed.lo, parsed.hi);
+          break;
+        case Kind.Ack:
+          if ((present & Field.Msg) === 0) throw invalid(i, 'ack needs message_id');
+          at = ops.add(OP_ACK | F_HAS_MSG | ((present & Field.ManualTrue) !== 0 ? F_MANUAL : 0), uLo, uHi, parsed.lo, parsed.hi);
+          requireIdOrZero(st.messageIds[i], 'message_id');
+          ops.setMessage(at, parsed.lo, parsed.hi);
+          ops.setCount(at, (present & Field.MentionCount) !== 0 ? st.count[i] : 0);
+          break;
+        case Kind.Mention:
+          at = ops.add((present & Field.Msg) !== 0 ? OP_MENTION | F_HAS_MSG : OP_MENTION, uLo, uHi, parsed.lo, parsed.hi);
+          if ((present & Field.Msg) !== 0) {
+            requireId(st.messageIds[i], 'message_id');
+            ops.setMessage(at, parsed.lo, parsed.hi);
+          }
+          ops.setCount(at, (present & Field.Count) !== 0 ? st.count[i] : 1);
+          break;
+        case Kind.Patch:
+          if ((present & (Field.Pin | Field.Flags)) === 0) throw invalid(i, 'patch needs last_pin_timestamp or flags');
+          at = ops.add(OP_PATCH | ((present & Field.Pin) !== 0 ? F_HAS_PIN : 0) | ((present & Field.Flags) !== 0 ? F_HAS_FLAGS : 0), uLo, uHi, parsed.lo, parsed.hi);
+          ops.setPin(at, st.pin[i]);
+          ops.setFlags(at, st.flags[i]);
+          break;
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'INVALID_ID') throw new ApiError('INVALID_ID', `ops[${i}]: ${err.message}`);
+      throw err;
+    }
+  }
+  return new ParsedBatch(ops, st.userIds, st.channelIds);
+}
+
+/** Whether the fast reader takes this body (tests: the common shapes must not fall back). */
+export function readsFast(body: string): boolean {
+  const ok = fastRead(body, staging);
+  text = '';
+  staging.reset();
+  return ok;
+}
+
+/**
+ * Parses and validates a /v1/batch body. Throws ApiError INVALID_JSON, INVALID_BODY or INVALID_ID
+ * (nothing is submitted then). `exactOnly` skips the fast reader (the tests compare the two).
+ */
+export function parseBatch(body: string, exactOnly = false): ParsedBatch {
+  const fast = !exactOnly && fastRead(body, staging);
+  text = '';
+  if (!fast) exactRead(body, staging);
+  const out = encode(staging);
+  staging.reset();
+  return out;
+}
