@@ -76,6 +76,8 @@ export interface OpSink {
   onResult(index: number, buf: Uint32Array, at: number): void;
 }
 
+const EMPTY = new Uint32Array(0);
+
 /** Result records for operations whose worker died: applying this one (may be half made)... */
 const UNAVAILABLE = new Uint32Array([0, ST_UNAVAILABLE, 0, 0]);
 /** ...and those it had not applied (or never received). */
@@ -289,7 +291,7 @@ export class ShardLane {
       this.complete(reply[at + RES_TICKET], reply, at);
       at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
     }
-    for (let i = loadsAt; i < mutationsAt; i += 2) this.load(reply[i], reply[i + 1]);
+    if (mutationsAt > loadsAt) this.load(reply.slice(loadsAt, mutationsAt));
   }
 
   /** Hands a reply's store mutations to the write-behind; returns where they start. */
@@ -335,17 +337,24 @@ export class ShardLane {
     sink.onResult(this.sinkIndex[ticket], buf, at);
   }
 
-  /** Rare path (a miss): fetch the user from the store and queue it for the next batch. */
-  private load(lo: number, hi: number): void {
+  /**
+   * Misses: fetch the users ((lo, hi) pairs) from the store in one call and queue them for the
+   * next batch.
+   */
+  private load(users: Uint32Array): void {
     if (this.reapplying !== null) {
       // The store and the pending overlay may lack what the dead worker evicted: wait for it.
-      void this.reapplying.then(() => this.load(lo, hi));
+      void this.reapplying.then(() => this.load(users));
       return;
     }
-    this.writeBehind.load(lo, hi).then(
-      (records) => this.queueLoad(lo, hi, LOAD_OK, records),
-      // Counted in the store metrics; the parked operations get a retryable 503.
-      () => this.queueLoad(lo, hi, LOAD_FAILED, new Uint32Array(0)),
+    this.writeBehind.loadMany(users).then(
+      (records) => {
+        for (let u = 0; u < records.length; u++) this.queueLoad(users[2 * u], users[2 * u + 1], LOAD_OK, records[u]);
+      },
+      () => {
+        // Counted in the store metrics; the parked operations get a retryable 503.
+        for (let i = 0; i < users.length; i += 2) this.queueLoad(users[i], users[i + 1], LOAD_FAILED, EMPTY);
+      },
     );
   }
 

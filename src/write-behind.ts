@@ -17,6 +17,7 @@
  */
 import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_USER_HI, S_USER_LO } from '../workers/protocol.js';
 import { PendingWrites } from './pending-writes.js';
+import { unpackLoads } from '../workers/store/load-many.js';
 import type { ReadStateStore } from '../workers/store/store.js';
 
 export interface WriteBehindOptions {
@@ -160,6 +161,50 @@ export class WriteBehind {
       this.onLoadSeconds?.(seconds);
     }
     return this.writes.overlay(lo, hi, watch.confirmed.length === 0 ? stored : withConfirmed(stored, watch.confirmed));
+  }
+
+  /**
+   * Several users' read states in one store call (loadMany where the store has it): one answer
+   * per user, in order, each as load() would give it.
+   */
+  async loadMany(users: Uint32Array): Promise<Uint32Array[]> {
+    const n = users.length / 2;
+    const store = this.store;
+    if (store.loadMany === undefined || n === 1) {
+      const each: Promise<Uint32Array>[] = [];
+      for (let u = 0; u < n; u++) each.push(this.load(users[2 * u], users[2 * u + 1]));
+      return Promise.all(each);
+    }
+    const started = performance.now();
+    this.counters.loads += n;
+    const watches = new Array<{ loads: number; confirmed: Uint32Array[] }>(n);
+    for (let u = 0; u < n; u++) {
+      const key = `${users[2 * u]}:${users[2 * u + 1]}`;
+      let watch = this.loadsInFlight.get(key);
+      if (watch === undefined) {
+        watch = { loads: 0, confirmed: [] };
+        this.loadsInFlight.set(key, watch);
+      }
+      watch.loads++;
+      watches[u] = watch;
+    }
+    let stored: Uint32Array[];
+    try {
+      stored = unpackLoads(await store.loadMany(users), n);
+    } catch (err) {
+      this.counters.loadFailures += n;
+      throw err;
+    } finally {
+      for (let u = 0; u < n; u++) if (--watches[u].loads === 0) this.loadsInFlight.delete(`${users[2 * u]}:${users[2 * u + 1]}`);
+      const seconds = (performance.now() - started) / 1000;
+      this.counters.loadSeconds += seconds * n;
+      if (this.onLoadSeconds !== null) for (let u = 0; u < n; u++) this.onLoadSeconds(seconds);
+    }
+    for (let u = 0; u < n; u++) {
+      const confirmed = watches[u].confirmed;
+      stored[u] = this.writes.overlay(users[2 * u], users[2 * u + 1], confirmed.length === 0 ? stored[u] : withConfirmed(stored[u], confirmed));
+    }
+    return stored;
   }
 
   /** Rare: keeps the newest records of users being loaded before the pool forgets them. */

@@ -6,7 +6,8 @@
  * thread only forwards flat buffers). One task per store call; records travel as transferred
  * Uint32Arrays in the shard wire format.
  */
-import { workerData } from 'piscina';
+import { move, workerData } from 'piscina';
+import { loadEach } from './store/load-many.js';
 import type { CassandraConfig, StoreKind } from './store/store-config.js';
 import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
@@ -20,6 +21,7 @@ export interface StoreWorkerData {
 export type StoreTask =
   | { op: 'open' }
   | { op: 'load'; lo: number; hi: number }
+  | { op: 'loadMany'; users: Uint32Array }
   | { op: 'apply'; records: Uint32Array; count: number }
   | { op: 'telemetry'; resetDelay: boolean }
   | { op: 'close' };
@@ -123,7 +125,8 @@ async function create(): Promise<ReadStateStore> {
   });
 }
 
-export default async function run(task: StoreTask): Promise<Uint32Array | ThreadTelemetry | null> {
+/** Answers a task: a Uint32Array (loads, moved where large), ThreadTelemetry, or null. */
+export default async function run(task: StoreTask): Promise<unknown> {
   switch (task.op) {
     case 'telemetry':
       return telemetry.read(task.resetDelay);
@@ -132,6 +135,9 @@ export default async function run(task: StoreTask): Promise<Uint32Array | Thread
       return null;
     case 'load':
       return (await opened()).load(task.lo, task.hi);
+    case 'loadMany':
+      // Transferred, not copied: the answer for a thousand users is ~100 kB.
+      return move(await loadEach(await opened(), task.users));
     case 'apply':
       return queueApply(task.records, task.count);
     case 'close': {

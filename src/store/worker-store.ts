@@ -59,6 +59,11 @@ export class WorkerStore implements ReadStateStore {
     return this.pool.run({ op: 'load', lo, hi }) as Promise<Uint32Array>;
   }
 
+  loadMany(users: Uint32Array): Promise<Uint32Array> {
+    const copy = users.slice();
+    return this.pool.run({ op: 'loadMany', users: copy }, { transferList: [copy.buffer] }) as Promise<Uint32Array>;
+  }
+
   async apply(records: Uint32Array, count: number): Promise<void> {
     // The caller may reuse its buffer; send a copy we can transfer.
     const copy = records.slice(0, records.length);

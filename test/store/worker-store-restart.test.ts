@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
+import { unpackLoads } from '../../workers/store/load-many.js';
 import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
 
 let dir: string;
@@ -80,4 +81,14 @@ it('a write in flight when the thread dies fails or lands whole, and the same wr
   expect(again.size).toBe(20_000);
   expect(again.get(20_000)).toBe(20_007);
   expect(await mentions(5)).toEqual(new Map([[1, 1]]));
+});
+
+it('loadMany answers many users in one call, each as load() would (present and absent alike)', async () => {
+  for (let u = 1; u <= 30; u += 2) await store.apply(writes(u, u % 7, u, 100), u % 7);
+  const users = new Uint32Array(60);
+  for (let u = 1; u <= 30; u++) users[(u - 1) * 2] = u;
+  const many = unpackLoads(await store.loadMany(users), 30);
+  for (let u = 1; u <= 30; u++) expect([...many[u - 1]], `user ${u}`).toEqual([...(await store.load(u, 0))]);
+  expect(many[2].length / RS_WORDS).toBe(3); // user 3: 3 channels
+  expect(many[1].length).toBe(0); // user 2: none stored
 });

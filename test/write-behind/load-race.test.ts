@@ -10,20 +10,19 @@ import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
 import { mentions, record } from '../support/store-records.js';
 import { KIND_DELETE, KIND_WRITE, STORED_WORDS } from '../../workers/protocol.js';
-
-
+import { loadEach } from '../../workers/store/load-many.js';
 
 /** Reads the inner store when the load starts, answers when released (a slow read replica). */
 class SnapshotReadStore implements ReadStateStore {
   readonly name = 'snapshot-read';
-  private release: (() => void) | null = null;
+  private releases: (() => void)[] = [];
   constructor(readonly inner: MemoryStore) {}
   open(): Promise<void> {
     return this.inner.open();
   }
   async load(lo: number, hi: number): Promise<Uint32Array> {
     const snapshot = await this.inner.load(lo, hi);
-    await new Promise<void>((r) => (this.release = r));
+    await new Promise<void>((r) => this.releases.push(r));
     return snapshot;
   }
   apply(records: Uint32Array, count: number): Promise<void> {
@@ -32,8 +31,9 @@ class SnapshotReadStore implements ReadStateStore {
   close(): Promise<void> {
     return this.inner.close();
   }
+  /** Answers every load waiting. */
   answerLoad(): void {
-    this.release?.();
+    for (const r of this.releases.splice(0)) r();
   }
 }
 
@@ -88,4 +88,31 @@ it('an older record confirmed after a newer one does not win over what the store
   expect(await wb.drain(5_000)).toBe(true);
   store.answerLoad();
   expect(mentions(await loading)).toEqual({ 1: 3 });
+});
+
+it('the same holds for users loaded together in one store call (loadMany)', async () => {
+  const inner = new MemoryStore();
+  await inner.apply(record(KIND_WRITE, 5, 1, 1, 10), 1);
+  await inner.apply(record(KIND_WRITE, 8, 1, 3, 10), 1);
+  const slow = new SnapshotReadStore(inner);
+  let calls = 0;
+  // One call for all users, as the store thread answers them.
+  const store: ReadStateStore = Object.assign(slow, {
+    loadMany: (users: Uint32Array) => {
+      calls++;
+      return loadEach(slow, users);
+    },
+  });
+  const wb = new WriteBehind(store);
+  wb.submit(record(KIND_WRITE, 8, 2, 4, 15), 1); // pending for user 8 (overlay)
+  const loading = wb.loadMany(new Uint32Array([5, 0, 7, 0, 8, 0]));
+  await settle();
+  wb.submit(record(KIND_WRITE, 5, 1, 7, 20), 1);
+  expect(await wb.drain(5_000)).toBe(true);
+  slow.answerLoad();
+  const [u5, u7, u8] = await loading;
+  expect(calls).toBe(1);
+  expect(mentions(u5)).toEqual({ 1: 7 });
+  expect(mentions(u7)).toEqual({});
+  expect(mentions(u8)).toEqual({ 1: 3, 2: 4 });
 });

@@ -17,6 +17,11 @@ export interface ReadStateStore {
   open(): Promise<void>;
   /** Every stored read state of the user; empty for an unknown user. */
   load(userLo: number, userHi: number): Promise<Uint32Array>;
+  /**
+   * Many users in one call (lo, hi pairs), answered packed as load-many.ts describes. Stores that
+   * run on another thread have it (one hand-off for all); without it, load() runs per user.
+   */
+  loadMany?(users: Uint32Array): Promise<Uint32Array>;
   /** Applies `count` records from `records`; resolved once they are durable. */
   apply(records: Uint32Array, count: number): Promise<void>;
   close(): Promise<void>;
