@@ -16,9 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
+import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
 import { Server, serverSpec } from './harness/servers.js';
-
-const CHANNELS_PER_USER = 10;
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -29,19 +28,6 @@ function rssBytes(pid: number): number {
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
-}
-
-function userId(k: number): string {
-  return String(1_000_000_000 + k);
-}
-
-function body(firstUser: number, users: number): string {
-  const ops: string[] = [];
-  for (let k = firstUser; k < firstUser + users; k++) {
-    const u = userId(k);
-    for (let c = 0; c < CHANNELS_PER_USER; c++) ops.push(`{"op":"ack","user_id":"${u}","channel_id":"${2_000_000 + c * 7919 + (k % 1000)}","message_id":"${k + 1}"}`);
-  }
-  return `{"ops":[${ops.join(',')}]}`;
 }
 
 async function main(): Promise<void> {
@@ -66,24 +52,7 @@ async function main(): Promise<void> {
 
     const users = Math.ceil(readStates / CHANNELS_PER_USER);
     const t0 = Date.now();
-    let next = 0;
-    let lastPrint = t0;
-    const worker = async (): Promise<void> => {
-      while (next < users) {
-        const first = next;
-        const n = Math.min(batchUsers, users - first);
-        next += n;
-        const res = await fetch(server.url + '/v1/batch', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(first, n) });
-        const text = await res.text();
-        if (res.status !== 200 || text.includes('"status":5')) throw new Error(`fill refused (${res.status}): ${text.slice(0, 300)}`);
-        if (Date.now() - lastPrint > 10_000) {
-          lastPrint = Date.now();
-          console.log(`  fill: ${fmt(next * CHANNELS_PER_USER)} read states, ${fmt((next * CHANNELS_PER_USER) / ((lastPrint - t0) / 1000))}/s, RSS ${fmt(rssBytes(pid) / 2 ** 20)} MiB`);
-        }
-      }
-    };
-    await Promise.all([worker(), worker()]);
-    const fillSeconds = (Date.now() - t0) / 1000;
+    const fillSeconds = await fillUsers(server, users, batchUsers, (n, sec) => console.log(`  fill: ${fmt(n)} read states, ${fmt(n / sec)}/s, RSS ${fmt(rssBytes(pid) / 2 ** 20)} MiB`));
     const filled = users * CHANNELS_PER_USER;
     const rssAfterFill = rssBytes(pid);
     console.log(`filled ${fmt(filled)} read states in ${fmt(fillSeconds, 1)} s (${fmt(filled / fillSeconds)}/s); RSS ${fmt(rssAfterFill / 2 ** 20)} MiB`);
