@@ -1,0 +1,794 @@
+/**
+ * ReadStatesClient: a typed client of the read-states HTTP API over one undici Pool (keep-alive,
+ * no pipelining, a bounded number of connections).
+ *
+ * - Single-op calls (getReadState, ack, mention, patch, deleteReadState) made in the same
+ *   event-loop turn are coalesced into one POST /v1/batch (a turn with one op uses its own route);
+ *   each caller gets its own result or error from the batch's per-op results.
+ * - Retries, with exponential backoff, jitter and Retry-After (capped), only for answers that say
+ *   the operation was not applied (503/429 with `applied: false`, or a connection that was never
+ *   established); never for `applied: null`, an unknown outcome, or a 4xx. In a batch only the ops
+ *   whose result said "not applied" are retried.
+ * - Every call has a deadline (timeoutMs, retries included) and may take an AbortSignal.
+ */
+import { Pool, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  AbortError,
+  ClientClosedError,
+  ConnectionError,
+  ReadStatesError,
+  ServerError,
+  TimeoutError,
+  copyError,
+  errorForAnswer,
+} from './errors.js';
+import type {
+  AckBulkItem,
+  AckBulkResult,
+  AckInput,
+  BatchOp,
+  BatchResult,
+  FanOutInput,
+  FanOutResult,
+  HealthStatus,
+  Id,
+  MentionInput,
+  PatchInput,
+  ReadState,
+  ReadStatesQuery,
+  UserReadStates,
+  UserSummary,
+} from './types.js';
+import {
+  MAX_BATCH_OPS,
+  MAX_BULK_ACKS,
+  MAX_COUNT,
+  MAX_FANOUT_USERS,
+  MAX_I32,
+  MAX_U32,
+  bool,
+  emptyPatch,
+  idText,
+  intIn,
+  listOf,
+} from './validate.js';
+
+export interface RetryOptions {
+  /** requests per call in all, the first included (default 4; 1 = never retry) */
+  maxAttempts?: number;
+  /** backoff before the first retry, doubled for each further one, with jitter (default 50 ms) */
+  baseDelayMs?: number;
+  /** the backoff's ceiling (default 1000 ms) */
+  maxDelayMs?: number;
+  /** a Retry-After is waited for up to this long (default 2000 ms) */
+  maxRetryAfterMs?: number;
+}
+
+export interface ReadStatesClientOptions {
+  /** the service's base URL, e.g. http://127.0.0.1:3000 (a path is kept as a prefix) */
+  url: string | URL;
+  /** sent as `Authorization: Bearer <token>` */
+  authToken?: string;
+  /** connections the pool may open (default 8) */
+  connections?: number;
+  /** default deadline of a call, retries included (default 10000 ms) */
+  timeoutMs?: number;
+  /** ms to establish a connection (default 5000) */
+  connectTimeoutMs?: number;
+  /** idle keep-alive connections are closed after this long unless the server says less (default 10000 ms) */
+  keepAliveTimeoutMs?: number;
+  /** coalesce single-op calls of one event-loop turn into POST /v1/batch (default true) */
+  coalesce?: boolean;
+  /** at most this many ops per coalesced batch (default 1000; the server takes up to 10000) */
+  maxBatchOps?: number;
+  /** retry policy; false: never retry */
+  retry?: RetryOptions | false;
+}
+
+export interface CallOptions {
+  /** this call's deadline, retries included (default: the client's timeoutMs) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** this call's retry policy, over the client's; false: never retry */
+  retry?: RetryOptions | false;
+}
+
+export type GetReadStatesOptions = ReadStatesQuery & CallOptions;
+
+type Retry = Required<RetryOptions>;
+const DEFAULT_RETRY: Retry = { maxAttempts: 4, baseDelayMs: 50, maxDelayMs: 1000, maxRetryAfterMs: 2000 };
+
+/** The single-op calls that can be coalesced. */
+type SingleOp = Exclude<BatchOp, { op: 'summary' }>;
+
+interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+}
+
+/** One HTTP request carrying one or more op calls. */
+interface Carrier {
+  live: number;
+  complete: boolean;
+  ctrl: AbortController;
+}
+
+/** One single-op call, from the caller's invocation to its result. */
+interface OpCall {
+  op: SingleOp;
+  resolve(value: ReadState | undefined): void;
+  reject(err: ReadStatesError): void;
+  retry: Retry | null;
+  deadline: number;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  /** requests whose answer was about this op */
+  attempts: number;
+  phase: 'queued' | 'sent' | 'backoff' | 'done';
+  timer: NodeJS.Timeout | undefined;
+  backoffTimer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+  carrier: Carrier | undefined;
+  lastError: ReadStatesError | undefined;
+}
+
+/** Errors of connections that were never established: the request did not leave. */
+const NEVER_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function errCode(err: unknown): string | undefined {
+  return isRecord(err) && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function neverSent(err: unknown): boolean {
+  if (err instanceof AggregateError) return err.errors.length > 0 && err.errors.every(neverSent);
+  const code = errCode(err);
+  if (code !== undefined && NEVER_SENT.has(code)) return true;
+  // undici wraps some connect errors; look one level down.
+  const cause = isRecord(err) ? err.cause : undefined;
+  return cause !== undefined && cause !== err && errCode(cause) !== undefined && NEVER_SENT.has(errCode(cause)!);
+}
+
+function parseRetryAfter(headers: IncomingHttpHeaders): number | undefined {
+  const raw = headers['retry-after'];
+  const text = Array.isArray(raw) ? raw[0] : raw;
+  if (text === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** Retried: refusals that say the operation was not applied, and connections never established. */
+function retryable(err: ReadStatesError): boolean {
+  if (err.applied !== false) return false;
+  if (err instanceof ConnectionError) return true;
+  return err.status === 503 || err.status === 429;
+}
+
+function badResponse(what: string, status: number | undefined, attempts: number): ServerError {
+  return new ServerError({ code: 'BAD_RESPONSE', message: `unexpected answer: ${what}`, status, applied: null, attempts });
+}
+
+function describe(op: SingleOp): string {
+  return `${op.op} ${op.user_id}/${op.channel_id}`;
+}
+
+function opPath(base: string, op: SingleOp): string {
+  return `${base}/v1/users/${op.user_id}/read-states/${op.channel_id}`;
+}
+
+/** A single op as a request of its own route. */
+function singleRequest(base: string, op: SingleOp): { method: Dispatcher.HttpMethod; path: string; body?: unknown } {
+  switch (op.op) {
+    case 'get':
+      return { method: 'GET', path: opPath(base, op) };
+    case 'delete':
+      return { method: 'DELETE', path: opPath(base, op) };
+    case 'ack': {
+      const body: Record<string, unknown> = { message_id: op.message_id };
+      if (op.mention_count !== undefined) body.mention_count = op.mention_count;
+      if (op.manual !== undefined) body.manual = op.manual;
+      return { method: 'POST', path: opPath(base, op) + '/ack', body };
+    }
+    case 'mention': {
+      const body: Record<string, unknown> = {};
+      if (op.message_id !== undefined) body.message_id = op.message_id;
+      if (op.count !== undefined) body.count = op.count;
+      return { method: 'POST', path: opPath(base, op) + '/mentions', body };
+    }
+    case 'patch': {
+      const body: Record<string, unknown> = {};
+      if (op.last_pin_timestamp !== undefined) body.last_pin_timestamp = op.last_pin_timestamp;
+      if (op.flags !== undefined) body.flags = op.flags;
+      return { method: 'PATCH', path: opPath(base, op), body };
+    }
+  }
+}
+
+export class ReadStatesClient {
+  private readonly pool: Pool;
+  private readonly base: string;
+  private readonly authorization: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly coalesce: boolean;
+  private readonly maxBatchOps: number;
+  private readonly retry: Retry | null;
+
+  private queue: OpCall[] = [];
+  private flushHandle: NodeJS.Immediate | undefined;
+  /** op calls not yet answered */
+  private readonly calls = new Set<OpCall>();
+  /** requests and direct calls under way (close() waits for them) */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly closeCtrl = new AbortController();
+
+  constructor(options: ReadStatesClientOptions) {
+    const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`url must be http(s), got ${url.protocol}`);
+    this.base = url.pathname.replace(/\/+$/, '');
+    const connections = options.connections ?? 8;
+    if (!Number.isInteger(connections) || connections < 1) throw new TypeError('connections must be an integer >= 1');
+    this.maxBatchOps = options.maxBatchOps ?? 1000;
+    if (!Number.isInteger(this.maxBatchOps) || this.maxBatchOps < 1 || this.maxBatchOps > MAX_BATCH_OPS) {
+      throw new TypeError(`maxBatchOps must be an integer from 1 to ${MAX_BATCH_OPS}`);
+    }
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    if (!(this.timeoutMs > 0)) throw new TypeError('timeoutMs must be > 0');
+    this.coalesce = options.coalesce ?? true;
+    this.retry = options.retry === false ? null : { ...DEFAULT_RETRY, ...options.retry };
+    if (options.authToken !== undefined) {
+      if (!/^[\x21-\x7e]+$/.test(options.authToken)) throw new TypeError('authToken must be one token of visible ASCII');
+      this.authorization = `Bearer ${options.authToken}`;
+    }
+    this.pool = new Pool(url.origin, {
+      connections,
+      pipelining: 1,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 10_000,
+      connect: { timeout: options.connectTimeoutMs ?? 5_000 },
+    });
+  }
+
+  // --- one read state (coalesced) -------------------------------------------------------------
+
+  /** GET /v1/users/{user}/read-states/{channel}; NotFoundError if there is none. */
+  getReadState(user: Id, channel: Id, opts?: CallOptions): Promise<ReadState> {
+    return this.guard(() => this.single({ op: 'get', user_id: idText(user, 'user'), channel_id: idText(channel, 'channel') }, opts)) as Promise<ReadState>;
+  }
+
+  /** POST .../ack: moves forward only unless `manual`; creates the read state if absent. */
+  ack(user: Id, channel: Id, input: AckInput, opts?: CallOptions): Promise<ReadState> {
+    return this.guard(() => {
+      const op: SingleOp = { op: 'ack', user_id: idText(user, 'user'), channel_id: idText(channel, 'channel'), message_id: idText(input.messageId, 'messageId', 0) };
+      if (input.mentionCount !== undefined) op.mention_count = intIn(input.mentionCount, 'mentionCount', 0, MAX_I32);
+      if (input.manual !== undefined) op.manual = bool(input.manual, 'manual');
+      return this.single(op, opts);
+    }) as Promise<ReadState>;
+  }
+
+  /** POST .../mentions: adds `count` (default 1) unless messageId is not newer than what was read. */
+  mention(user: Id, channel: Id, input: MentionInput = {}, opts?: CallOptions): Promise<ReadState> {
+    return this.guard(() => {
+      const op: SingleOp = { op: 'mention', user_id: idText(user, 'user'), channel_id: idText(channel, 'channel') };
+      if (input.messageId !== undefined) op.message_id = idText(input.messageId, 'messageId');
+      if (input.count !== undefined) op.count = intIn(input.count, 'count', 1, MAX_COUNT);
+      return this.single(op, opts);
+    }) as Promise<ReadState>;
+  }
+
+  /** PATCH: lastPinTimestamp (forward only) and/or flags. */
+  patch(user: Id, channel: Id, input: PatchInput, opts?: CallOptions): Promise<ReadState> {
+    return this.guard(() => {
+      const op: SingleOp = { op: 'patch', user_id: idText(user, 'user'), channel_id: idText(channel, 'channel') };
+      if (input.lastPinTimestamp !== undefined) op.last_pin_timestamp = intIn(input.lastPinTimestamp, 'lastPinTimestamp', 0, Number.MAX_SAFE_INTEGER);
+      if (input.flags !== undefined) op.flags = intIn(input.flags, 'flags', 0, MAX_U32);
+      if (op.last_pin_timestamp === undefined && op.flags === undefined) throw emptyPatch();
+      return this.single(op, opts);
+    }) as Promise<ReadState>;
+  }
+
+  /** DELETE; NotFoundError if there was none. */
+  deleteReadState(user: Id, channel: Id, opts?: CallOptions): Promise<void> {
+    return this.guard(() => this.single({ op: 'delete', user_id: idText(user, 'user'), channel_id: idText(channel, 'channel') }, opts)) as Promise<void>;
+  }
+
+  // --- multi-op routes (one request each) -----------------------------------------------------
+
+  /**
+   * GET /v1/users/{user}/read-states: all of them, ordered by channel id; with since / limit /
+   * after, a delta or a page (the answer then carries version and full; a server without them
+   * fails the call with UNSUPPORTED_BY_SERVER rather than pass a full list off as a delta).
+   */
+  getReadStates(user: Id, opts: GetReadStatesOptions = {}): Promise<UserReadStates> {
+    return this.guard(() => {
+      const userId = idText(user, 'user');
+      const query: string[] = [];
+      if (opts.since !== undefined) query.push(`since=${intIn(opts.since, 'since', 0, Number.MAX_SAFE_INTEGER)}`);
+      if (opts.limit !== undefined) query.push(`limit=${intIn(opts.limit, 'limit', 1, Number.MAX_SAFE_INTEGER)}`);
+      if (opts.after !== undefined) query.push(`after=${idText(opts.after, 'after')}`);
+      const path = `${this.base}/v1/users/${userId}/read-states${query.length > 0 ? '?' + query.join('&') : ''}`;
+      return this.direct('GET', path, undefined, opts, true, (res) => {
+        const b = res.body;
+        if (!isRecord(b) || typeof b.user_id !== 'string' || !Array.isArray(b.read_states)) throw badResponse('no read_states list', res.status, 1);
+        if (query.length > 0 && (typeof b.version !== 'number' || typeof b.full !== 'boolean')) {
+          throw new ServerError({ code: 'UNSUPPORTED_BY_SERVER', message: 'the server answered since/limit/after without version and full: it does not support them', status: res.status });
+        }
+        return b as unknown as UserReadStates;
+      });
+    });
+  }
+
+  /** GET /v1/users/{user}/summary. */
+  summary(user: Id, opts?: CallOptions): Promise<UserSummary> {
+    return this.guard(() =>
+      this.direct('GET', `${this.base}/v1/users/${idText(user, 'user')}/summary`, undefined, opts, true, (res) => {
+        const b = res.body;
+        if (!isRecord(b) || typeof b.user_id !== 'string' || typeof b.mention_total !== 'number') throw badResponse('not a summary', res.status, 1);
+        return b as unknown as UserSummary;
+      }),
+    );
+  }
+
+  /**
+   * POST /v1/users/{user}/read-states/ack-bulk: up to 1000 normal acks of one user, answered in
+   * request order. If some fail the whole call fails (with applied: null when several were sent).
+   */
+  ackBulk(user: Id, items: AckBulkItem[], opts?: CallOptions): Promise<AckBulkResult> {
+    return this.guard(() => {
+      const userId = idText(user, 'user');
+      const list = listOf<AckBulkItem>(items, 'items', 1, MAX_BULK_ACKS);
+      const read_states = list.map((it, i) => ({ channel_id: idText(it.channelId, `items[${i}].channelId`), message_id: idText(it.messageId, `items[${i}].messageId`, 0) }));
+      return this.direct('POST', `${this.base}/v1/users/${userId}/read-states/ack-bulk`, { read_states }, opts, true, (res) => {
+        const b = res.body;
+        if (!isRecord(b) || !Array.isArray(b.read_states) || b.read_states.length !== list.length) throw badResponse('not one read state per ack', res.status, 1);
+        return b as unknown as AckBulkResult;
+      });
+    });
+  }
+
+  /** POST /v1/channels/{channel}/mentions: one message mentions up to 10000 users (duplicates count once). */
+  fanOutMention(channel: Id, users: Id[], input: FanOutInput, opts?: CallOptions): Promise<FanOutResult> {
+    return this.guard(() => {
+      const channelId = idText(channel, 'channel');
+      const user_ids = listOf<Id>(users, 'users', 1, MAX_FANOUT_USERS).map((u, i) => idText(u, `users[${i}]`));
+      const body: Record<string, unknown> = { message_id: idText(input.messageId, 'messageId'), user_ids };
+      if (input.count !== undefined) body.count = intIn(input.count, 'count', 1, MAX_COUNT);
+      return this.direct('POST', `${this.base}/v1/channels/${channelId}/mentions`, body, opts, true, (res) => {
+        const b = res.body;
+        if (!isRecord(b) || typeof b.updated !== 'number') throw badResponse('no updated count', res.status, 1);
+        return b as unknown as FanOutResult;
+      });
+    });
+  }
+
+  /**
+   * POST /v1/batch as is: the ops go in one request (up to 10000) and the per-op results come back
+   * raw, failures included; only a refusal of the whole request that says "not applied" is retried.
+   */
+  batch(ops: BatchOp[], opts?: CallOptions): Promise<BatchResult> {
+    return this.guard(() => {
+      listOf<BatchOp>(ops, 'ops', 1, MAX_BATCH_OPS);
+      return this.direct('POST', `${this.base}/v1/batch`, { ops }, opts, true, (res) => {
+        const b = res.body;
+        if (!isRecord(b) || !Array.isArray(b.results) || b.results.length !== ops.length) throw badResponse('not one result per op', res.status, 1);
+        return b as unknown as BatchResult;
+      });
+    });
+  }
+
+  /** GET /health: the process is up (never needs a token). */
+  health(opts?: CallOptions): Promise<HealthStatus> {
+    return this.guard(() => this.direct('GET', `${this.base}/health`, undefined, opts, false, (res) => res.body as HealthStatus));
+  }
+
+  /** GET /ready: every shard answers and the store works; else an UnavailableError (NOT_READY, STORE_UNAVAILABLE, SHUTTING_DOWN). */
+  ready(opts?: CallOptions): Promise<HealthStatus> {
+    return this.guard(() => this.direct('GET', `${this.base}/ready`, undefined, opts, false, (res) => res.body as HealthStatus));
+  }
+
+  /**
+   * Stops taking calls (they fail with CLIENT_CLOSED), sends what is queued, lets requests under
+   * way finish (calls waiting to be retried fail with their last error) and closes the connections.
+   */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closed = true;
+    this.closeCtrl.abort();
+    this.closing = (async () => {
+      if (this.flushHandle !== undefined) {
+        clearImmediate(this.flushHandle);
+        this.flush();
+      }
+      for (const c of [...this.calls]) {
+        if (c.phase === 'backoff') this.finish(c, c.lastError ?? this.closedError());
+      }
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.pool.close();
+    })();
+    return this.closing;
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  /** Runs fn, turning a synchronous throw (bad input) into a rejection. */
+  private guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return fn();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private closedError(): ClientClosedError {
+    return new ClientClosedError({ code: 'CLIENT_CLOSED', message: 'the client is closed', applied: false });
+  }
+
+  private policy(opts: CallOptions | undefined): { timeoutMs: number; retry: Retry | null } {
+    const timeoutMs = opts?.timeoutMs ?? this.timeoutMs;
+    if (!(timeoutMs > 0)) throw new TypeError('timeoutMs must be > 0');
+    let retry = this.retry;
+    if (opts?.retry === false) retry = null;
+    else if (opts?.retry !== undefined) retry = { ...(this.retry ?? DEFAULT_RETRY), ...opts.retry };
+    return { timeoutMs, retry };
+  }
+
+  /** Ms to wait before the next attempt, or null: do not retry. */
+  private retryDelay(retry: Retry | null, attempts: number, err: ReadStatesError, deadline: number): number | null {
+    if (retry === null || this.closed || attempts >= retry.maxAttempts || !retryable(err)) return null;
+    const exp = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempts - 1));
+    let delay = exp / 2 + Math.random() * (exp / 2);
+    if (err.retryAfterMs !== undefined) delay = Math.max(delay, Math.min(err.retryAfterMs, retry.maxRetryAfterMs));
+    if (Date.now() + delay >= deadline) return null;
+    return delay;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = (): void => {
+      this.inflight.delete(p);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private async http(method: Dispatcher.HttpMethod, path: string, body: unknown, signal: AbortSignal): Promise<HttpAnswer> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await this.pool.request({ method, path, headers, body: payload, signal });
+    const text = await res.body.text();
+    let json: unknown;
+    if (text.length > 0) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        if (res.statusCode >= 200 && res.statusCode < 300) throw badResponse('not JSON', res.statusCode, 0);
+        json = undefined;
+      }
+    }
+    return { status: res.statusCode, headers: res.headers, body: json };
+  }
+
+  /** The error an HTTP answer that is not 2xx stands for. */
+  private answerError(res: HttpAnswer, attempts: number): ReadStatesError {
+    const b = isRecord(res.body) ? res.body : {};
+    const applied = b.applied === false || b.applied === null ? b.applied : undefined;
+    return errorForAnswer({
+      code: typeof b.error === 'string' ? b.error : `HTTP_${res.status}`,
+      message: typeof b.message === 'string' ? b.message : `HTTP ${res.status}`,
+      status: res.status,
+      applied,
+      retryAfterMs: parseRetryAfter(res.headers),
+      attempts,
+    });
+  }
+
+  /** The error of a request that got no answer. */
+  private transportError(err: unknown, attempts: number): ReadStatesError {
+    if (err instanceof ReadStatesError) return err;
+    const code = errCode(err);
+    if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
+      return new ClientClosedError({ code: 'CLIENT_CLOSED', message: 'the client is closed', applied: null, attempts, cause: err });
+    }
+    const sent = !neverSent(err);
+    const why = err instanceof Error ? err.message : String(err);
+    return new ConnectionError({
+      code: 'CONNECTION_ERROR',
+      message: `no answer from the service${code === undefined ? '' : ` (${code})`}: ${why}`,
+      applied: sent ? null : false,
+      attempts,
+      cause: err,
+    });
+  }
+
+  /**
+   * One request (retried as the policy allows) for the routes that are not coalesced. `accept`
+   * turns a 2xx answer into the result (or throws BAD_RESPONSE).
+   */
+  private direct<T>(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    body: unknown,
+    opts: CallOptions | undefined,
+    retries: boolean,
+    accept: (res: HttpAnswer) => T,
+  ): Promise<T> {
+    if (this.closed) return Promise.reject(this.closedError());
+    const { timeoutMs, retry: policy } = this.policy(opts);
+    const retry = retries ? policy : null;
+    const signal = opts?.signal;
+    const deadline = Date.now() + timeoutMs;
+    const run = async (): Promise<T> => {
+      const ctrl = new AbortController();
+      let why: 'timeout' | 'abort' | null = null;
+      const timer = setTimeout(() => {
+        why ??= 'timeout';
+        ctrl.abort();
+      }, timeoutMs);
+      const onAbort = (): void => {
+        why ??= 'abort';
+        ctrl.abort();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let attempts = 0;
+      const gaveUp = (applied: false | null): ReadStatesError =>
+        why === 'timeout'
+          ? new TimeoutError({ code: 'TIMEOUT', message: `${method} ${path}: no answer within ${timeoutMs} ms`, applied, attempts })
+          : new AbortError({ code: 'ABORTED', message: `${method} ${path}: aborted`, applied, attempts, cause: signal?.reason });
+      try {
+        if (signal?.aborted === true) {
+          why = 'abort';
+          throw gaveUp(false);
+        }
+        for (;;) {
+          attempts++;
+          let err: ReadStatesError;
+          try {
+            const res = await this.http(method, path, body, ctrl.signal);
+            if (res.status >= 200 && res.status < 300) return accept(res);
+            err = this.answerError(res, attempts);
+          } catch (e) {
+            if (why !== null) throw gaveUp(null);
+            err = this.transportError(e, attempts);
+          }
+          err.attempts = attempts;
+          const delay = this.retryDelay(retry, attempts, err, deadline);
+          if (delay === null) throw err;
+          await this.sleep(delay, ctrl.signal);
+          if (why !== null) throw gaveUp(false);
+          if (this.closed) throw err;
+        }
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      }
+    };
+    return this.track(run());
+  }
+
+  /** Waits `ms`, or less if `signal` fires or the client closes. */
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.closeCtrl.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.closeCtrl.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  // --- coalesced single ops ---------------------------------------------------------------------
+
+  private single(op: SingleOp, opts: CallOptions | undefined): Promise<ReadState | undefined> {
+    if (this.closed) return Promise.reject(this.closedError());
+    const { timeoutMs, retry } = this.policy(opts);
+    const signal = opts?.signal;
+    if (signal?.aborted === true) {
+      return Promise.reject(new AbortError({ code: 'ABORTED', message: `${describe(op)}: aborted`, applied: false, cause: signal.reason }));
+    }
+    return new Promise<ReadState | undefined>((resolve, reject) => {
+      const c: OpCall = {
+        op,
+        resolve,
+        reject,
+        retry,
+        deadline: Date.now() + timeoutMs,
+        timeoutMs,
+        signal,
+        attempts: 0,
+        phase: 'queued',
+        timer: undefined,
+        backoffTimer: undefined,
+        onAbort: undefined,
+        carrier: undefined,
+        lastError: undefined,
+      };
+      c.timer = setTimeout(() => this.giveUp(c, 'timeout'), timeoutMs);
+      if (signal !== undefined) {
+        c.onAbort = () => this.giveUp(c, 'abort');
+        signal.addEventListener('abort', c.onAbort, { once: true });
+      }
+      this.calls.add(c);
+      this.dispatch(c);
+    });
+  }
+
+  private dispatch(c: OpCall): void {
+    c.phase = 'queued';
+    if (!this.coalesce) return this.send([c]);
+    this.queue.push(c);
+    this.flushHandle ??= setImmediate(() => this.flush());
+  }
+
+  /** Sends what this event-loop turn queued: one batch per maxBatchOps ops. */
+  private flush(): void {
+    this.flushHandle = undefined;
+    const queued = this.queue.filter((c) => c.phase === 'queued');
+    this.queue = [];
+    for (let i = 0; i < queued.length; i += this.maxBatchOps) this.send(queued.slice(i, i + this.maxBatchOps));
+  }
+
+  /** The call's deadline passed or its signal fired. */
+  private giveUp(c: OpCall, why: 'timeout' | 'abort'): void {
+    if (c.phase === 'done') return;
+    // On the wire: it may have been applied. Queued or waiting to be retried: it was not.
+    const applied = c.phase === 'sent' ? null : false;
+    const err =
+      why === 'timeout'
+        ? new TimeoutError({ code: 'TIMEOUT', message: `${describe(c.op)}: no answer within ${c.timeoutMs} ms`, applied, attempts: c.attempts })
+        : new AbortError({ code: 'ABORTED', message: `${describe(c.op)}: aborted`, applied, attempts: c.attempts, cause: c.signal?.reason });
+    this.finish(c, err);
+  }
+
+  /** Answers the call (an error, or its value) and lets go of everything it holds. */
+  private finish(c: OpCall, err: ReadStatesError | null, value?: ReadState): void {
+    if (c.phase === 'done') return;
+    c.phase = 'done';
+    clearTimeout(c.timer);
+    if (c.backoffTimer !== undefined) clearTimeout(c.backoffTimer);
+    if (c.onAbort !== undefined) c.signal?.removeEventListener('abort', c.onAbort);
+    this.calls.delete(c);
+    const carrier = c.carrier;
+    c.carrier = undefined;
+    // The last caller of a request under way gave up: nobody waits for its answer any more.
+    if (carrier !== undefined && --carrier.live === 0 && !carrier.complete) carrier.ctrl.abort();
+    if (err !== null) c.reject(err);
+    else c.resolve(value);
+  }
+
+  /** A failed attempt: retried after a backoff if the policy allows, else the call's answer. */
+  private failed(c: OpCall, err: ReadStatesError): void {
+    err.attempts = c.attempts;
+    c.lastError = err;
+    const delay = this.retryDelay(c.retry, c.attempts, err, c.deadline);
+    if (delay === null) return this.finish(c, err);
+    c.phase = 'backoff';
+    c.backoffTimer = setTimeout(() => {
+      c.backoffTimer = undefined;
+      if (c.phase !== 'backoff') return;
+      if (this.closed) return this.finish(c, err);
+      this.dispatch(c);
+    }, delay);
+  }
+
+  private carry(calls: OpCall[]): Carrier {
+    const carrier: Carrier = { live: calls.length, complete: false, ctrl: new AbortController() };
+    for (const c of calls) {
+      c.phase = 'sent';
+      c.attempts++;
+      c.carrier = carrier;
+    }
+    return carrier;
+  }
+
+  /** Calls of this carrier still waiting for its answer; detached from it. */
+  private landed(calls: OpCall[], carrier: Carrier): OpCall[] {
+    carrier.complete = true;
+    const live = calls.filter((c) => c.phase === 'sent' && c.carrier === carrier);
+    for (const c of live) c.carrier = undefined;
+    return live;
+  }
+
+  private send(calls: OpCall[]): void {
+    if (calls.length === 1) this.sendSingle(calls[0]);
+    else this.sendBatch(calls);
+  }
+
+  /** One op on its own route. */
+  private sendSingle(c: OpCall): void {
+    const carrier = this.carry([c]);
+    const req = singleRequest(this.base, c.op);
+    const p = this.http(req.method, req.path, req.body, carrier.ctrl.signal).then(
+      (res) => {
+        if (this.landed([c], carrier).length === 0) return;
+        if (res.status === 204 && c.op.op === 'delete') return this.finish(c, null);
+        if (res.status === 200 && c.op.op !== 'delete') {
+          if (!isRecord(res.body) || typeof res.body.channel_id !== 'string') return this.finish(c, badResponse('not a read state', res.status, c.attempts));
+          return this.finish(c, null, res.body as unknown as ReadState);
+        }
+        if (res.status >= 200 && res.status < 300) return this.finish(c, badResponse(`status ${res.status}`, res.status, c.attempts));
+        this.failed(c, this.answerError(res, c.attempts));
+      },
+      (err: unknown) => {
+        if (this.landed([c], carrier).length === 0) return;
+        this.failed(c, this.transportError(err, c.attempts));
+      },
+    );
+    this.track(p);
+  }
+
+  /** Several ops in one POST /v1/batch; each call is answered from its own result. */
+  private sendBatch(calls: OpCall[]): void {
+    const carrier = this.carry(calls);
+    const ops = calls.map((c) => c.op);
+    const p = this.http('POST', `${this.base}/v1/batch`, { ops }, carrier.ctrl.signal).then(
+      (res) => {
+        const live = this.landed(calls, carrier);
+        if (live.length === 0) return;
+        if (res.status === 200) return this.answerBatch(calls, res);
+        if (res.status === 400 || res.status === 413) {
+          // Bad input (or too big) rejects the whole batch and changes nothing: split it to
+          // find the op at fault, so that the others still get their answers.
+          for (const c of live) c.attempts--;
+          const half = Math.ceil(live.length / 2);
+          this.send(live.slice(0, half));
+          this.send(live.slice(half));
+          return;
+        }
+        const err = this.answerError(res, 0);
+        for (const c of live) this.failed(c, copyError(err));
+      },
+      (err: unknown) => {
+        const live = this.landed(calls, carrier);
+        if (live.length === 0) return;
+        const e = this.transportError(err, 0);
+        for (const c of live) this.failed(c, copyError(e));
+      },
+    );
+    this.track(p);
+  }
+
+  private answerBatch(calls: OpCall[], res: HttpAnswer): void {
+    const results = isRecord(res.body) && Array.isArray(res.body.results) && res.body.results.length === calls.length ? (res.body.results as unknown[]) : null;
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i];
+      if (c.phase !== 'sent') continue;
+      const r = results === null ? undefined : results[i];
+      if (!isRecord(r) || typeof r.status !== 'number') {
+        this.finish(c, badResponse('not one result per op', res.status, c.attempts));
+        continue;
+      }
+      const status = r.status;
+      if (status === 204 && c.op.op === 'delete') this.finish(c, null);
+      else if (status === 200 && c.op.op !== 'delete' && isRecord(r.read_state)) this.finish(c, null, r.read_state as unknown as ReadState);
+      else if (status >= 200 && status < 300) this.finish(c, badResponse(`result status ${status}`, status, c.attempts));
+      else {
+        const code = typeof r.error === 'string' ? r.error : `HTTP_${status}`;
+        const applied = r.applied === false || r.applied === null ? r.applied : undefined;
+        this.failed(c, errorForAnswer({ code, message: `${describe(c.op)}: ${code} (status ${status} in a batch)`, status, applied, attempts: c.attempts }));
+      }
+    }
+  }
+}
