@@ -1,0 +1,105 @@
+/**
+ * Users the service does not hold, through the API with the default store (SQLite):
+ *
+ *   npm run bench:cold-users -- [--users 200000] [--batch-users 1000] [--readers 16]
+ *
+ * 1. absent from the store: /v1/batch requests of `batch-users` new users x 10 channels (acks),
+ *    two in flight, one after another: every user is a miss and a store load that finds nothing;
+ * 2. present in the store, after a restart: once the write-back has drained the service is
+ *    stopped and started again on the same data dir, and `readers` concurrent connections each
+ *    GET one user's read states at a time until every user has been read once (a connect storm
+ *    after a deploy: every user is a miss and a load of 10 rows).
+ * Prints users per second for both and the time until every user was read once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
+import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
+import { Server, serverSpec } from './harness/servers.js';
+
+interface Stats {
+  shards: { dirty: number }[];
+  store: { pending: number; queued: number; inFlight: number };
+}
+
+async function drained(server: Server): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const s = (await server.json('/v1/stats')) as Stats;
+    if (s.shards.reduce((a, x) => a + x.dirty, 0) + s.store.pending + s.store.queued + s.store.inFlight === 0) return (Date.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const users = intFlag(flags, 'users', 200_000);
+  const batchUsers = intFlag(flags, 'batch-users', 1000);
+  const readers = intFlag(flags, 'readers', 16);
+  const port = intFlag(flags, 'port', 3991);
+  const m0 = machine();
+  console.log(describeMachine(m0));
+  const dataDir = mkdtempSync(join(tmpdir(), 'rs-cold-'));
+  const capacity = Math.ceil(users * CHANNELS_PER_USER * 1.05);
+  const spec = serverSpec('slab', port, { capacity, maxUsers: Math.ceil(users * 1.05), batchOps: 0, store: 'sqlite', dataDir }, [], join(dataDir, 'service.log'));
+  let server = new Server(spec);
+  try {
+    await server.waitReady();
+    console.log(server.commandLine);
+    const fillSeconds = await fillUsers(server, users, batchUsers, (n, s) => console.log(`  absent users: ${fmt(n / CHANNELS_PER_USER)} users, ${fmt(n / CHANNELS_PER_USER / s)}/s`));
+    const absentPerSecond = users / fillSeconds;
+    console.log(`absent from the store: ${fmt(users)} users (${fmt(users * CHANNELS_PER_USER)} ops) in ${fmt(fillSeconds, 1)} s: ${fmt(absentPerSecond)} users/s, ${fmt(absentPerSecond * CHANNELS_PER_USER)} ops/s`);
+    const drainSeconds = await drained(server);
+    const stop = await server.stop(200_000);
+    console.log(`write-back drained ${fmt(drainSeconds, 1)} s after the fill; stopped in ${fmt(stop.seconds, 1)} s (exit ${stop.code})`);
+
+    const t1 = Date.now();
+    server = new Server(spec);
+    await server.waitReady();
+    const startSeconds = (Date.now() - t1) / 1000;
+    const lat = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    let next = 0;
+    let wrong = 0;
+    const t2 = Date.now();
+    const reader = async (): Promise<void> => {
+      while (next < users) {
+        const k = next++;
+        const t = performance.now();
+        const res = await fetch(`${server.url}/v1/users/${userId(k)}/read-states`);
+        const body = (await res.json()) as { read_states?: unknown[] };
+        lat.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+        if (res.status !== 200 || body.read_states?.length !== CHANNELS_PER_USER) wrong++;
+      }
+    };
+    await Promise.all(Array.from({ length: readers }, reader));
+    const readSeconds = (Date.now() - t2) / 1000;
+    const presentPerSecond = users / readSeconds;
+    console.log(
+      `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): every one of ${fmt(users)} users read once in ${fmt(readSeconds, 1)} s by ${readers} connections: ` +
+        `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(lat.getValueAtPercentile(50) / 1000, 2)}/${fmt(lat.getValueAtPercentile(99) / 1000, 2)}/${fmt(lat.maxValue / 1000, 1)} ms; ${wrong} wrong answers`,
+    );
+    const file = writeResults(`cold-users-${users}`, {
+      machine: m0,
+      command: `npm run bench:cold-users -- ${process.argv.slice(2).join(' ')}`,
+      service: server.commandLine,
+      users,
+      channelsPerUser: CHANNELS_PER_USER,
+      absent: { batchUsers, seconds: fillSeconds, usersPerSecond: absentPerSecond, opsPerSecond: absentPerSecond * CHANNELS_PER_USER },
+      drainSeconds,
+      restart: { stopSeconds: stop.seconds, readySeconds: startSeconds },
+      present: { readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs: { p50: lat.getValueAtPercentile(50) / 1000, p99: lat.getValueAtPercentile(99) / 1000, max: lat.maxValue / 1000 }, wrong },
+    });
+    console.log(`wrote ${file}`);
+    if (wrong > 0) process.exitCode = 1;
+  } finally {
+    await server.stop(200_000);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
