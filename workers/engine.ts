@@ -13,6 +13,7 @@
 import { GrowBuffer, SharedGrowBuffer, type WordBuffer } from './grow-buffer.js';
 import { HybridClock } from './hybrid-clock.js';
 import { FRAME_HEADER_WORDS } from './journal-format.js';
+import { ParkedOps } from './parked-ops.js';
 import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
 import { lruAppend, lruHead, lruTouch, lruUnlink } from './lru.js';
 import {
@@ -178,7 +179,7 @@ export class ShardEngine {
   /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
   private allocFailure = ST_INSUFFICIENT_STORAGE;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
-  private readonly parked = new GrowBuffer(OP_WORDS * 64);
+  private readonly parked: ParkedOps;
   /** Users in the LOADING state. */
   private loadingUsers = 0;
 
@@ -192,6 +193,7 @@ export class ShardEngine {
 
   constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
     this.m = m;
+    this.parked = new ParkedOps(m.maxUsers);
     this.flushDelayMs = options.flushDelayMs;
     this.flushBatchMax = options.flushBatchMax ?? 2048;
     this.now = options.now ?? Date.now;
@@ -750,14 +752,9 @@ export class ShardEngine {
     w.len = keep;
   }
 
-  /**
-   * Parks an op behind its user's load. All parked ops share one grow-only buffer in arrival
-   * order (a buffer per loading user would churn the allocator on every miss); installLoads
-   * replays or keeps them in one pass.
-   */
-  private park(_u: number, ops: Uint32Array, o: number): void {
-    const at = this.parked.reserve(OP_WORDS);
-    this.parked.buf.set(ops.subarray(o, o + OP_WORDS), at);
+  /** Parks an op behind its user's load (parked-ops.ts: a chain per user slot). */
+  private park(u: number, ops: Uint32Array, o: number): void {
+    this.parked.push(u, ops, o);
   }
 
   /**
@@ -807,7 +804,7 @@ export class ShardEngine {
         // misses and asks for the load again.
         const result = status === LOAD_OK ? this.installUser(u, task, o, n) : ST_UNAVAILABLE;
         if (status !== LOAD_OK) this.releaseUser(u);
-        this.replayParked(lo, hi, result === ST_OK ? u : NIL, result);
+        this.replayParked(u, result === ST_OK ? u : NIL, result);
       }
       o += n * RS_WORDS;
     }
@@ -815,24 +812,19 @@ export class ShardEngine {
   }
 
   /**
-   * Replays (u !== NIL) or refuses with `status` the ops parked behind one user's load, in
-   * arrival order, and closes the gaps they leave. Users are replayed one at a time, right after
-   * their own install, so a replay that evicts another user cannot strand that user's ops.
+   * Replays on user slot u (u !== NIL) or refuses with `status` the ops parked behind the load of
+   * user slot `slot`, in arrival order. Users are replayed one at a time, right after their own
+   * install, so a replay that evicts another user cannot strand that user's ops.
    */
-  private replayParked(lo: number, hi: number, u: number, status: number): void {
+  private replayParked(slot: number, u: number, status: number): void {
     const q = this.parked;
-    const buf = q.buf; // execute() never parks, so the buffer does not move during the pass
-    let keep = 0;
-    for (let p = 0; p < q.len; p += OP_WORDS) {
-      if (buf[p + O_USER_LO] === lo && buf[p + O_USER_HI] === hi) {
-        if (u !== NIL) this.execute(u, buf, p);
-        else this.status(buf[p + O_TICKET], status, 0);
-      } else {
-        if (keep !== p) buf.copyWithin(keep, p, p + OP_WORDS);
-        keep += OP_WORDS;
-      }
+    const buf = q.buffer; // execute() never parks, so the buffer does not move during the pass
+    for (let e = q.first(slot); e !== 0; e = q.after(e)) {
+      const p = q.offsetOf(e);
+      if (u !== NIL) this.execute(u, buf, p);
+      else this.status(buf[p + O_TICKET], status, 0);
     }
-    q.len = keep;
+    q.drop(slot);
   }
 
   private installUser(u: number, src: Uint32Array, off: number, n: number): number {
