@@ -8,7 +8,8 @@
  * 2. present in the store, after a restart: once the write-back has drained the service is
  *    stopped and started again on the same data dir, and `readers` concurrent connections each
  *    GET one user's read states at a time until every user has been read once (a connect storm
- *    after a deploy: every user is a miss and a load of 10 rows).
+ *    after a deploy: every user is a miss and a load of 10 rows);
+ * 3. the same after another restart, read in /v1/batch requests of `batch-users` gets.
  * Prints users per second for both and the time until every user was read once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -80,6 +81,28 @@ async function main(): Promise<void> {
       `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): every one of ${fmt(users)} users read once in ${fmt(readSeconds, 1)} s by ${readers} connections: ` +
         `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(lat.getValueAtPercentile(50) / 1000, 2)}/${fmt(lat.getValueAtPercentile(99) / 1000, 2)}/${fmt(lat.maxValue / 1000, 1)} ms; ${wrong} wrong answers`,
     );
+    // The same after another restart, the reader batching: /v1/batch of `batch-users` gets (one
+    // channel of each user; the whole user is loaded), two in flight.
+    await server.stop(200_000);
+    server = new Server(spec);
+    await server.waitReady();
+    let nextBatch = 0;
+    const t3 = Date.now();
+    const batchReader = async (): Promise<void> => {
+      while (nextBatch < users) {
+        const first = nextBatch;
+        const n = Math.min(batchUsers, users - first);
+        nextBatch += n;
+        const ops: string[] = [];
+        for (let k = first; k < first + n; k++) ops.push(`{"op":"get","user_id":"${userId(k)}","channel_id":"${2_000_000 + (k % 1000)}"}`);
+        const res = await fetch(server.url + '/v1/batch', { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"ops":[${ops.join(',')}]}` });
+        const text = await res.text();
+        if (res.status !== 200 || text.includes('"status":4') || text.includes('"status":5')) wrong++;
+      }
+    };
+    await Promise.all([batchReader(), batchReader()]);
+    const batchSeconds = (Date.now() - t3) / 1000;
+    console.log(`present, after a restart, read in batches of ${batchUsers} users: ${fmt(users)} users in ${fmt(batchSeconds, 1)} s: ${fmt(users / batchSeconds)} users/s; ${wrong} wrong answers`);
     const file = writeResults(`cold-users-${users}`, {
       machine: m0,
       command: `npm run bench:cold-users -- ${process.argv.slice(2).join(' ')}`,
@@ -89,6 +112,7 @@ async function main(): Promise<void> {
       absent: { batchUsers, seconds: fillSeconds, usersPerSecond: absentPerSecond, opsPerSecond: absentPerSecond * CHANNELS_PER_USER },
       drainSeconds,
       restart: { stopSeconds: stop.seconds, readySeconds: startSeconds },
+      presentBatched: { batchUsers, seconds: batchSeconds, usersPerSecond: users / batchSeconds },
       present: { readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs: { p50: lat.getValueAtPercentile(50) / 1000, p99: lat.getValueAtPercentile(99) / 1000, max: lat.maxValue / 1000 }, wrong },
     });
     console.log(`wrote ${file}`);
