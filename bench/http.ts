@@ -5,7 +5,13 @@
  *   node dist/bench/http.js [--duration 15] [--warmup 3] [--connections 50] [--pipelining 1]
  *        [--targets slab,ceiling] [--scenarios mention,ack,get,batch] [--batch-ops 100]
  *        [--prefill-users 20000] [--prefill-channels 10] [--shards 1] [--cpu-prof]
- *        [--quiet-max 40] [--quiet-timeout 90]
+ *        [--quiet-max 40] [--quiet-timeout 90] [--client autocannon|wrk] [--wrk-variants 20000]
+ *
+ * --client wrk drives the load with wrk (C, epoll; Debian's package) instead of autocannon, so the
+ * load generator is not what limits the bare route: wrk sends `--wrk-variants` requests built up
+ * front (a Lua table) in turn on one thread; its CPU is read from /proc and reported as the
+ * driver's. wrk is closed-loop only; its latency percentiles (µs) replace the per-response HDR
+ * histogram.
  *
  * - slab: `node dist/src/main.js --port P --shards 1 --log-level warn --store memory` as a child
  *   process (the in-process MemoryStore; if this build has no --store flag, its default store).
@@ -24,7 +30,7 @@
  * of the whole server (from /proc), next to req/s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -65,6 +71,9 @@ const prefillChannels = intFlag(flags, 'prefill-channels', 10);
 const shards = intFlag(flags, 'shards', 1);
 const cpuProf = flags.has('cpu-prof');
 const basePort = intFlag(flags, 'port', 20_000 + Math.floor(Math.random() * 20_000));
+const client = strFlag(flags, 'client', 'autocannon');
+if (client !== 'autocannon' && client !== 'wrk') throw new Error(`--client must be autocannon or wrk, got ${client}`);
+const wrkVariants = intFlag(flags, 'wrk-variants', 20_000);
 // Before each measured run, wait up to --quiet-timeout s for other processes to leave the CPUs
 // mostly idle (--quiet-max: % of one core busy over 3 s); the run goes ahead either way.
 const quietMax = intFlag(flags, 'quiet-max', 40);
@@ -342,6 +351,95 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
   return res;
 }
 
+/** A Lua long-bracket string: no escaping needed for JSON bodies and paths. */
+function luaString(s: string): string {
+  return `[==[${s}]==]`;
+}
+
+/** A wrk script that sends `wrkVariants` prepared requests of the scenario in turn, and prints its figures as JSON. */
+function wrkScript(s: Scenario): string {
+  const lines = ['local r = {}'];
+  // Bodies of batch requests are ~10 kB: fewer variants keep the script small.
+  const n = s.opsPerRequest > 1 ? Math.min(wrkVariants, 1000) : wrkVariants;
+  for (let i = 0; i < n; i++) {
+    const b = s.build();
+    const headers = b.body !== undefined ? '{["content-type"] = "application/json"}' : '{}';
+    lines.push(`r[${i + 1}] = wrk.format(${luaString(b.method)}, ${luaString(b.path)}, ${headers}${b.body !== undefined ? ', ' + luaString(b.body) : ''})`);
+  }
+  lines.push(
+    'local i = 0',
+    'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end',
+    'done = function(summary, latency, requests)',
+    '  local e = summary.errors',
+    '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"non2xx":%d,"errors":%d,"timeouts":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%d}\\n\',',
+    '    summary.requests, summary.duration, e.status, e.connect + e.read + e.write, e.timeout,',
+    '    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))',
+    'end',
+  );
+  return lines.join('\n') + '\n';
+}
+
+async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunResult> {
+  const script = join(tmpdir(), `read-states-wrk-${process.pid}-${s.name}.lua`);
+  writeFileSync(script, wrkScript(s));
+  const pid = t.proc.pid!;
+  const la0 = loadavg();
+  const ticks0 = threadTicks(pid);
+  const busy0 = systemBusyTicks();
+  const w0 = process.hrtime.bigint();
+  const wrk = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '-s', script, t.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  wrk.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  // wrk's own CPU, sampled just before it exits (its /proc entry is gone after)
+  let wrkTicks = 0;
+  const sampler = setInterval(() => {
+    wrkTicks = Math.max(wrkTicks, processTicksOf(wrk.pid));
+  }, 200);
+  const code = await new Promise<number | null>((resolve) => wrk.on('exit', (c) => resolve(c)));
+  clearInterval(sampler);
+  const w1 = process.hrtime.bigint();
+  const wallS = Number(w1 - w0) / 1e9;
+  const busyPct = (100 * (systemBusyTicks() - busy0)) / CLK_TCK / wallS;
+  const threads = cpuDelta(pid, ticks0, wallS);
+  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (code !== 0 || line === undefined) throw new Error(`wrk exited with ${code}:\n${out}`);
+  const w = JSON.parse(line.slice('WRK_JSON '.length)) as Record<string, number>;
+  const durationS = w.durationUs / 1e6;
+  const reqPerSec = w.requests / durationS;
+  const ms = (us: number) => Math.round(us) / 1000;
+  const res: RunResult = {
+    scenario: s.name,
+    target: t.name,
+    durationS,
+    requests: w.requests,
+    reqPerSec,
+    opsPerSec: reqPerSec * s.opsPerRequest,
+    statuses: {},
+    non2xx: w.non2xx,
+    errors: w.errors,
+    timeouts: w.timeouts,
+    latencyUs: { p50: w.p50, p90: w.p90, p99: w.p99, p999: w.p999, max: w.max, mean: Math.round(w.mean), count: w.requests },
+    autocannonMs: { p50: ms(w.p50), p90: ms(w.p90), p99: ms(w.p99), p99_9: ms(w.p999), max: ms(w.max), mean: ms(w.mean) },
+    serverThreads: threads,
+    serverCpuPct: Math.round(threads.reduce((a, x) => a + x.pct, 0) * 10) / 10,
+    // wrk's CPU only (ticks sampled every 200 ms: up to 200 ms of its time may be missed)
+    driverCpuPct: Math.round(((100 * wrkTicks) / CLK_TCK / wallS) * 10) / 10,
+    othersCpuPct: 0,
+    loadavgStart: la0.map((x) => Math.round(x * 100) / 100),
+    loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+    windowUs: [Number(w0 / 1000n), Number(w1 / 1000n)],
+  };
+  res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
+  return res;
+}
+
+/** utime + stime of a process in clock ticks; 0 once it is gone. */
+function processTicksOf(pid: number | undefined): number {
+  let sum = 0;
+  for (const x of threadTicks(pid ?? -1).values()) sum += x.ticks;
+  return sum;
+}
+
 async function smoke(t: Target, s: Scenario): Promise<void> {
   const r = s.build();
   const res = await fetch(t.url + r.path, {
@@ -399,7 +497,7 @@ async function main(): Promise<void> {
   const m0 = machine();
   console.log(describeMachine(m0));
   console.log(
-    `autocannon: ${connections} connections, pipelining ${pipelining}, ${duration} s per run after a ${warmup} s warm-up; ` +
+    `${client}: ${connections} connections, pipelining ${pipelining}, ${duration} s per run after a ${warmup} s warm-up; ` +
       `targets ${targetNames.join(',')}; scenarios ${scenarioNames.join(',')}; shards ${shards}; batch ${batchOps} ops` +
       (cpuProf ? '; service under --cpu-prof' : '') +
       '\n',
@@ -434,8 +532,9 @@ async function main(): Promise<void> {
       for (const t of targets) {
         await smoke(t, s);
         const quiet = quietTimeout > 0 ? await waitForQuiet(quietMax, quietTimeout) : undefined;
-        if (warmup > 0) await drive(t, s, warmup);
-        const r = await drive(t, s, duration);
+        const run = client === 'wrk' ? driveWrk : drive;
+        if (warmup > 0) await run(t, s, warmup);
+        const r = await run(t, s, duration);
         r.quietBefore = quiet;
         results.push(r);
         console.log(
@@ -493,7 +592,7 @@ async function main(): Promise<void> {
   const file = writeResults(cpuProf ? 'http-cpuprof' : 'http', {
     bench: 'http',
     argv: process.argv.slice(2),
-    options: { duration, warmup, connections, pipelining, batchOps, prefillUsers, prefillChannels, shards, cpuProf },
+    options: { client, duration, warmup, connections, pipelining, batchOps, prefillUsers, prefillChannels, shards, cpuProf },
     machineBefore: m0,
     machineAfter: m1,
     targets: targets.map((t) => ({ name: t.name, args: t.args })),
