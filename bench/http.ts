@@ -357,13 +357,15 @@ function luaString(s: string): string {
 }
 
 /** A wrk script that sends `wrkVariants` prepared requests of the scenario in turn, and prints its figures as JSON. */
-function wrkScript(s: Scenario): string {
+function wrkScript(s: Scenario, url: string): string {
+  // Headers given to wrk.format replace wrk's defaults, Host included.
+  const host = `["Host"] = ${luaString(new URL(url).host)}`;
   const lines = ['local r = {}'];
   // Bodies of batch requests are ~10 kB: fewer variants keep the script small.
   const n = s.opsPerRequest > 1 ? Math.min(wrkVariants, 1000) : wrkVariants;
   for (let i = 0; i < n; i++) {
     const b = s.build();
-    const headers = b.body !== undefined ? '{["content-type"] = "application/json"}' : '{}';
+    const headers = b.body !== undefined ? `{${host}, ["content-type"] = "application/json"}` : `{${host}}`;
     lines.push(`r[${i + 1}] = wrk.format(${luaString(b.method)}, ${luaString(b.path)}, ${headers}${b.body !== undefined ? ', ' + luaString(b.body) : ''})`);
   }
   lines.push(
@@ -381,7 +383,7 @@ function wrkScript(s: Scenario): string {
 
 async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunResult> {
   const script = join(tmpdir(), `read-states-wrk-${process.pid}-${s.name}.lua`);
-  writeFileSync(script, wrkScript(s));
+  writeFileSync(script, wrkScript(s, t.url));
   const pid = t.proc.pid!;
   const la0 = loadavg();
   const ticks0 = threadTicks(pid);
@@ -404,6 +406,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
   const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (code !== 0 || line === undefined) throw new Error(`wrk exited with ${code}:\n${out}`);
   const w = JSON.parse(line.slice('WRK_JSON '.length)) as Record<string, number>;
+  if (w.non2xx > 0) throw new Error(`${t.name} ${s.name}: ${w.non2xx} of ${w.requests} answers were not 2xx (wrk)`);
   const durationS = w.durationUs / 1e6;
   const reqPerSec = w.requests / durationS;
   const ms = (us: number) => Math.round(us) / 1000;
