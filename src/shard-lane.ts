@@ -233,6 +233,11 @@ export class ShardLane {
     return at;
   }
 
+  /** Operations queued for the next task. */
+  get queuedOps(): number {
+    return this.opCount;
+  }
+
   get opWords(): Uint32Array {
     return this.ops.buf;
   }

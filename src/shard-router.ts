@@ -48,6 +48,9 @@ export function workerFile(): string {
   return fileURLToPath(new URL(rel, here));
 }
 
+/** Operations queued for one shard in a turn beyond which they are sent at once (see submit). */
+const EAGER_SEND_OPS = 1024;
+
 export class ShardRouter {
   readonly lanes: ShardLane[] = [];
   readonly buffers: ShardBuffers[] = [];
@@ -147,6 +150,9 @@ export class ShardRouter {
     const w = lane.opWords;
     // Every word but the ticket, which reserve() wrote.
     for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = src[from + j];
+    // A turn that parses many big batches sends the first ones on while it parses the rest, so
+    // the shard applies them meanwhile instead of waiting for the end of the turn.
+    if (lane.queuedOps >= EAGER_SEND_OPS) lane.flush();
     return true;
   }
 
