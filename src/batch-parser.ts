@@ -81,12 +81,17 @@ class Staging {
   count = new Float64Array(64);
   pin = new Float64Array(64);
   flags = new Float64Array(64);
+  /** id halves as the fast reader parsed them: user, channel, message (6 words per op) */
+  ids = new Uint32Array(64 * 6);
+  /** whether `ids` holds the parsed ids (fast reader) or encode must parse the strings (exact) */
+  idsParsed = false;
   userIds: string[] = [];
   channelIds: string[] = [];
   messageIds: string[] = [];
 
   reset(): void {
     this.n = 0;
+    this.idsParsed = false;
     this.userIds = [];
     this.channelIds = [];
     this.messageIds = [];
@@ -101,6 +106,9 @@ class Staging {
       this.count = grown(this.count, new Float64Array(i * 2));
       this.pin = grown(this.pin, new Float64Array(i * 2));
       this.flags = grown(this.flags, new Float64Array(i * 2));
+      const ids = new Uint32Array(i * 2 * 6);
+      ids.set(this.ids);
+      this.ids = ids;
     }
     this.present[i] = 0;
     this.count[i] = 0;
@@ -130,7 +138,8 @@ const K_MANUAL = 5;
 const K_COUNT = 6;
 const K_PIN = 7;
 const K_FLAGS = 8;
-const KEYS = ['op', 'user_id', 'channel_id', 'message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'];
+const QUOTED_KEYS = ['op', 'user_id', 'channel_id', 'message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'].map((k) => `"${k}"`);
+const QUOTED_KINDS = KIND_NAMES.map((k) => `"${k}"`);
 
 let text = '';
 let pos = 0;
@@ -143,28 +152,78 @@ function ws(): void {
   }
 }
 
-/** A plain string (no escape, no control character): its contents, or null to give up. */
-function str(): string | null {
+const TWO_32 = 4294967296;
+
+/**
+ * An id as the schema's pattern takes it (0, or 1-20 digits without a leading zero), its halves
+ * parsed on the way into `ids[at]`, `ids[at + 1]` (as ids.ts parseId does); null to give up (also
+ * above 2^64 - 1: the exact reader then says INVALID_ID).
+ */
+function idAt(ids: Uint32Array, at: number): string | null {
   if (text.charCodeAt(pos) !== Ch.Quote) return null;
   const start = ++pos;
+  let lo = 0;
+  let hi = 0;
   for (;;) {
-    const c = text.charCodeAt(pos);
-    if (c === Ch.Quote) break;
-    if (c === Ch.Backslash || c < 0x20 || Number.isNaN(c)) return null;
+    const d = text.charCodeAt(pos) - Ch.Zero;
+    if (!(d >= 0 && d <= 9)) break;
+    const x = lo * 10 + d;
+    const carry = Math.floor(x / TWO_32);
+    lo = x - carry * TWO_32;
+    hi = hi * 10 + carry;
     pos++;
   }
+  const len = pos - start;
+  if (text.charCodeAt(pos) !== Ch.Quote || len === 0 || len > 20 || hi >= TWO_32 || (len > 1 && text.charCodeAt(start) === Ch.Zero)) return null;
+  ids[at] = lo;
+  ids[at + 1] = hi;
   return text.slice(start, pos++);
 }
 
-/** An id as the schema's pattern takes it (0, or 1-20 digits without a leading zero). */
-function idStr(): string | null {
-  const s = str();
-  if (s === null || s.length === 0 || s.length > 20) return null;
-  for (let i = 0; i < s.length; i++) {
-    const d = s.charCodeAt(i);
-    if (d < Ch.Zero || d > Ch.Nine) return null;
+/**
+ * The key at `pos` (a quoted string) as a K_* index, without making a string of it; -1 for any
+ * other key (or one spelled with escapes: the exact reader decides).
+ */
+function keyAt(): number {
+  if (text.charCodeAt(pos) !== Ch.Quote) return -1;
+  let k = -1;
+  switch (text.charCodeAt(pos + 1)) {
+    case 111: // o
+      k = K_OP;
+      break;
+    case 117: // u
+      k = K_USER;
+      break;
+    case 99: // c
+      k = text.charCodeAt(pos + 2) === 104 ? K_CHANNEL : K_COUNT;
+      break;
+    case 109: // m
+      k = text.charCodeAt(pos + 2) === 101 ? (text.charCodeAt(pos + 3) === 115 ? K_MESSAGE : K_MENTION_COUNT) : K_MANUAL;
+      break;
+    case 108: // l
+      k = K_PIN;
+      break;
+    case 102: // f
+      k = K_FLAGS;
+      break;
+    default:
+      return -1;
   }
-  return s.length > 1 && s.charCodeAt(0) === Ch.Zero ? null : s;
+  const q = QUOTED_KEYS[k];
+  if (!text.startsWith(q, pos)) return -1;
+  pos += q.length;
+  return k;
+}
+
+/** The op kind at `pos` (a quoted string) without making a string of it; -1 to give up. */
+function kindAt(): number {
+  for (let k = 0; k < QUOTED_KINDS.length; k++) {
+    if (text.startsWith(QUOTED_KINDS[k], pos)) {
+      pos += QUOTED_KINDS[k].length;
+      return k;
+    }
+  }
+  return -1;
 }
 
 /** A non-negative integer in plain digits within [min, max], or -1 to give up. */
@@ -211,10 +270,9 @@ function readOp(st: Staging): boolean {
   let seen = 0;
   ws();
   if (text.charCodeAt(pos) === Ch.RBrace) return false;
+  const ids = st.ids;
   for (;;) {
-    const key = str();
-    if (key === null) return false;
-    const k = KEYS.indexOf(key);
+    const k = keyAt();
     if (k < 0 || (seen & (1 << k)) !== 0) return false;
     seen |= 1 << k;
     ws();
@@ -223,26 +281,25 @@ function readOp(st: Staging): boolean {
     ws();
     switch (k) {
       case K_OP: {
-        const s = str();
-        const kind = s === null ? -1 : kindOf(s);
+        const kind = kindAt();
         if (kind < 0) return false;
         st.kind[i] = kind;
         break;
       }
       case K_USER: {
-        const s = idStr();
+        const s = idAt(ids, i * 6);
         if (s === null) return false;
         st.userIds[i] = s;
         break;
       }
       case K_CHANNEL: {
-        const s = idStr();
+        const s = idAt(ids, i * 6 + 2);
         if (s === null) return false;
         st.channelIds[i] = s;
         break;
       }
       case K_MESSAGE: {
-        const s = idStr();
+        const s = idAt(ids, i * 6 + 4);
         if (s === null) return false;
         st.messageIds[i] = s;
         st.present[i] |= Field.Msg;
@@ -301,7 +358,8 @@ function fastRead(body: string, st: Staging): boolean {
   if (text.charCodeAt(pos) !== Ch.LBrace) return false;
   pos++;
   ws();
-  if (str() !== 'ops') return false;
+  if (!text.startsWith('"ops"', pos)) return false;
+  pos += 5;
   ws();
   if (text.charCodeAt(pos) !== Ch.Colon) return false;
   pos++;
@@ -321,7 +379,8 @@ function fastRead(body: string, st: Staging): boolean {
   ws();
   if (text.charCodeAt(pos++) !== Ch.RBrace) return false;
   ws();
-  return pos === text.length;
+  st.idsParsed = pos === text.length;
+  return st.idsParsed;
 }
 
 // ---- the exact reader -------------------------------------------------------------------------
@@ -401,6 +460,25 @@ function invalid(i: number, message: string): ApiError {
   return new ApiError('INVALID_BODY', `ops[${i}]: ${message}`);
 }
 
+/**
+ * Id `which` (0 user, 1 channel, 2 message) of op i into `parsed`, checked as requireId /
+ * requireIdOrZero would: the fast reader's halves when it parsed them, else the string.
+ */
+function idOf(st: Staging, i: number, which: number, field: string, zeroOk: boolean): void {
+  if (st.idsParsed) {
+    const lo = st.ids[i * 6 + which * 2];
+    const hi = st.ids[i * 6 + which * 2 + 1];
+    if (zeroOk || lo !== 0 || hi !== 0) {
+      parsed.lo = lo;
+      parsed.hi = hi;
+      return;
+    }
+  }
+  const s = which === 0 ? st.userIds[i] : which === 1 ? st.channelIds[i] : st.messageIds[i];
+  if (zeroOk) requireIdOrZero(s, field);
+  else requireId(s, field);
+}
+
 /** The checks a schema cannot express, then the operations in the wire layout. */
 function encode(st: Staging): ParsedBatch {
   const ops = new OpList(st.n);
@@ -410,10 +488,10 @@ function encode(st: Staging): ParsedBatch {
     const extra = present & ~ALLOWED[kind] & ~Field.ManualTrue;
     if (extra !== 0) throw invalid(i, `${KIND_NAMES[kind]} does not take ${FIELD_NAMES[31 - Math.clz32(extra & -extra)]}`);
     try {
-      requireId(st.userIds[i], 'user_id');
+      idOf(st, i, 0, 'user_id', false);
       const uLo = parsed.lo;
       const uHi = parsed.hi;
-      requireId(st.channelIds[i], 'channel_id');
+      idOf(st, i, 1, 'channel_id', false);
       let at: number;
       switch (kind) {
         case Kind.Get:
@@ -425,14 +503,14 @@ function encode(st: Staging): ParsedBatch {
         case Kind.Ack:
           if ((present & Field.Msg) === 0) throw invalid(i, 'ack needs message_id');
           at = ops.add(OP_ACK | F_HAS_MSG | ((present & Field.ManualTrue) !== 0 ? F_MANUAL : 0), uLo, uHi, parsed.lo, parsed.hi);
-          requireIdOrZero(st.messageIds[i], 'message_id');
+          idOf(st, i, 2, 'message_id', true);
           ops.setMessage(at, parsed.lo, parsed.hi);
           ops.setCount(at, (present & Field.MentionCount) !== 0 ? st.count[i] : 0);
           break;
         case Kind.Mention:
           at = ops.add((present & Field.Msg) !== 0 ? OP_MENTION | F_HAS_MSG : OP_MENTION, uLo, uHi, parsed.lo, parsed.hi);
           if ((present & Field.Msg) !== 0) {
-            requireId(st.messageIds[i], 'message_id');
+            idOf(st, i, 2, 'message_id', false);
             ops.setMessage(at, parsed.lo, parsed.hi);
           }
           ops.setCount(at, (present & Field.Count) !== 0 ? st.count[i] : 1);
