@@ -1,5 +1,6 @@
 /**
- * POST /v1/batch: up to 10,000 operations of any users in one request, the high-throughput path.
+ * POST /v1/batch: up to 10,000 operations of any users in one request, the high-throughput path
+ * (a summary op names a user and no channel).
  * All ops are validated before any is submitted (one bad op rejects the batch and changes
  * nothing), then split by shard; results come back in request order.
  */
@@ -14,17 +15,19 @@ import {
   OP_GET,
   OP_MENTION,
   OP_PATCH,
+  OP_SUMMARY,
 } from '../../workers/protocol.js';
 import { ApiError } from '../errors.js';
-import { GatherSink } from '../replies.js';
+import { GatherSink, SUMMARY_OP } from '../replies.js';
 import { batchSchema } from '../schemas.js';
 import { parsed, requireId, requireIdOrZero } from '../validate.js';
 import type { RouteContext } from './context.js';
 
 interface BatchOp {
-  op: 'get' | 'ack' | 'mention' | 'patch' | 'delete';
+  op: 'get' | 'ack' | 'mention' | 'patch' | 'delete' | 'summary';
   user_id: string;
-  channel_id: string;
+  /** every op but summary */
+  channel_id?: string;
   message_id?: string;
   mention_count?: number;
   manual?: boolean;
@@ -48,6 +51,7 @@ const ALLOWED: Record<BatchOp['op'], number> = {
   ack: B_MSG | B_MENTION_COUNT | B_MANUAL,
   mention: B_MSG | B_COUNT,
   patch: B_PIN | B_FLAGS,
+  summary: 0,
 };
 
 function presentFields(op: BatchOp): number {
@@ -96,11 +100,19 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
         requireId(op.user_id, 'user_id');
         words[w + 1] = parsed.lo;
         words[w + 2] = parsed.hi;
-        requireId(op.channel_id, 'channel_id');
-        words[w + 3] = parsed.lo;
-        words[w + 4] = parsed.hi;
         let head = 0;
+        if (op.op === 'summary') {
+          if (op.channel_id !== undefined) throw invalid(i, 'summary does not take channel_id');
+        } else {
+          if (op.channel_id === undefined) throw invalid(i, `${op.op} needs channel_id`);
+          requireId(op.channel_id, 'channel_id');
+          words[w + 3] = parsed.lo;
+          words[w + 4] = parsed.hi;
+        }
         switch (op.op) {
+          case 'summary':
+            head = OP_SUMMARY;
+            break;
           case 'get':
             head = OP_GET;
             break;
@@ -140,7 +152,7 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
         throw err;
       }
       userIds[i] = op.user_id;
-      channelIds[i] = op.channel_id;
+      channelIds[i] = op.channel_id ?? SUMMARY_OP;
       perShard[router.shardFor(words[w + 1], words[w + 2])]++;
     }
     if (!router.hasRoomFor(perShard)) throw new ApiError('SHARD_OVERLOADED');
