@@ -16,7 +16,8 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { OpList } from '../workers/op-list.js';
-import { F_HAS_FLAGS, F_HAS_MSG, F_HAS_PIN, F_MANUAL, OP_ACK, OP_DELETE, OP_GET, OP_MENTION, OP_PATCH } from '../workers/protocol.js';
+import { F_HAS_FLAGS, F_HAS_MSG, F_HAS_PIN, F_MANUAL, OP_ACK, OP_DELETE, OP_GET, OP_MENTION, OP_PATCH, OP_SUMMARY } from '../workers/protocol.js';
+import { SUMMARY_OP } from './replies.js';
 import { ApiError } from './errors.js';
 import { parsed, requireId, requireIdOrZero } from './validate.js';
 import { BATCH_OPS, MAX_BATCH_OPS, MAX_COUNT, MAX_I32, MAX_PIN, MAX_U32, batchSchema } from './schemas.js';
@@ -36,6 +37,8 @@ const enum Kind {
   Mention = 2,
   Patch = 3,
   Delete = 4,
+  /** the user's unread summary: no channel */
+  Summary = 5,
 }
 
 /** Optional fields as bits, so "does this op carry a field its kind does not take" is one mask test. */
@@ -48,11 +51,15 @@ const enum Field {
   Flags = 32,
   /** not a field: the value of `manual` */
   ManualTrue = 64,
+  /** channel_id is present (every kind but summary needs it) */
+  Channel = 128,
 }
 const FIELD_NAMES = ['message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'] as const;
-const KIND_NAMES = ['get', 'ack', 'mention', 'patch', 'delete'] as const;
+const KIND_NAMES = ['get', 'ack', 'mention', 'patch', 'delete', 'summary'] as const;
 /** Fields each op kind accepts besides op, user_id and channel_id. */
-const ALLOWED = [0, Field.Msg | Field.MentionCount | Field.Manual, Field.Msg | Field.Count, Field.Pin | Field.Flags, 0];
+const ALLOWED = [0, Field.Msg | Field.MentionCount | Field.Manual, Field.Msg | Field.Count, Field.Pin | Field.Flags, 0, 0];
+/** Bits of `present` that are not optional fields. */
+const NOT_FIELDS = Field.ManualTrue | Field.Channel;
 
 const enum Ch {
   Tab = 9,
@@ -296,6 +303,7 @@ function readOp(st: Staging): boolean {
         const s = idAt(ids, i * 6 + 2);
         if (s === null) return false;
         st.channelIds[i] = s;
+        st.present[i] |= Field.Channel;
         break;
       }
       case K_MESSAGE: {
@@ -346,8 +354,8 @@ function readOp(st: Staging): boolean {
     if (c !== Ch.Comma) return false;
     ws();
   }
-  // op, user_id and channel_id are required; a key may not be both message counts (see encode).
-  return (seen & 7) === 7;
+  // op and user_id are required, channel_id too but for summaries (encode says which is missing).
+  return (seen & 3) === 3;
 }
 
 function fastRead(body: string, st: Staging): boolean {
@@ -388,7 +396,8 @@ function fastRead(body: string, st: Staging): boolean {
 interface BatchOpJson {
   op: (typeof BATCH_OPS)[number];
   user_id: string;
-  channel_id: string;
+  /** every op but summary */
+  channel_id?: string;
   message_id?: string;
   mention_count?: number;
   manual?: boolean;
@@ -427,8 +436,11 @@ function exactRead(body: string, st: Staging): void {
     const i = st.next();
     st.kind[i] = kindOf(op.op);
     st.userIds[i] = op.user_id;
-    st.channelIds[i] = op.channel_id;
     let present = 0;
+    if (op.channel_id !== undefined) {
+      present |= Field.Channel;
+      st.channelIds[i] = op.channel_id;
+    }
     if (op.message_id !== undefined) {
       present |= Field.Msg;
       st.messageIds[i] = op.message_id;
@@ -485,12 +497,19 @@ function encode(st: Staging): ParsedBatch {
   for (let i = 0; i < st.n; i++) {
     const kind = st.kind[i];
     const present = st.present[i];
-    const extra = present & ~ALLOWED[kind] & ~Field.ManualTrue;
+    const extra = present & ~ALLOWED[kind] & ~NOT_FIELDS;
     if (extra !== 0) throw invalid(i, `${KIND_NAMES[kind]} does not take ${FIELD_NAMES[31 - Math.clz32(extra & -extra)]}`);
     try {
       idOf(st, i, 0, 'user_id', false);
       const uLo = parsed.lo;
       const uHi = parsed.hi;
+      if (kind === Kind.Summary) {
+        if ((present & Field.Channel) !== 0) throw invalid(i, 'summary does not take channel_id');
+        ops.add(OP_SUMMARY, uLo, uHi, 0, 0);
+        st.channelIds[i] = SUMMARY_OP;
+        continue;
+      }
+      if ((present & Field.Channel) === 0) throw invalid(i, `${KIND_NAMES[kind]} needs channel_id`);
       idOf(st, i, 1, 'channel_id', false);
       let at: number;
       switch (kind) {

@@ -17,6 +17,8 @@ export const ERRORS = {
   INVALID_ID: { status: 400, message: 'ids must be canonical unsigned 64-bit decimal strings' },
   INVALID_BODY: { status: 400, message: 'the request body does not match the schema' },
   INVALID_JSON: { status: 400, message: 'the request body is not valid JSON' },
+  INVALID_QUERY: { status: 400, message: 'the query string does not match the route: an unknown parameter, or a value out of range' },
+  SINCE_AHEAD: { status: 400, message: "since is above the user's current version: it was not handed out for this user (or the store lost changes); sync again without since" },
   EMPTY_PATCH: { status: 400, message: 'a patch needs at least one of last_pin_timestamp, flags' },
   UNAUTHORIZED: { status: 401, message: 'this service needs an Authorization: Bearer <token> header with the configured token' },
   NOT_FOUND: { status: 404, message: 'no such read state' },

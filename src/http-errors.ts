@@ -10,6 +10,7 @@ import { sendError } from './replies.js';
 /** Maps framework errors (fastify codes, validation) to our codes. */
 function codeFor(err: FastifyError): ErrorCode {
   if (err.validation !== undefined) {
+    if (err.validationContext === 'querystring') return 'INVALID_QUERY';
     // Every string the schemas constrain by pattern or length is an id.
     if (err.validation.some((v) => v.keyword === 'pattern' || v.keyword === 'maxLength')) return 'INVALID_ID';
     if (err.validationContext === 'params') return 'INVALID_ID';

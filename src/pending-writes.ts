@@ -45,6 +45,7 @@ import {
   S_USER_LO,
   join53,
 } from '../workers/protocol.js';
+import { tomb } from '../workers/store/tombstones.js';
 
 const QUEUED = 1;
 const IN_FLIGHT = 2;
@@ -228,7 +229,8 @@ export class PendingWrites {
 
   /**
    * The user's read states as the store will hold them once everything pending is written:
-   * pending records replace (or, deletes, remove) the `stored` rows of their channel.
+   * pending records replace the `stored` rows of their channel; a pending delete becomes a
+   * tombstone record (protocol.ts TOMB_PIN_HI) with its timestamp.
    */
   overlay(lo: number, hi: number, stored: Uint32Array): Uint32Array {
     const ub = this.userBucket(lo, hi);
@@ -237,7 +239,6 @@ export class PendingWrites {
     let chained = 0;
     for (let e = head; e >= 0; e = this.next[e]) chained++;
     const out = new Uint32Array(stored.length + chained * RS_WORDS);
-    const w = this.words;
     let at = 0;
     for (let r = 0; r < stored.length; r += RS_WORDS) {
       const e = this.index[this.pairBucket(lo, hi, stored[r + R_CHAN_LO], stored[r + R_CHAN_HI])] - 1;
@@ -247,9 +248,7 @@ export class PendingWrites {
         continue;
       }
       this.state[e] |= SEEN;
-      if (w[e * STORED_WORDS + S_KIND] === KIND_DELETE) continue;
-      const src = e * STORED_WORDS + S_RS;
-      for (let j = 0; j < RS_WORDS; j++) out[at + j] = w[src + j];
+      this.copyOut(e, out, at);
       at += RS_WORDS;
     }
     for (let e = head; e >= 0; e = this.next[e]) {
@@ -257,12 +256,21 @@ export class PendingWrites {
         this.state[e] &= ~SEEN;
         continue;
       }
-      if (w[e * STORED_WORDS + S_KIND] === KIND_DELETE) continue;
-      const src = e * STORED_WORDS + S_RS;
-      for (let j = 0; j < RS_WORDS; j++) out[at + j] = w[src + j];
+      this.copyOut(e, out, at);
       at += RS_WORDS;
     }
     return at === out.length ? out : out.subarray(0, at);
+  }
+
+  /** The entry as a load result record: its read state, or a tombstone for a delete. */
+  private copyOut(e: number, out: Uint32Array, at: number): void {
+    const w = this.words;
+    const b = e * STORED_WORDS;
+    if (w[b + S_KIND] === KIND_DELETE) {
+      tomb(out, at, w[b + C_LO], w[b + C_HI], join53(w[b + S_TS_LO], w[b + S_TS_HI]));
+      return;
+    }
+    for (let j = 0; j < RS_WORDS; j++) out[at + j] = w[b + S_RS + j];
   }
 
   /** Whether the entry holds the newest record ever taken in for its read state. */

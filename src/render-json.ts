@@ -12,6 +12,18 @@
  * compare every rendering with JSON.parse against the fields in the buffer.
  */
 import {
+  M_DEL_COUNT,
+  M_FULL,
+  M_MORE,
+  M_RS_COUNT,
+  M_VER_HI,
+  M_VER_LO,
+  SUM_CHANNELS_WITH_MENTIONS,
+  SUM_MENTIONS_HI,
+  SUM_MENTIONS_LO,
+  SUM_READ_STATES,
+  SUM_VER_HI,
+  SUM_VER_LO,
   R_CHAN_HI,
   R_CHAN_LO,
   R_FLAGS,
@@ -56,19 +68,64 @@ export function renderReadState(userJson: string, channelId: string | null, b: U
   );
 }
 
-/** `{"user_id":…,"read_states":[…]}` for `n` consecutive read-state records from `at`. */
-export function renderUserReadStates(userId: string, b: Uint32Array, at: number, n: number): string {
-  const userJson = '"' + userId + '"';
-  let out = '{"user_id":' + userJson + ',"read_states":[';
-  for (let i = 0; i < n; i++) {
-    if (i > 0) out += ',';
-    out += renderReadState(userJson, null, b, at + i * RS_WORDS);
-  }
-  return out + ']}';
+/** The version in an OP_GET_ALL answer's meta record at `at`. */
+export function metaVersion(b: Uint32Array, at: number): number {
+  return join53(b[at + M_VER_LO], b[at + M_VER_HI]);
 }
 
-/** One entry of a /v1/batch answer: the status, and the read state or the error code. */
-export function renderBatchResult(status: number, readState: string | null, error: string | null, applied?: false | null): string {
+/**
+ * `{"user_id","version","full","read_states":[…],"deleted_channel_ids"?:[…],"next_after"?}` from
+ * an OP_GET_ALL answer whose meta record is at `at` (protocol.ts): the read states follow it, then
+ * the deleted channel ids.
+ */
+export function renderUserReadStates(userId: string, b: Uint32Array, at: number): string {
+  const userJson = '"' + userId + '"';
+  const full = b[at + M_FULL] === 1;
+  const n = b[at + M_RS_COUNT];
+  let out = '{"user_id":' + userJson + ',"version":' + metaVersion(b, at) + ',"full":' + full + ',"read_states":[';
+  const first = at + RS_WORDS;
+  for (let i = 0; i < n; i++) {
+    if (i > 0) out += ',';
+    out += renderReadState(userJson, null, b, first + i * RS_WORDS);
+  }
+  out += ']';
+  if (!full) {
+    out += ',"deleted_channel_ids":[';
+    const dels = b[at + M_DEL_COUNT];
+    const d = first + n * RS_WORDS;
+    for (let i = 0; i < dels; i++) {
+      if (i > 0) out += ',';
+      out += '"' + formatId(b[d + i * 2], b[d + i * 2 + 1]) + '"';
+    }
+    out += ']';
+  }
+  if (b[at + M_MORE] === 1 && n > 0) {
+    const last = first + (n - 1) * RS_WORDS;
+    out += ',"next_after":"' + formatId(b[last + R_CHAN_LO], b[last + R_CHAN_HI]) + '"';
+  }
+  return out + '}';
+}
+
+/** `{"user_id","version","read_states","mention_total","channels_with_mentions"}` from an OP_SUMMARY record. */
+export function renderSummary(userId: string, b: Uint32Array, at: number): string {
+  return (
+    '{"user_id":"' +
+    userId +
+    '","version":' +
+    join53(b[at + SUM_VER_LO], b[at + SUM_VER_HI]) +
+    ',"read_states":' +
+    b[at + SUM_READ_STATES] +
+    ',"mention_total":' +
+    join53(b[at + SUM_MENTIONS_LO], b[at + SUM_MENTIONS_HI]) +
+    ',"channels_with_mentions":' +
+    b[at + SUM_CHANNELS_WITH_MENTIONS] +
+    '}'
+  );
+}
+
+/** One entry of a /v1/batch answer: the status, and the read state (or summary) or the error code. */
+export function renderBatchResult(status: number, readState: string | null, error: string | null, applied?: false | null, summary: string | null = null): string {
+  if (summary !== null) return '{"status":' + status + ',"summary":' + summary + '}';
   if (readState !== null) return '{"status":' + status + ',"read_state":' + readState + '}';
   if (error !== null) return '{"status":' + status + ',"error":"' + error + '"' + (applied === undefined ? '}' : ',"applied":' + applied + '}');
   return '{"status":' + status + '}';

@@ -13,7 +13,7 @@ import {
   httpStatusOf,
 } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode, type ErrorDef } from './errors.js';
-import { JSON_TYPE, renderBatchResult, renderList, renderReadState, renderUserReadStates } from './render-json.js';
+import { JSON_TYPE, metaVersion, renderBatchResult, renderList, renderReadState, renderSummary, renderUserReadStates } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
 
 /** A read state as the API documents it (the naive service builds these; this one renders text). */
@@ -27,10 +27,20 @@ export interface ReadStateJson {
   version: number;
 }
 
+/** An unread summary as the API documents it. */
+export interface SummaryJson {
+  user_id: string;
+  version: number;
+  read_states: number;
+  mention_total: number;
+  channels_with_mentions: number;
+}
+
 /** One entry of a /v1/batch answer. */
 export interface BatchResult {
   status: number;
   read_state?: ReadStateJson;
+  summary?: SummaryJson;
   error?: string;
 }
 
@@ -69,8 +79,27 @@ export class ReadStateSink implements OpSink {
   }
 }
 
-/** GET of all of a user's read states. */
+/** GET of a user's read states: all, a delta (`since`, -1 = none), one page. */
 export class UserReadStatesSink implements OpSink {
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly userId: string,
+    private readonly since = -1,
+  ) {}
+
+  onResult(_index: number, b: Uint32Array, at: number): void {
+    const status = b[at + RES_STATUS];
+    if (status !== ST_OK) return sendError(this.reply, codeForStatus(status));
+    const meta = at + RES_HEADER_WORDS;
+    if (this.since > metaVersion(b, meta)) {
+      return sendError(this.reply, 'SINCE_AHEAD', `since ${this.since} is above the user's version ${metaVersion(b, meta)}; sync again without since`);
+    }
+    this.reply.header('content-type', JSON_TYPE).send(renderUserReadStates(this.userId, b, meta));
+  }
+}
+
+/** GET of a user's unread summary. */
+export class SummarySink implements OpSink {
   constructor(
     private readonly reply: FastifyReply,
     private readonly userId: string,
@@ -79,9 +108,12 @@ export class UserReadStatesSink implements OpSink {
   onResult(_index: number, b: Uint32Array, at: number): void {
     const status = b[at + RES_STATUS];
     if (status !== ST_OK) return sendError(this.reply, codeForStatus(status));
-    this.reply.header('content-type', JSON_TYPE).send(renderUserReadStates(this.userId, b, at + RES_HEADER_WORDS, b[at + RES_COUNT]));
+    this.reply.header('content-type', JSON_TYPE).send(renderSummary(this.userId, b, at + RES_HEADER_WORDS));
   }
 }
+
+/** In a GatherSink's channel ids: op i is a summary (it names no channel). */
+export const SUMMARY_OP = '';
 
 /**
  * Gathers the results of a multi-op request (split across shards) back into request order, each
@@ -110,6 +142,13 @@ export class GatherSink implements OpSink {
     // A store backlog is a 503 like any other retryable refusal; its code says which.
     const status = httpStatusOf(raw);
     this.statuses[index] = raw;
+    if (this.channelIds[index] === SUMMARY_OP) {
+      const summary = raw === ST_OK ? renderSummary(this.userIds[index], b, at + RES_HEADER_WORDS) : null;
+      const code = raw !== ST_OK ? codeForStatus(raw) : null;
+      this.rendered[index] = renderBatchResult(status, null, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied, summary);
+      if (--this.pending === 0) this.finish();
+      return;
+    }
     const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
     if (this.shape === 'batch') {
       const code = raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null;

@@ -13,6 +13,11 @@ export const MAX_COUNT = 1000;
 export const MAX_BATCH_OPS = 10000;
 export const MAX_FANOUT_USERS = 10000;
 export const MAX_BULK_ACKS = 1000;
+/** largest `limit` of one page of GET /v1/users/{id}/read-states */
+export const MAX_PAGE = 10000;
+/** `since` is a version: an integer timestamp below 2^53 */
+export const SINCE_PATTERN = '^(0|[1-9][0-9]{0,15})$';
+export const LIMIT_PATTERN = '^[1-9][0-9]{0,4}$';
 
 const mentionCount = { type: 'integer', minimum: 0, maximum: MAX_I32 } as const;
 const count = { type: 'integer', minimum: 1, maximum: MAX_COUNT } as const;
@@ -64,15 +69,53 @@ const readStateParams = {
 
 export const getAllSchema = {
   params: userParams,
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      since: {
+        type: 'string',
+        pattern: SINCE_PATTERN,
+        description: 'a `version` this endpoint returned for the user: only what changed after it (a delta)',
+      },
+      limit: { type: 'string', pattern: LIMIT_PATTERN, description: `at most this many read states (1..${MAX_PAGE}); default: all` },
+      after: { ...id, description: 'page cursor: only channels above this id (the previous page\'s `next_after`)' },
+    },
+  },
   response: {
     200: {
       type: 'object',
-      required: ['user_id', 'read_states'],
-      properties: { user_id: { type: 'string' }, read_states: { type: 'array', items: readState } },
+      required: ['user_id', 'version', 'full', 'read_states'],
+      properties: {
+        user_id: { type: 'string' },
+        version: { type: 'integer', description: "the user's version: goes up with every change of any of their read states, deletes included" },
+        full: { type: 'boolean', description: 'true: read_states is the whole set (no since, or since too old); false: a delta' },
+        read_states: { type: 'array', items: readState },
+        deleted_channel_ids: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'deltas only: channels whose read state was deleted after since (in this page\'s channel range)',
+        },
+        next_after: { type: 'string', description: 'present when more read states remain: the `after` of the next page' },
+      },
     },
     ...errors,
   },
 } as const;
+
+export const summary = {
+  type: 'object',
+  required: ['user_id', 'version', 'read_states', 'mention_total', 'channels_with_mentions'],
+  properties: {
+    user_id: { type: 'string' },
+    version: { type: 'integer' },
+    read_states: { type: 'integer', description: 'how many read states the user has' },
+    mention_total: { type: 'integer', description: 'sum of their mention counts' },
+    channels_with_mentions: { type: 'integer', description: 'read states with a mention count above 0' },
+  },
+} as const;
+
+export const summarySchema = { params: userParams, response: { 200: summary, ...errors } } as const;
 
 export const getOneSchema = { params: readStateParams, response: { 200: readState, ...errors } } as const;
 
@@ -162,7 +205,7 @@ export const channelMentionsSchema = {
   },
 } as const;
 
-export const BATCH_OPS = ['get', 'ack', 'mention', 'patch', 'delete'] as const;
+export const BATCH_OPS = ['get', 'ack', 'mention', 'patch', 'delete', 'summary'] as const;
 
 export const batchSchema = {
   body: {
@@ -176,7 +219,8 @@ export const batchSchema = {
         maxItems: MAX_BATCH_OPS,
         items: {
           type: 'object',
-          required: ['op', 'user_id', 'channel_id'],
+          // channel_id: every op but summary (checked by the route, which names the op)
+          required: ['op', 'user_id'],
           additionalProperties: false,
           properties: {
             op: { type: 'string', enum: BATCH_OPS },
@@ -203,7 +247,7 @@ export const batchSchema = {
           items: {
             type: 'object',
             required: ['status'],
-            properties: { status: { type: 'integer' }, read_state: readState, error: { type: 'string' }, applied: { type: ['boolean', 'null'] } },
+            properties: { status: { type: 'integer' }, read_state: readState, summary, error: { type: 'string' }, applied: { type: ['boolean', 'null'] } },
           },
         },
       },

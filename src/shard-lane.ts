@@ -56,6 +56,7 @@ import {
   OPCODE_MASK,
   OP_GET,
   OP_GET_ALL,
+  OP_SUMMARY,
   O_CHAN_HI,
   O_CHAN_LO,
   O_HEAD,
@@ -467,7 +468,13 @@ export class ShardLane {
     const at = this.reserve(sink, index);
     const w = this.ops.buf;
     for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = 0;
-    w[at + O_HEAD] = (kept[src + O_HEAD] & OPCODE_MASK) === OP_GET_ALL ? OP_GET_ALL : OP_GET;
+    const opcode = kept[src + O_HEAD] & OPCODE_MASK;
+    if (opcode === OP_GET_ALL || opcode === OP_SUMMARY) {
+      // reads with their own parameters (since, page): asked again as they were
+      for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = kept[src + j];
+      return;
+    }
+    w[at + O_HEAD] = OP_GET;
     w[at + O_USER_LO] = kept[src + O_USER_LO];
     w[at + O_USER_HI] = kept[src + O_USER_HI];
     w[at + O_CHAN_LO] = kept[src + O_CHAN_LO];

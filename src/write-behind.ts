@@ -15,7 +15,8 @@
  * would otherwise be promoted and make that thread's major collections frequent. What is
  * allocated here is per batch: the buffer handed to store.apply() and the batch's entry list.
  */
-import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_USER_HI, S_USER_LO } from '../workers/protocol.js';
+import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_TS_HI, S_TS_LO, S_USER_HI, S_USER_LO, join53 } from '../workers/protocol.js';
+import { tomb } from '../workers/store/tombstones.js';
 import { PendingWrites } from './pending-writes.js';
 import { unpackLoads } from '../workers/store/load-many.js';
 import type { ReadStateStore } from '../workers/store/store.js';
@@ -343,18 +344,23 @@ export class WriteBehind {
 
 /** The stored rows with the confirmed records (in confirmation order) put over them. */
 function withConfirmed(stored: Uint32Array, confirmed: Uint32Array[]): Uint32Array {
-  const rows = new Map<string, Uint32Array | null>();
+  const rows = new Map<string, Uint32Array>();
   for (let r = 0; r < stored.length; r += RS_WORDS) rows.set(`${stored[r + R_CHAN_LO]}:${stored[r + R_CHAN_HI]}`, stored.subarray(r, r + RS_WORDS));
   for (const rec of confirmed) {
     const key = `${rec[S_RS + R_CHAN_LO]}:${rec[S_RS + R_CHAN_HI]}`;
-    rows.set(key, rec[S_KIND] === KIND_DELETE ? null : rec.subarray(S_RS, S_RS + RS_WORDS));
+    if (rec[S_KIND] !== KIND_DELETE) rows.set(key, rec.subarray(S_RS, S_RS + RS_WORDS));
+    else {
+      // a delete is a tombstone record with its timestamp (protocol.ts TOMB_PIN_HI)
+      const t = new Uint32Array(RS_WORDS);
+      tomb(t, 0, rec[S_RS + R_CHAN_LO], rec[S_RS + R_CHAN_HI], join53(rec[S_TS_LO], rec[S_TS_HI]));
+      rows.set(key, t);
+    }
   }
   const out = new Uint32Array(rows.size * RS_WORDS);
   let at = 0;
   for (const row of rows.values()) {
-    if (row === null) continue;
     out.set(row, at);
     at += RS_WORDS;
   }
-  return out.subarray(0, at);
+  return out;
 }

@@ -22,7 +22,25 @@ import {
   F_HAS_PIN,
   F_MANUAL,
   F_NO_BODY,
+  F_HAS_AFTER,
+  F_HAS_LIMIT,
+  F_HAS_SINCE,
+  DEL_PER_RECORD,
   KIND_DELETE,
+  M_DEL_COUNT,
+  M_FULL,
+  M_MORE,
+  M_RS_COUNT,
+  M_VER_HI,
+  M_VER_LO,
+  OP_SUMMARY,
+  SUM_CHANNELS_WITH_MENTIONS,
+  SUM_MENTIONS_HI,
+  SUM_MENTIONS_LO,
+  SUM_READ_STATES,
+  SUM_VER_HI,
+  SUM_VER_LO,
+  TOMB_PIN_HI,
   KIND_WRITE,
   LOAD_OK,
   OPCODE_MASK,
@@ -81,6 +99,8 @@ import {
   H_EXECUTING,
   H_EXECUTING_TICKET,
   H_LEDGER_JOURNAL_LEN,
+  H_TOMB_POS_HI,
+  H_TOMB_POS_LO,
   NIL,
   RS_DIRTY,
   RS_LIVE,
@@ -190,6 +210,10 @@ export class ShardEngine {
   private readonly waiting = new GrowBuffer(OP_WORDS * 16);
   private waitingHead = 0;
   private sortScratch = new Uint32Array(256);
+  /** deleted channel ids gathered for one delta answer (lo, hi pairs) */
+  private delScratch = new Uint32Array(64);
+  /** tombstone ring entries ever written (mirrored in the header for a replacement worker) */
+  private tombPos: number;
 
   constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
     this.m = m;
@@ -206,6 +230,7 @@ export class ShardEngine {
     this.maxPerUser = options.maxReadStatesPerUser ?? 0xffffffff;
     this.journal.len = FRAME_HEADER_WORDS;
     m.header[H_LEDGER_JOURNAL_LEN] = FRAME_HEADER_WORDS;
+    this.tombPos = join53(m.header[H_TOMB_POS_LO] >>> 0, m.header[H_TOMB_POS_HI] >>> 0);
   }
 
   /** Positions of the dirty queue (the journal maps them to its segments). */
@@ -253,7 +278,10 @@ export class ShardEngine {
         this.get(u, ops, o, head);
         break;
       case OP_GET_ALL:
-        this.getAll(u, ops[o + O_TICKET]);
+        this.getAll(u, ops, o, head);
+        break;
+      case OP_SUMMARY:
+        this.summary(u, ops[o + O_TICKET]);
         break;
       case OP_ACK:
         this.ack(u, ops, o, head);
@@ -365,6 +393,10 @@ export class ShardEngine {
     m.userCount[u]--;
     const at = this.emitStored(KIND_DELETE, u, s);
     if (this.journaling) this.journalCopy(at);
+    // The delete's timestamp is the user's version now, and its tombstone's (the delta reports it).
+    const ts = join53(this.mutations.buf[at + S_TS_LO], this.mutations.buf[at + S_TS_HI]);
+    if (ts > m.userVersion[u]) m.userVersion[u] = ts;
+    this.pushTomb(u, m.rsChanLo[s], m.rsChanHi[s], ts);
     this.dropRs(s);
     this.status(ops[o + O_TICKET], ST_NO_CONTENT, 1);
   }
@@ -373,7 +405,12 @@ export class ShardEngine {
   private finish(ticket: number, s: number, changed: boolean, head: number): void {
     const m = this.m;
     if (changed) {
-      m.rsVersion[s] += 1;
+      // A version is the timestamp of the change: it increases with every change of this read
+      // state, and the user's version (their latest change) is a filter value for deltas.
+      const v = this.clock.next();
+      m.rsVersion[s] = v;
+      const owner = m.rsOwner[s];
+      if (v > m.userVersion[owner]) m.userVersion[owner] = v;
       if ((m.rsState[s] & RS_DIRTY) === 0) this.setDirty(s);
       if (this.journaling) this.journalWrite(s);
     }
@@ -706,6 +743,9 @@ export class ShardEngine {
     m.userHead[u] = NIL;
     m.userCount[u] = 0;
     m.userDirty[u] = 0;
+    m.userVersion[u] = 0;
+    m.userHorizon[u] = 0;
+    m.userTombHead[u] = 0;
     m.userState[u] = USER_LOADING;
     this.loadingUsers++;
     m.userPrev[u] = NIL;
@@ -831,6 +871,15 @@ export class ShardEngine {
     const m = this.m;
     for (let i = 0; i < n; i++) {
       const r = off + i * RS_WORDS;
+      const ver = join53(src[r + R_VER_LO], src[r + R_VER_HI]);
+      if (ver > m.userVersion[u]) m.userVersion[u] = ver;
+      if (src[r + R_PIN_HI] === TOMB_PIN_HI) {
+        // A tombstone (see protocol.ts); channel 0 is the store's horizon.
+        if (src[r + R_CHAN_LO] === 0 && src[r + R_CHAN_HI] === 0) {
+          if (ver > m.userHorizon[u]) m.userHorizon[u] = ver;
+        } else this.pushTomb(u, src[r + R_CHAN_LO], src[r + R_CHAN_HI], ver);
+        continue;
+      }
       if (chanFind(m, u, src[r + R_CHAN_LO], src[r + R_CHAN_HI]) !== NIL) continue;
       const s = this.allocRs(u);
       if (s === NIL) {
@@ -858,28 +907,166 @@ export class ShardEngine {
     }
     m.userState[u] = USER_RESIDENT;
     lruAppend(m, u);
+    this.clock.observe(m.userVersion[u]);
     return ST_OK;
   }
 
-  private getAll(u: number, ticket: number): void {
+  /**
+   * The user's read states ordered by channel, as a meta record (M_*), the read states, and the
+   * deleted channel ids packed DEL_PER_RECORD to a record. With F_HAS_SINCE: only read states
+   * whose version is above `since`, and the deletes after it, unless `since` is below the user's
+   * tombstone horizon (then everything, M_FULL) or above their version (nothing; the main thread
+   * answers 400). F_HAS_AFTER / F_HAS_LIMIT cut one page; the deletes reported are those of the
+   * page's channel range, so the pages of one delta add up to the whole of it.
+   */
+  private getAll(u: number, ops: Uint32Array, o: number, head: number): void {
     const m = this.m;
+    const ticket = ops[o + O_TICKET];
+    const version = m.userVersion[u];
+    const hasSince = (head & F_HAS_SINCE) !== 0;
+    const since = hasSince ? join53(ops[o + O_PIN_LO], ops[o + O_PIN_HI]) : 0;
+    const ahead = hasSince && since > version;
+    const full = !hasSince || since < m.userHorizon[u];
+    const hasAfter = (head & F_HAS_AFTER) !== 0;
+    const aLo = ops[o + O_CHAN_LO];
+    const aHi = ops[o + O_CHAN_HI];
     const n = m.userCount[u];
     if (this.sortScratch.length < n) this.sortScratch = new Uint32Array(Math.max(n, this.sortScratch.length * 2));
-    const slots = this.sortScratch.subarray(0, n);
+    let k = 0;
     let s = m.userHead[u];
     for (let i = 0; i < n; i++) {
-      slots[i] = s;
+      const keep =
+        !ahead &&
+        (full || m.rsVersion[s] > since) &&
+        (!hasAfter || m.rsChanHi[s] > aHi || (m.rsChanHi[s] === aHi && m.rsChanLo[s] > aLo));
+      if (keep) this.sortScratch[k++] = s;
       s = m.rsNext[s];
     }
+    const slots = this.sortScratch.subarray(0, k);
     sortByChannel(m, slots);
+    const limit = (head & F_HAS_LIMIT) !== 0 ? ops[o + O_COUNT] : 0xffffffff;
+    const more = k > limit;
+    const count = more ? limit : k;
+    // the page's channel range for deletes: (after, last returned] when more remain
+    const endLo = more ? m.rsChanLo[slots[count - 1]] : 0xffffffff;
+    const endHi = more ? m.rsChanHi[slots[count - 1]] : 0xffffffff;
+    const dels = full || ahead ? 0 : this.gatherDeletes(u, since, hasAfter, aLo, aHi, endLo, endHi);
+    const delRecords = Math.ceil(dels / DEL_PER_RECORD);
     const r = this.results;
-    const at = r.reserve(RES_HEADER_WORDS + n * RS_WORDS);
+    const at = r.reserve(RES_HEADER_WORDS + (1 + count + delRecords) * RS_WORDS);
     const b = r.buf;
     b[at] = ticket;
     b[at + 1] = ST_OK;
     b[at + 2] = 0;
-    b[at + 3] = n;
-    for (let i = 0; i < n; i++) this.writeRs(b, at + RES_HEADER_WORDS + i * RS_WORDS, slots[i]);
+    b[at + 3] = 1 + count + delRecords;
+    const meta = at + RES_HEADER_WORDS;
+    for (let j = 0; j < RS_WORDS; j++) b[meta + j] = 0;
+    b[meta + M_VER_LO] = lo32(version);
+    b[meta + M_VER_HI] = hi32(version);
+    b[meta + M_FULL] = full ? 1 : 0;
+    b[meta + M_RS_COUNT] = count;
+    b[meta + M_DEL_COUNT] = dels;
+    b[meta + M_MORE] = more ? 1 : 0;
+    for (let i = 0; i < count; i++) this.writeRs(b, meta + (1 + i) * RS_WORDS, slots[i]);
+    const delAt = meta + (1 + count) * RS_WORDS;
+    for (let j = 0; j < dels * 2; j++) b[delAt + j] = this.delScratch[j];
+    for (let j = dels * 2; j < delRecords * RS_WORDS; j++) b[delAt + j] = 0;
+    if (this.done !== null) this.markDone(ticket, ST_OK, 0);
+  }
+
+  /**
+   * Channels of the user's tombstones newer than `since` within (after, end], not live again,
+   * sorted and without repeats, into delScratch; returns how many. Walks the user's chain in the
+   * ring, newest first; an entry already overwritten ends it (its user's horizon covers it).
+   */
+  private gatherDeletes(u: number, since: number, hasAfter: boolean, aLo: number, aHi: number, eLo: number, eHi: number): number {
+    const m = this.m;
+    const cap = m.tombCapacity;
+    const oldest = this.tombPos - cap;
+    let d = 0;
+    let pos = m.userTombHead[u] - 1;
+    while (pos >= 0 && pos >= oldest) {
+      const i = pos % cap;
+      const lo = m.tombChanLo[i];
+      const hi = m.tombChanHi[i];
+      if (
+        m.tombTs[i] > since &&
+        (!hasAfter || hi > aHi || (hi === aHi && lo > aLo)) &&
+        (hi < eHi || (hi === eHi && lo <= eLo)) &&
+        chanFind(m, u, lo, hi) === NIL
+      ) {
+        if (this.delScratch.length < (d + 1) * 2) {
+          const grown = new Uint32Array(this.delScratch.length * 2);
+          grown.set(this.delScratch);
+          this.delScratch = grown;
+        }
+        this.delScratch[d * 2] = lo;
+        this.delScratch[d * 2 + 1] = hi;
+        d++;
+      }
+      const back = m.tombBack[i];
+      if (back === 0) break;
+      pos -= back;
+    }
+    return sortPairsUnique(this.delScratch, d);
+  }
+
+  /**
+   * Records a delete of user u in the tombstone ring. The entry it overwrites (the oldest) raises
+   * its user's horizon to its timestamp: that delete can no longer be reported, so a delta from
+   * before it must be a full answer.
+   */
+  private pushTomb(u: number, chanLo: number, chanHi: number, ts: number): void {
+    const m = this.m;
+    const cap = m.tombCapacity;
+    const pos = this.tombPos;
+    const i = pos % cap;
+    if (pos >= cap) {
+      const owner = userFind(m, m.tombUserLo[i], m.tombUserHi[i]);
+      if (owner !== NIL && m.tombTs[i] > m.userHorizon[owner]) m.userHorizon[owner] = m.tombTs[i];
+    }
+    m.tombUserLo[i] = m.userLo[u];
+    m.tombUserHi[i] = m.userHi[u];
+    m.tombChanLo[i] = chanLo;
+    m.tombChanHi[i] = chanHi;
+    m.tombTs[i] = ts;
+    const prev = m.userTombHead[u] - 1;
+    m.tombBack[i] = prev >= 0 && pos - prev < cap ? pos - prev : 0;
+    m.userTombHead[u] = pos + 1;
+    this.tombPos = pos + 1;
+    m.header[H_TOMB_POS_LO] = lo32(pos + 1);
+    m.header[H_TOMB_POS_HI] = hi32(pos + 1);
+  }
+
+  /** The user's unread summary, from one walk of their slot list. */
+  private summary(u: number, ticket: number): void {
+    const m = this.m;
+    const n = m.userCount[u];
+    let mentions = 0;
+    let withMentions = 0;
+    let s = m.userHead[u];
+    for (let i = 0; i < n; i++) {
+      const c = m.rsMention[s];
+      mentions += c;
+      if (c > 0) withMentions++;
+      s = m.rsNext[s];
+    }
+    const r = this.results;
+    const at = r.reserve(RES_HEADER_WORDS + RS_WORDS);
+    const b = r.buf;
+    b[at] = ticket;
+    b[at + 1] = ST_OK;
+    b[at + 2] = 0;
+    b[at + 3] = 1;
+    const rec = at + RES_HEADER_WORDS;
+    for (let j = 0; j < RS_WORDS; j++) b[rec + j] = 0;
+    const version = m.userVersion[u];
+    b[rec + SUM_VER_LO] = lo32(version);
+    b[rec + SUM_VER_HI] = hi32(version);
+    b[rec + SUM_READ_STATES] = n;
+    b[rec + SUM_MENTIONS_LO] = lo32(mentions);
+    b[rec + SUM_MENTIONS_HI] = hi32(mentions);
+    b[rec + SUM_CHANNELS_WITH_MENTIONS] = withMentions;
     if (this.done !== null) this.markDone(ticket, ST_OK, 0);
   }
 
@@ -891,6 +1078,63 @@ export class ShardEngine {
     this.journal.len = FRAME_HEADER_WORDS;
     this.journalRecords = 0;
     this.m.header[H_LEDGER_JOURNAL_LEN] = FRAME_HEADER_WORDS;
+  }
+}
+
+/**
+ * Sorts `d` (lo, hi) pairs by unsigned 64-bit value in place and drops repeats; returns the count
+ * left. Insertion sort for short runs, a heap sort otherwise (a user may have many tombstones).
+ */
+function sortPairsUnique(a: Uint32Array, d: number): number {
+  if (d <= 24) {
+    for (let i = 1; i < d; i++) {
+      let j = i;
+      while (j > 0 && pairLess(a, j, j - 1)) {
+        swapPairs(a, j, j - 1);
+        j--;
+      }
+    }
+  } else {
+    for (let i = (d >> 1) - 1; i >= 0; i--) siftPairs(a, i, d);
+    for (let end = d - 1; end > 0; end--) {
+      swapPairs(a, 0, end);
+      siftPairs(a, 0, end);
+    }
+  }
+  let w = 0;
+  for (let i = 0; i < d; i++) {
+    if (w > 0 && a[(w - 1) * 2] === a[i * 2] && a[(w - 1) * 2 + 1] === a[i * 2 + 1]) continue;
+    a[w * 2] = a[i * 2];
+    a[w * 2 + 1] = a[i * 2 + 1];
+    w++;
+  }
+  return w;
+}
+
+function pairLess(a: Uint32Array, x: number, y: number): boolean {
+  const xh = a[x * 2 + 1];
+  const yh = a[y * 2 + 1];
+  return xh < yh || (xh === yh && a[x * 2] < a[y * 2]);
+}
+
+function swapPairs(a: Uint32Array, x: number, y: number): void {
+  const lo = a[x * 2];
+  const hi = a[x * 2 + 1];
+  a[x * 2] = a[y * 2];
+  a[x * 2 + 1] = a[y * 2 + 1];
+  a[y * 2] = lo;
+  a[y * 2 + 1] = hi;
+}
+
+function siftPairs(a: Uint32Array, i: number, n: number): void {
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) return;
+    let c = l;
+    if (l + 1 < n && pairLess(a, l, l + 1)) c = l + 1;
+    if (!pairLess(a, i, c)) return;
+    swapPairs(a, i, c);
+    i = c;
   }
 }
 

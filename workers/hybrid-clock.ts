@@ -93,6 +93,14 @@ export class HybridClock {
     return ts;
   }
 
+  /**
+   * A timestamp seen in data (a loaded user's version): later timestamps of this clock are above
+   * it, so a user's versions keep increasing even if they were handed out by another shard.
+   */
+  observe(ts: number): void {
+    if (ts > this.last) this.last = ts;
+  }
+
   /** Publishes `last` to the shared header (once per batch: a replacement worker starts from it). */
   endBatch(): void {
     this.h[H_CLOCK_LO] = this.last % TWO_32;

@@ -24,6 +24,8 @@ export const OP_ACK = 3;
 export const OP_MENTION = 4;
 export const OP_PATCH = 5;
 export const OP_DELETE = 6;
+/** A user's unread summary: one META_WORDS-like record (SUM_* offsets) */
+export const OP_SUMMARY = 7;
 
 /** Op flag bits, stored above the opcode in word 0. */
 export const F_MANUAL = 1 << 8;
@@ -32,6 +34,12 @@ export const F_HAS_PIN = 1 << 10;
 export const F_HAS_FLAGS = 1 << 11;
 /** The caller only needs to know whether the op changed something (fan-out mentions). */
 export const F_NO_BODY = 1 << 12;
+/** OP_GET_ALL: only read states changed after `since` (O_PIN_LO/HI) and deletes after it */
+export const F_HAS_SINCE = 1 << 13;
+/** OP_GET_ALL: only channels above O_CHAN_LO/HI (the page cursor) */
+export const F_HAS_AFTER = 1 << 14;
+/** OP_GET_ALL: at most O_COUNT read states */
+export const F_HAS_LIMIT = 1 << 15;
 export const OPCODE_MASK = 0xff;
 
 // Op layout (word offsets).
@@ -63,6 +71,38 @@ export const R_FLAGS = 7;
 export const R_VER_LO = 8;
 export const R_VER_HI = 9;
 export const RS_WORDS = 10;
+
+/**
+ * OP_GET_ALL answers n records of RS_WORDS words: first one meta record (M_* offsets), then
+ * M_RS_COUNT read states ordered by channel, then the deleted channel ids packed DEL_PER_RECORD
+ * to a record (lo, hi pairs). The reader needs no other framing than RES_COUNT.
+ */
+export const M_VER_LO = 0;
+export const M_VER_HI = 1;
+/** 1: the answer is the whole set (no since, or since below the user's tombstone horizon) */
+export const M_FULL = 2;
+export const M_RS_COUNT = 3;
+export const M_DEL_COUNT = 4;
+/** 1: more read states remain after the last one returned (the next page starts after it) */
+export const M_MORE = 5;
+export const DEL_PER_RECORD = 5;
+
+/** OP_SUMMARY answers one record of RS_WORDS words: */
+export const SUM_VER_LO = 0;
+export const SUM_VER_HI = 1;
+export const SUM_READ_STATES = 2;
+export const SUM_MENTIONS_LO = 3;
+export const SUM_MENTIONS_HI = 4;
+export const SUM_CHANNELS_WITH_MENTIONS = 5;
+
+/**
+ * In what a store's load() returns (and the load sections built from it), a record whose R_PIN_HI
+ * word is TOMB_PIN_HI is a tombstone, not a read state: the channel was deleted, and R_VER is the
+ * delete's timestamp. A pin is below 2^53, so its high word never has these bits (every other
+ * word of a read state may take any value). A tombstone of channel 0 (no channel has id 0) is the
+ * horizon: deletes at or before its R_VER may be missing from the tombstones returned.
+ */
+export const TOMB_PIN_HI = 0xffffffff;
 
 // Result record header.
 export const RES_TICKET = 0;

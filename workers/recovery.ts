@@ -144,6 +144,8 @@ function rebuild(m: ShardMemory, report: RecoveryReport): void {
     m.userCount[owner]++;
     m.rsState[s] = RS_LIVE | RS_DIRTY;
     m.userDirty[owner]++;
+    // a torn batch may have changed a read state before its user's version
+    if (m.rsVersion[s] > m.userVersion[owner]) m.userVersion[owner] = m.rsVersion[s];
     dirty++;
     chanIndexInsert(m, s);
     live++;

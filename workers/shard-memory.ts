@@ -32,6 +32,13 @@
  * index (same scheme as the channel index). The LRU is intrusive: prev/next are slot numbers in
  * typed arrays, so touching a user is a few integer stores and allocates nothing.
  *
+ * Per user slot, for delta sync (24 bytes): userVersion f64 (the timestamp of the user's latest
+ * change, deletes included), userHorizon f64 (every delete of the user after it is in the
+ * tombstone ring), userTombHead f64 (ring position + 1 of the user's newest tombstone, 0 = none).
+ * Tombstone ring (one entry per user slot, 28 bytes each): the shard's latest deletes, oldest
+ * overwritten first; entry: user id halves, channel id halves, ts f64, and the distance back to
+ * the same user's previous entry (0 = none). Nothing is added per read state.
+ *
  * All slot numbers are u32. Capacities worth a slab at all exceed 65535, and keeping one array type
  * per field keeps the hot functions monomorphic.
  */
@@ -65,6 +72,9 @@ export const H_LEDGER_JOURNAL_LEN = 16;
 /** workers started on these buffers, and dead workers' ledgers the main thread has read */
 export const H_STARTS = 17;
 export const H_RESCUED = 18;
+/** tombstone ring entries ever written (two u32 halves) */
+export const H_TOMB_POS_LO = 19;
+export const H_TOMB_POS_HI = 20;
 export const H_WORDS = 24;
 
 export const RS_DIRTY = 1;
@@ -109,6 +119,15 @@ export interface ShardBuffers {
   userNext: SharedArrayBuffer;
   userState: SharedArrayBuffer;
   userIndex: SharedArrayBuffer;
+  userVersion: SharedArrayBuffer;
+  userHorizon: SharedArrayBuffer;
+  userTombHead: SharedArrayBuffer;
+  tombUserLo: SharedArrayBuffer;
+  tombUserHi: SharedArrayBuffer;
+  tombChanLo: SharedArrayBuffer;
+  tombChanHi: SharedArrayBuffer;
+  tombTs: SharedArrayBuffer;
+  tombBack: SharedArrayBuffer;
 }
 
 export interface ShardMemory {
@@ -137,6 +156,17 @@ export interface ShardMemory {
   readonly userNext: Uint32Array;
   readonly userState: Uint8Array;
   readonly userIndex: Uint32Array;
+  readonly userVersion: Float64Array;
+  readonly userHorizon: Float64Array;
+  readonly userTombHead: Float64Array;
+  readonly tombUserLo: Uint32Array;
+  readonly tombUserHi: Uint32Array;
+  readonly tombChanLo: Uint32Array;
+  readonly tombChanHi: Uint32Array;
+  readonly tombTs: Float64Array;
+  readonly tombBack: Uint32Array;
+  /** tombstone ring entries */
+  readonly tombCapacity: number;
 }
 
 /** Buckets of an index for `entries` entries (at least one always empty: probes end). */
@@ -179,6 +209,15 @@ export function allocateShardBuffers(capacity: number, maxUsers: number, maxTick
     userNext: sab(u * 4),
     userState: sab(u),
     userIndex: sab(tableSize(u) * 4),
+    userVersion: sab(u * 8),
+    userHorizon: sab(u * 8),
+    userTombHead: sab(u * 8),
+    tombUserLo: sab(u * 4),
+    tombUserHi: sab(u * 4),
+    tombChanLo: sab(u * 4),
+    tombChanHi: sab(u * 4),
+    tombTs: sab(u * 8),
+    tombBack: sab(u * 4),
   };
 }
 
@@ -211,10 +250,20 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
     userNext: new Uint32Array(b.userNext),
     userState: new Uint8Array(b.userState),
     userIndex,
+    userVersion: new Float64Array(b.userVersion),
+    userHorizon: new Float64Array(b.userHorizon),
+    userTombHead: new Float64Array(b.userTombHead),
+    tombUserLo: new Uint32Array(b.tombUserLo),
+    tombUserHi: new Uint32Array(b.tombUserHi),
+    tombChanLo: new Uint32Array(b.tombChanLo),
+    tombChanHi: new Uint32Array(b.tombChanHi),
+    tombTs: new Float64Array(b.tombTs),
+    tombBack: new Uint32Array(b.tombBack),
+    tombCapacity: Math.max(1, b.maxUsers),
   };
 }
 
 /** Bytes reserved (address space) for a shard of this size. */
 export function shardBytes(capacity: number, maxUsers: number): number {
-  return capacity * 53 + tableSize(capacity) * 4 + maxUsers * 29 + tableSize(maxUsers) * 4 + H_WORDS * 4;
+  return capacity * 53 + tableSize(capacity) * 4 + maxUsers * (29 + 24 + 28) + tableSize(maxUsers) * 4 + H_WORDS * 4;
 }

@@ -11,9 +11,9 @@ import { runOp, type Op } from './ops.js';
 import { gather, sendBatch } from './replies.js';
 
 interface BatchOp {
-  op: 'get' | 'ack' | 'mention' | 'patch' | 'delete';
+  op: 'get' | 'ack' | 'mention' | 'patch' | 'delete' | 'summary';
   user_id: string;
-  channel_id: string;
+  channel_id?: string;
   message_id?: string;
   mention_count?: number;
   manual?: boolean;
@@ -23,7 +23,7 @@ interface BatchOp {
 }
 
 /** Fields each op accepts besides op, user_id and channel_id. */
-const ALLOWED: Record<BatchOp['op'], readonly string[]> = {
+const ALLOWED: Record<Exclude<BatchOp['op'], 'summary'>, readonly string[]> = {
   get: [],
   delete: [],
   ack: ['message_id', 'mention_count', 'manual'],
@@ -38,6 +38,9 @@ function invalid(i: number, message: string): ApiError {
 
 /** Checks one op and builds it; throws INVALID_BODY or INVALID_ID naming the op's index. */
 function parseOp(o: BatchOp, i: number): { userId: bigint; op: Op } {
+  // The naive twin has no unread summary (README: the service's summary op walks the shard's slots).
+  if (o.op === 'summary') throw invalid(i, 'the naive service has no summary op');
+  if (o.channel_id === undefined) throw invalid(i, `${o.op} needs channel_id`);
   const allowed = ALLOWED[o.op];
   for (const f of FIELDS) {
     if (o[f] !== undefined && !allowed.includes(f)) throw invalid(i, `${o.op} does not take ${f}`);

@@ -9,6 +9,18 @@ import type { UserCache } from './cache.js';
 import type { DirtyTracker } from './dirty.js';
 import { ack, byChannel, mention, newReadState, patch, toJson, type ReadState, type UserStates } from './read-state.js';
 
+/**
+ * Versions as the service hands them out: the time of the change in µs, strictly increasing in
+ * this process (the service keeps one such clock per shard, durable across restarts; this one
+ * only never goes back within a run).
+ */
+let lastVersion = 0;
+function nextVersion(): number {
+  const now = Date.now() * 1000;
+  lastVersion = now > lastVersion ? now : lastVersion + 1;
+  return lastVersion;
+}
+
 export type Op =
   | { op: 'get'; channel: bigint; channelKey: string }
   | { op: 'get_all' }
@@ -84,7 +96,7 @@ function applyOp(t: OpTarget, userKey: string, userId: bigint, user: UserStates,
   // A new read state is a change even when the op itself changes nothing.
   if (existing === undefined) changed = true;
   if (changed) {
-    rs.version++;
+    rs.version = nextVersion();
     t.dirty.mark(rs, Date.now());
   }
   return withBody ? { status: ST_OK, changed, state: toJson(userKey, rs) } : { status: ST_OK, changed };

@@ -20,6 +20,7 @@ import {
   S_TS_LO,
   S_USER_HI,
   S_USER_LO,
+  TOMB_PIN_HI,
   hi32 as pinHi,
   join53,
   lo32 as pinLo,
@@ -31,6 +32,8 @@ import type { ReadState, UserStates } from './read-state.js';
 export function userFromWords(userId: bigint, words: Uint32Array): UserStates {
   const user: UserStates = new Map();
   for (let at = 0; at + RS_WORDS <= words.length; at += RS_WORDS) {
+    // tombstones (deletes the store returns for delta sync): the naive twin has no deltas
+    if (words[at + R_PIN_HI] === TOMB_PIN_HI) continue;
     const channelId = fromHalves(words[at + R_CHAN_LO], words[at + R_CHAN_HI]);
     user.set(channelId.toString(), {
       userId,

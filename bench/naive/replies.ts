@@ -18,7 +18,12 @@ export function sendResult(reply: FastifyReply, r: OpResult): void {
 /** GET of all of a user's read states. */
 export function sendList(reply: FastifyReply, userKey: string, r: OpResult): void {
   if (r.status !== ST_OK) return sendError(reply, codeForStatus(r.status));
-  reply.send({ user_id: userKey, read_states: r.list });
+  // Always the whole set: the naive twin keeps no user version or tombstones, so its `version` is
+  // the newest read state's (a delete does not raise it) and it never answers a delta (full: true
+  // is a valid answer to any since); limit and after are accepted and ignored.
+  let version = 0;
+  for (const rs of r.list!) if (rs.version > version) version = rs.version;
+  reply.send({ user_id: userKey, version, full: true, read_states: r.list });
 }
 
 /** Collects n results in request order, then answers once. */

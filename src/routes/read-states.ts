@@ -1,9 +1,13 @@
 /**
- * Routes on one user's read states: get, get all, ack, mention, patch, delete, ack-bulk.
+ * Routes on one user's read states: get, get all (a delta with `since`, a page with `limit` and
+ * `after`), summary, ack, mention, patch, delete, ack-bulk.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
+  F_HAS_AFTER,
   F_HAS_FLAGS,
+  F_HAS_LIMIT,
+  F_HAS_SINCE,
   F_HAS_MSG,
   F_HAS_PIN,
   F_MANUAL,
@@ -13,25 +17,34 @@ import {
   OP_GET_ALL,
   OP_MENTION,
   OP_PATCH,
+  OP_SUMMARY,
 } from '../../workers/protocol.js';
 import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
-import { GatherSink, ReadStateSink, UserReadStatesSink } from '../replies.js';
+import { GatherSink, ReadStateSink, SummarySink, UserReadStatesSink } from '../replies.js';
 import type { OpSink } from '../shard-lane.js';
 import {
   ackBulkSchema,
+  MAX_PAGE,
   ackSchema,
   deleteSchema,
   getAllSchema,
   getOneSchema,
   mentionSchema,
   patchSchema,
+  summarySchema,
 } from '../schemas.js';
+import { parseId } from '../ids.js';
 import { parsed, requireId, requireIdOrZero } from '../validate.js';
 import type { RouteContext } from './context.js';
 
 interface UserParams {
   user_id: string;
+}
+interface ListQuery {
+  since?: string;
+  limit?: string;
+  after?: string;
 }
 interface ReadStateParams extends UserParams {
   channel_id: string;
@@ -75,12 +88,45 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return reply;
   }
 
-  app.get<{ Params: UserParams }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
+  app.get<{ Params: UserParams; Querystring: ListQuery }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
+    if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
+    const q = req.query;
+    let head = OP_GET_ALL;
+    let since = -1;
+    if (q.since !== undefined) {
+      since = Number(q.since);
+      if (!Number.isSafeInteger(since)) throw new ApiError('INVALID_QUERY', `since must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}`);
+      head |= F_HAS_SINCE;
+    }
+    let limit = 0;
+    if (q.limit !== undefined) {
+      limit = Number(q.limit);
+      if (limit > MAX_PAGE) throw new ApiError('INVALID_QUERY', `limit must be from 1 to ${MAX_PAGE}`);
+      head |= F_HAS_LIMIT;
+    }
+    let aLo = 0;
+    let aHi = 0;
+    if (q.after !== undefined) {
+      if (!parseId(q.after)) throw new ApiError('INVALID_QUERY', 'after must be a decimal id from 0 to 18446744073709551615');
+      aLo = parsed.lo;
+      aHi = parsed.hi;
+      head |= F_HAS_AFTER;
+    }
+    requireId(req.params.user_id, 'user_id');
+    one.clear();
+    // the list's parameters in the op's fields: after as the channel, limit as the count, since as the pin
+    const at = one.add(head, parsed.lo, parsed.hi, aLo, aHi);
+    one.setCount(at, limit);
+    one.setPin(at, since < 0 ? 0 : since);
+    return submit(reply, new UserReadStatesSink(reply, req.params.user_id, since));
+  });
+
+  app.get<{ Params: UserParams }>('/v1/users/:user_id/summary', { schema: summarySchema }, (req, reply) => {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
     requireId(req.params.user_id, 'user_id');
     one.clear();
-    one.add(OP_GET_ALL, parsed.lo, parsed.hi, 0, 0);
-    return submit(reply, new UserReadStatesSink(reply, req.params.user_id));
+    one.add(OP_SUMMARY, parsed.lo, parsed.hi, 0, 0);
+    return submit(reply, new SummarySink(reply, req.params.user_id));
   });
 
   app.get<{ Params: ReadStateParams }>(

@@ -18,6 +18,7 @@ import {
   join53,
 } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
+import { LoadedTombstones } from '../../workers/store/tombstones.js';
 
 interface Row {
   ts: number;
@@ -34,8 +35,11 @@ export class MemoryStore implements ReadStateStore {
   async load(userLo: number, userHi: number): Promise<Uint32Array> {
     const rows = this.users.get(userLo + ':' + userHi);
     const live = rows === undefined ? [] : [...rows.values()].filter((r) => !r.deleted);
-    const out = new Uint32Array(live.length * RS_WORDS);
+    const tombs = new LoadedTombstones();
+    if (rows !== undefined) for (const r of rows.values()) if (r.deleted) tombs.add(r.rs[R_CHAN_LO], r.rs[R_CHAN_HI], r.ts);
+    const out = new Uint32Array((live.length + tombs.records) * RS_WORDS);
     for (let i = 0; i < live.length; i++) out.set(live[i].rs, i * RS_WORDS);
+    tombs.writeTo(out, live.length * RS_WORDS);
     return out;
   }
 

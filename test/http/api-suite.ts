@@ -95,9 +95,39 @@ export function randomOp(r: () => number, users: bigint[], channels: bigint[]): 
   return { op: 'delete', user, channel };
 }
 
-function expectMatches(res: HttpResult, user: bigint, expected: ReturnType<ReferenceModel['apply']>): void {
+/**
+ * Checks an answer against the model's. Versions are the implementation's own numbers (the
+ * service's are timestamps of the change): a change must raise the read state's version, an op
+ * that changes nothing must keep it. The version seen is written back into the model, so its
+ * later lists compare versions exactly.
+ */
+function expectMatches(res: HttpResult, user: bigint, expected: ReturnType<ReferenceModel['apply']>, model: ReferenceModel): void {
   expect(res.status).toBe(expected.status);
-  if (expected.status === 200) expect(res.body).toEqual(toWire(user, expected.state!));
+  if (expected.status !== 200) return;
+  const body = res.body as RS;
+  const want = toWire(user, expected.state!);
+  expect({ ...body, version: 0 }).toEqual({ ...want, version: 0 });
+  // the model counts: its version before the op is the one seen last (0 for a new read state)
+  const before = expected.changed ? want.version - 1 : want.version;
+  if (expected.changed) expect(body.version).toBeGreaterThan(before);
+  else expect(body.version).toBe(before);
+  model.users.get(user)!.get(expected.state!.channel_id)!.version = body.version;
+}
+
+/** Versions of successive answers: `same[i]` says answer i must keep the version of answer i-1. */
+function expectVersions(bodies: unknown[], same: boolean[]): void {
+  for (let i = 1; i < bodies.length; i++) {
+    const prev = (bodies[i - 1] as RS).version;
+    const cur = (bodies[i] as RS).version;
+    if (same[i]) expect(cur, `answer ${i}`).toBe(prev);
+    else expect(cur, `answer ${i}`).toBeGreaterThan(prev);
+  }
+}
+
+/** A list answer: the service adds the user's version and `full`; the rest is the same everywhere. */
+function listOf(body: unknown): { user_id: string; read_states: RS[] } {
+  const b = body as { user_id: string; read_states: RS[] };
+  return { user_id: b.user_id, read_states: b.read_states };
 }
 
 export function defineApiSuite(name: string, start: Starter): void {
@@ -122,55 +152,75 @@ export function defineApiSuite(name: string, start: Starter): void {
     it('creates on mention, acks forward only, and versions only changes', async () => {
       const p = '/v1/users/100/read-states/200';
       expect((await call(url, 'GET', p)).status).toBe(404);
+      const seen: unknown[] = [];
+      const same: boolean[] = [];
+      const step = (res: HttpResult, unchanged: boolean): void => {
+        seen.push(res.body);
+        same.push(unchanged);
+      };
       let r = await call(url, 'POST', p + '/mentions', {});
       expect(r.status).toBe(200);
-      expect(r.body).toEqual({ user_id: '100', channel_id: '200', last_message_id: '0', mention_count: 1, last_pin_timestamp: 0, flags: 0, version: 1 });
+      expect({ ...(r.body as RS), version: 0 }).toEqual({ user_id: '100', channel_id: '200', last_message_id: '0', mention_count: 1, last_pin_timestamp: 0, flags: 0, version: 0 });
+      expect((r.body as RS).version).toBeGreaterThan(0);
+      step(r, false);
       r = await call(url, 'POST', p + '/mentions', { count: 4 });
-      expect(r.body).toMatchObject({ mention_count: 5, version: 2 });
+      expect(r.body).toMatchObject({ mention_count: 5 });
+      step(r, false);
       r = await call(url, 'POST', p + '/ack', { message_id: '50', mention_count: 1 });
-      expect(r.body).toMatchObject({ last_message_id: '50', mention_count: 1, version: 3 });
+      expect(r.body).toMatchObject({ last_message_id: '50', mention_count: 1 });
+      step(r, false);
       // older and equal acks change nothing and still answer 200 with the current state
       for (const m of ['49', '50']) {
         r = await call(url, 'POST', p + '/ack', { message_id: m });
         expect(r.status).toBe(200);
-        expect(r.body).toMatchObject({ last_message_id: '50', mention_count: 1, version: 3 });
+        expect(r.body).toMatchObject({ last_message_id: '50', mention_count: 1 });
+        step(r, true);
       }
       // a mention of a message already read does not count
       r = await call(url, 'POST', p + '/mentions', { message_id: '50' });
-      expect(r.body).toMatchObject({ mention_count: 1, version: 3 });
+      expect(r.body).toMatchObject({ mention_count: 1 });
+      step(r, true);
       r = await call(url, 'POST', p + '/mentions', { message_id: '51', count: 2 });
-      expect(r.body).toMatchObject({ mention_count: 3, version: 4 });
+      expect(r.body).toMatchObject({ mention_count: 3 });
+      step(r, false);
       // manual ack goes backwards (mark as unread)
       r = await call(url, 'POST', p + '/ack', { message_id: '10', mention_count: 7, manual: true });
-      expect(r.body).toMatchObject({ last_message_id: '10', mention_count: 7, version: 5 });
+      expect(r.body).toMatchObject({ last_message_id: '10', mention_count: 7 });
+      step(r, false);
       r = await call(url, 'POST', p + '/ack', { message_id: '10', mention_count: 7, manual: true });
-      expect(r.body).toMatchObject({ version: 5 });
-      expect((await call(url, 'GET', p)).body).toMatchObject({ last_message_id: '10', mention_count: 7, version: 5 });
+      step(r, true);
+      r = await call(url, 'GET', p);
+      expect(r.body).toMatchObject({ last_message_id: '10', mention_count: 7 });
+      step(r, true);
+      expectVersions(seen, same);
     });
 
     it('patches pins forward only and flags as given', async () => {
       const p = '/v1/users/101/read-states/201';
-      let r = await call(url, 'PATCH', p, { last_pin_timestamp: 1700000000000, flags: 4294967295 });
-      expect(r.body).toMatchObject({ last_pin_timestamp: 1700000000000, flags: 4294967295, version: 1 });
-      r = await call(url, 'PATCH', p, { last_pin_timestamp: 1600000000000 });
-      expect(r.body).toMatchObject({ last_pin_timestamp: 1700000000000, version: 1 });
-      r = await call(url, 'PATCH', p, { last_pin_timestamp: 9007199254740991, flags: 0 });
-      expect(r.body).toMatchObject({ last_pin_timestamp: 9007199254740991, flags: 0, version: 2 });
-      r = await call(url, 'PATCH', p, {});
+      const r1 = await call(url, 'PATCH', p, { last_pin_timestamp: 1700000000000, flags: 4294967295 });
+      expect(r1.body).toMatchObject({ last_pin_timestamp: 1700000000000, flags: 4294967295 });
+      const r2 = await call(url, 'PATCH', p, { last_pin_timestamp: 1600000000000 });
+      expect(r2.body).toMatchObject({ last_pin_timestamp: 1700000000000 });
+      const r3 = await call(url, 'PATCH', p, { last_pin_timestamp: 9007199254740991, flags: 0 });
+      expect(r3.body).toMatchObject({ last_pin_timestamp: 9007199254740991, flags: 0 });
+      expectVersions([r1.body, r2.body, r3.body], [false, true, false]);
+      const r = await call(url, 'PATCH', p, {});
       expect(r.status).toBe(400);
       expect(r.body).toMatchObject({ error: 'EMPTY_PATCH' });
     });
 
     it('deletes: 204, then 404, and a re-created read state starts again', async () => {
       const p = '/v1/users/102/read-states/202';
-      await call(url, 'POST', p + '/mentions', { count: 3 });
+      const first = await call(url, 'POST', p + '/mentions', { count: 3 });
       expect((await call(url, 'DELETE', p)).status).toBe(204);
       const again = await call(url, 'DELETE', p);
       expect(again.status).toBe(404);
       expect(again.body).toMatchObject({ error: 'NOT_FOUND' });
       expect((await call(url, 'GET', p)).status).toBe(404);
       const r = await call(url, 'POST', p + '/mentions', {});
-      expect(r.body).toMatchObject({ mention_count: 1, version: 1 });
+      expect(r.body).toMatchObject({ mention_count: 1 });
+      // a new read state: its version is a change's, above what it had before the delete
+      expect((r.body as RS).version).toBeGreaterThan((first.body as RS).version);
     });
 
     it('lists a user ordered by channel id as unsigned 64-bit, and [] for an unknown user', async () => {
@@ -182,7 +232,7 @@ export function defineApiSuite(name: string, start: Starter): void {
       expect(body.user_id).toBe('103');
       expect(body.read_states.map((s) => s.channel_id)).toEqual(['1', '5', '4294967295', '4294967296', '9223372036854775808', MAX_ID]);
       expect(body.read_states.every((s) => s.last_message_id === MAX_ID)).toBe(true);
-      expect((await call(url, 'GET', '/v1/users/999999/read-states')).body).toEqual({ user_id: '999999', read_states: [] });
+      expect(listOf((await call(url, 'GET', '/v1/users/999999/read-states')).body)).toEqual({ user_id: '999999', read_states: [] });
     });
 
     it('acks in bulk in request order', async () => {
@@ -230,12 +280,14 @@ export function defineApiSuite(name: string, start: Starter): void {
       expect(r.status).toBe(200);
       const results = (r.body as { results: { status: number; read_state?: RS; error?: string }[] }).results;
       expect(results.map((x) => x.status)).toEqual([200, 404, 200, 200, 204, 404, 200]);
-      expect(results[0].read_state).toMatchObject({ user_id: '400', mention_count: 1, version: 1 });
+      expect(results[0].read_state).toMatchObject({ user_id: '400', mention_count: 1 });
       expect(results[1].error).toBe('NOT_FOUND');
-      expect(results[2].read_state).toMatchObject({ last_message_id: '9', mention_count: 2, version: 2 });
+      expect(results[2].read_state).toMatchObject({ last_message_id: '9', mention_count: 2 });
+      expect(results[2].read_state!.version).toBeGreaterThan(results[0].read_state!.version);
       expect(results[3].read_state).toMatchObject({ user_id: '402', channel_id: '5', flags: 3 });
       expect(results[5].error).toBe('NOT_FOUND');
-      expect(results[6].read_state).toMatchObject({ last_message_id: '0', mention_count: 5, version: 1 });
+      expect(results[6].read_state).toMatchObject({ last_message_id: '0', mention_count: 5 });
+      expect(results[6].read_state!.version).toBeGreaterThan(results[2].read_state!.version);
     });
 
     it('rejects a whole batch when one op is invalid, naming its index, and applies nothing', async () => {
@@ -269,7 +321,7 @@ export function defineApiSuite(name: string, start: Starter): void {
       });
       expect(r4.status).toBe(400);
       expect((r4.body as { message: string }).message).toBe('ops[1]: ack does not take count');
-      expect((await call(url, 'GET', '/v1/users/500/read-states')).body).toEqual({ user_id: '500', read_states: [] });
+      expect(listOf((await call(url, 'GET', '/v1/users/500/read-states')).body)).toEqual({ user_id: '500', read_states: [] });
     });
 
     describe('errors', () => {
@@ -336,7 +388,8 @@ export function defineApiSuite(name: string, start: Starter): void {
       expect(all.every((r) => r.status === 200)).toBe(true);
       const versions = new Set(all.map((r) => (r.body as RS).version));
       expect(versions.size).toBe(1000); // every response shows the state right after its own op
-      expect((await call(url, 'GET', p)).body).toMatchObject({ mention_count: 1000, version: 1000 });
+      const last = Math.max(...all.map((r) => (r.body as RS).version));
+      expect((await call(url, 'GET', p)).body).toMatchObject({ mention_count: 1000, version: last });
     });
 
     it('200 concurrent clients over many users match the reference model', async () => {
@@ -353,7 +406,7 @@ export function defineApiSuite(name: string, start: Starter): void {
             const o = randomOp(r, users, channels);
             const expected = model.apply(o);
             const res = await sendOp(url, o);
-            expectMatches(res, o.user, expected);
+            expectMatches(res, o.user, expected, model);
           }
         }),
       );
@@ -407,7 +460,7 @@ export function defineApiSuite(name: string, start: Starter): void {
         const channels = [1n, 2n, 3n];
         for (let i = 0; i < 1500; i++) {
           const o = randomOp(r, users, channels);
-          expectMatches(await sendOp(t.url, o), o.user, model.apply(o));
+          expectMatches(await sendOp(t.url, o), o.user, model.apply(o), model);
         }
         for (const user of users) {
           const res = await call(t.url, 'GET', `/v1/users/${user}/read-states`);
@@ -442,7 +495,7 @@ export function defineApiSuite(name: string, start: Starter): void {
         expect(r.status).toBe(503);
         expect(r.body).toMatchObject({ error: 'SHARD_OVERLOADED' });
         expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
-        expect((await call(t.url, 'GET', '/v1/users/1/read-states')).body).toEqual({ user_id: '1', read_states: [] });
+        expect(listOf((await call(t.url, 'GET', '/v1/users/1/read-states')).body)).toEqual({ user_id: '1', read_states: [] });
         // many concurrent single ops: some are refused, none is half-applied
         const all = await Promise.all(Array.from({ length: 50 }, () => call(t.url, 'POST', '/v1/users/2/read-states/1/mentions', {})));
         const ok = all.filter((x) => x.status === 200).length;

@@ -75,8 +75,8 @@ describe('naive service: write-behind', () => {
     const store = new MemoryStore();
     const t = await startNaive({ capacity: 4, maxUsers: 2 }, { flushDelayMs: 3_600_000 }, store);
     try {
-      await call(t.url, 'POST', '/v1/users/1/read-states/1/mentions', { count: 5 });
-      await call(t.url, 'POST', '/v1/users/1/read-states/2/mentions', { count: 6 });
+      const v1 = ((await call(t.url, 'POST', '/v1/users/1/read-states/1/mentions', { count: 5 })).body as { version: number }).version;
+      const v2 = ((await call(t.url, 'POST', '/v1/users/1/read-states/2/mentions', { count: 6 })).body as { version: number }).version;
       await call(t.url, 'POST', '/v1/users/2/read-states/1/mentions', {});
       await call(t.url, 'POST', '/v1/users/3/read-states/1/mentions', {}); // max 2 users: evicts user 1
       await until(async () => (await stored(store, 1))[2] === 6);
@@ -84,8 +84,8 @@ describe('naive service: write-behind', () => {
       expect(await stored(store, 2)).toEqual({}); // still cached, not due yet
       const back = await call(t.url, 'GET', '/v1/users/1/read-states');
       expect((back.body as { read_states: { mention_count: number; version: number }[] }).read_states).toMatchObject([
-        { mention_count: 5, version: 1 },
-        { mention_count: 6, version: 1 },
+        { mention_count: 5, version: v1 },
+        { mention_count: 6, version: v2 },
       ]);
     } finally {
       await t.close();
@@ -95,9 +95,12 @@ describe('naive service: write-behind', () => {
   it('a clean stop writes every change (deletes included) and a restart on the store sees them', async () => {
     const store = new MemoryStore();
     const first = await startNaive({}, { flushDelayMs: 3_600_000 }, store);
+    const versions = new Map<string, number>();
     for (let u = 1; u <= 50; u++) {
-      await call(first.url, 'POST', `/v1/users/${u}/read-states/7/mentions`, { count: u });
-      await call(first.url, 'PATCH', `/v1/users/${u}/read-states/8`, { flags: u });
+      const a = await call(first.url, 'POST', `/v1/users/${u}/read-states/7/mentions`, { count: u });
+      const b = await call(first.url, 'PATCH', `/v1/users/${u}/read-states/8`, { flags: u });
+      versions.set(`${u}/7`, (a.body as { version: number }).version);
+      versions.set(`${u}/8`, (b.body as { version: number }).version);
     }
     await call(first.url, 'DELETE', '/v1/users/3/read-states/8');
     expect(store.size).toBe(0);
@@ -105,8 +108,8 @@ describe('naive service: write-behind', () => {
     expect(store.size).toBe(99);
     const second = await startNaive({}, {}, store);
     try {
-      expect((await call(second.url, 'GET', '/v1/users/40/read-states/7')).body).toMatchObject({ mention_count: 40, version: 1 });
-      expect((await call(second.url, 'GET', '/v1/users/40/read-states/8')).body).toMatchObject({ flags: 40, version: 1 });
+      expect((await call(second.url, 'GET', '/v1/users/40/read-states/7')).body).toMatchObject({ mention_count: 40, version: versions.get('40/7') });
+      expect((await call(second.url, 'GET', '/v1/users/40/read-states/8')).body).toMatchObject({ flags: 40, version: versions.get('40/8') });
       expect((await call(second.url, 'GET', '/v1/users/3/read-states/8')).status).toBe(404);
     } finally {
       await second.close();

@@ -41,10 +41,13 @@ describe('sqlite store (default)', () => {
     }
     expect(await svc.stop('SIGKILL')).toBe(null);
     await svc.start();
+    const version = (r.body as { version: number }).version;
     expect((await call(svc.url, 'GET', '/v1/users/9/read-states')).body).toEqual({
       user_id: '9',
+      version,
+      full: true,
       read_states: [
-        { user_id: '9', channel_id: '18446744073709551615', last_message_id: '9223372036854775808', mention_count: 4, last_pin_timestamp: 0, flags: 0, version: 1 },
+        { user_id: '9', channel_id: '18446744073709551615', last_message_id: '9223372036854775808', mention_count: 4, last_pin_timestamp: 0, flags: 0, version },
       ],
     });
     expect(await svc.stop()).toBe(0);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
-import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
+import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
 import { call } from '../support/http-client.js';
 import { startService, type RunningService } from '../support/service.js';
 
@@ -25,7 +25,7 @@ afterEach(async () => {
 async function storedMentions(store: WorkerStore, user: number): Promise<Record<number, number>> {
   const words = await store.load(user, 0);
   const out: Record<number, number> = {};
-  for (let at = 0; at < words.length; at += RS_WORDS) out[words[at + R_CHAN_LO]] = words[at + R_MENTION];
+  for (let at = 0; at < words.length; at += RS_WORDS) if (words[at + R_PIN_HI] !== TOMB_PIN_HI) out[words[at + R_CHAN_LO]] = words[at + R_MENTION];
   return out;
 }
 

@@ -33,10 +33,12 @@ import {
   S_TS_LO,
   S_USER_HI,
   S_USER_LO,
+  TOMB_PIN_HI,
   hi32,
   lo32,
 } from '../../workers/protocol.js';
 import { CassandraStore } from '../../workers/store/cassandra-store.js';
+import { MAX_LOADED_TOMBSTONES } from '../../workers/store/tombstones.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { SQLITE_FILE, SqliteStore } from '../../workers/store/sqlite-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
@@ -99,6 +101,7 @@ function decode(words: Uint32Array): State[] {
   expect(words.length % RS_WORDS).toBe(0);
   const out: State[] = [];
   for (let o = 0; o < words.length; o += RS_WORDS) {
+    if (words[o + R_PIN_HI] === TOMB_PIN_HI) continue; // tombstones: see tombsOf
     out.push({
       chan: toU64(words[o + R_CHAN_LO], words[o + R_CHAN_HI]),
       msg: toU64(words[o + R_MSG_LO], words[o + R_MSG_HI]),
@@ -114,6 +117,18 @@ function decode(words: Uint32Array): State[] {
 async function load(store: ReadStateStore, user: bigint): Promise<State[]> {
   const [lo, hi] = fromU64(user);
   return decode(await store.load(lo, hi));
+}
+
+/** The tombstones a load returns, [channel, delete timestamp] by channel (channel 0: the horizon). */
+async function tombsOf(store: ReadStateStore, user: bigint): Promise<[bigint, number][]> {
+  const [lo, hi] = fromU64(user);
+  const words = await store.load(lo, hi);
+  const out: [bigint, number][] = [];
+  for (let o = 0; o < words.length; o += RS_WORDS) {
+    if (words[o + R_PIN_HI] !== TOMB_PIN_HI) continue;
+    out.push([toU64(words[o + R_CHAN_LO], words[o + R_CHAN_HI]), Number(toU64(words[o + R_VER_LO], words[o + R_VER_HI]))]);
+  }
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
 let userSeq = 5_000_000_000_000n;
@@ -206,6 +221,25 @@ function storeContract(getStore: () => ReadStateStore, opts: ContractOptions): v
       expect(await load(store, user)).toEqual([state(2n, merged)]);
     });
   }
+
+  it('load returns the newest tombstones with their delete timestamps, and a horizon at the newest one left out', async () => {
+    const store = getStore();
+    const user = freshUser();
+    await apply(store, write(user, state(1n, { msg: 1n }), T0 + 1), write(user, state(2n, { msg: 2n }), T0 + 1));
+    await apply(store, del(user, 1n, T0 + 5));
+    expect(await tombsOf(store, user)).toEqual([[1n, T0 + 5]]);
+    // re-created: no longer a tombstone
+    await apply(store, write(user, state(1n, { msg: 3n }), T0 + 6));
+    expect(await tombsOf(store, user)).toEqual([]);
+    // more deletes than a load brings back: the oldest are below the horizon
+    const recs: Uint32Array[] = [];
+    for (let c = 1; c <= MAX_LOADED_TOMBSTONES + 3; c++) recs.push(del(user, BigInt(100 + c), T0 + 100 + c));
+    await apply(store, ...recs);
+    const tombs = await tombsOf(store, user);
+    expect(tombs[0]).toEqual([0n, T0 + 103]); // the horizon: deletes 101..103 left out
+    expect(tombs.slice(1)).toEqual(Array.from({ length: MAX_LOADED_TOMBSTONES }, (_, i) => [BigInt(104 + i), T0 + 104 + i]));
+    expect((await load(store, user)).map((x) => x.chan)).toEqual([1n, 2n]);
+  });
 
   it('delete, then an older write does not resurrect; a newer write after the delete does', async () => {
     const store = getStore();
@@ -613,8 +647,15 @@ describe('CassandraStore', () => {
         [cassandra.types.Long.fromString(toSigned(...fromU64(user)).toString())],
         { prepare: true },
       );
-      expect(rs.rowLength).toBe(1); // channel 5 is deleted
-      const row = rs.first();
+      // channel 5 is deleted: a row of its own kind, its version the delete's timestamp
+      expect(rs.rowLength).toBe(2);
+      const row = rs.rows.find((r) => r['channel_id'].toString() !== '5')!;
+      const gone = await admin!.execute(
+        `SELECT deleted, version, writetime(deleted) AS wt FROM ${keyspace}.read_states WHERE user_id = ? AND channel_id = 5`,
+        [cassandra.types.Long.fromString(toSigned(...fromU64(user)).toString())],
+        { prepare: true },
+      );
+      expect([gone.first()['deleted'], gone.first()['version'].toString(), gone.first()['wt'].toString()]).toEqual([true, String(T0 + 1), String(T0 + 1)]);
       const big = (v: cassandra.types.Long): bigint => BigInt(v.toString());
       expect(big(row['user_id'])).toBe(-3n);
       expect(big(row['channel_id'])).toBe(-(2n ** 63n));
@@ -646,6 +687,7 @@ describe('CassandraStore', () => {
         last_pin_timestamp: 'regular bigint',
         flags: 'regular bigint',
         version: 'regular bigint',
+        deleted: 'regular boolean',
       });
       const ks = await admin!.execute('SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?', [keyspace]);
       expect(ks.first()['replication']).toMatchObject({ class: 'org.apache.cassandra.locator.SimpleStrategy', replication_factor: '1' });

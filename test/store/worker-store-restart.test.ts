@@ -9,7 +9,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
 import { unpackLoads } from '../../workers/store/load-many.js';
-import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO } from '../../workers/protocol.js';
+import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
 
 let dir: string;
 let store: WorkerStore;
@@ -41,7 +41,7 @@ function writes(user: number, channels: number, bump: number, ts: number): Uint3
 async function mentions(user: number): Promise<Map<number, number>> {
   const words = await store.load(user, 0);
   const out = new Map<number, number>();
-  for (let at = 0; at < words.length; at += RS_WORDS) out.set(words[at + R_CHAN_LO], words[at + R_MENTION]);
+  for (let at = 0; at < words.length; at += RS_WORDS) if (words[at + R_PIN_HI] !== TOMB_PIN_HI) out.set(words[at + R_CHAN_LO], words[at + R_MENTION]);
   return out;
 }
 

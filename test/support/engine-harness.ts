@@ -53,6 +53,7 @@ import {
   REPLY_RESULT_WORDS,
   RES_CHANGED,
   RES_COUNT,
+  M_RS_COUNT,
   RES_HEADER_WORDS,
   RES_STATUS,
   RES_TICKET,
@@ -84,6 +85,7 @@ import {
   hi32,
   join53,
   lo32,
+  ST_OK,
 } from '../../workers/protocol.js';
 import {
   H_DIRTY,
@@ -359,6 +361,8 @@ export class EngineHarness {
   private nextTicket = 1;
   /** Tickets sent and not answered. */
   readonly outstanding = new Set<number>();
+  /** tickets of getAll ops: their answer starts with a meta record (protocol.ts M_*) */
+  private readonly getAllTickets = new Set<number>();
   /** Tickets in the order their results arrived (cleared by the caller when it likes). */
   readonly delivered: number[] = [];
   tasks = 0;
@@ -393,6 +397,7 @@ export class EngineHarness {
       if (this.outstanding.has(t) || this.results.has(t)) throw new Error(`ticket ${t} still in use`);
       tickets.push(t);
       this.outstanding.add(t);
+      if (ops[i].kind === 'getAll') this.getAllTickets.add(t);
       encodeOp(ops[i], t, task, TASK_HEADER_WORDS + i * OP_WORDS);
     }
     task.set(loads, TASK_HEADER_WORDS + ops.length * OP_WORDS);
@@ -504,7 +509,11 @@ export class EngineHarness {
       const ticket = reply[at + RES_TICKET];
       const n = reply[at + RES_COUNT];
       const states: ReadState[] = [];
-      for (let i = 0; i < n; i++) states.push(decodeRs(reply, at + RES_HEADER_WORDS + i * RS_WORDS));
+      // a getAll answer: the meta record, then M_RS_COUNT read states (no deletes without since)
+      const all = this.getAllTickets.delete(ticket) && reply[at + RES_STATUS] === ST_OK;
+      const first = all ? 1 : 0;
+      const count = all ? reply[at + RES_HEADER_WORDS + M_RS_COUNT] : n;
+      for (let i = 0; i < count; i++) states.push(decodeRs(reply, at + RES_HEADER_WORDS + (first + i) * RS_WORDS));
       if (!this.outstanding.delete(ticket)) throw new Error(`result for unknown or answered ticket ${ticket}`);
       this.results.set(ticket, {
         ticket,

@@ -38,7 +38,7 @@ const str = (s: fc.Arbitrary<string>) => s.map((v) => (v.startsWith('"') || v ==
 const escaped = (s: string) => `"${[...s].map((c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')).join('')}"`;
 
 const field = fc.oneof(
-  fc.tuple(key('op'), fc.constantFrom('"get"', '"ack"', '"mention"', '"patch"', '"delete"', '"nuke"', '"GET"', '1', escaped('ack'))),
+  fc.tuple(key('op'), fc.constantFrom('"get"', '"ack"', '"mention"', '"patch"', '"delete"', '"summary"', '"nuke"', '"GET"', '1', escaped('ack'))),
   fc.tuple(key('user_id'), fc.oneof(str(idText), idText.map(escaped))),
   fc.tuple(key('channel_id'), fc.oneof(str(idText), idText.map(escaped))),
   fc.tuple(key('message_id'), str(idText)),
@@ -52,7 +52,7 @@ const field = fc.oneof(
 
 /** An op that is valid for its kind, most of the time, so that many bodies parse. */
 const validOp = fc.record({
-  kind: fc.constantFrom('get', 'ack', 'mention', 'patch', 'delete'),
+  kind: fc.constantFrom('get', 'ack', 'mention', 'patch', 'delete', 'summary'),
   user: fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }).map(String),
   channel: fc.nat({ max: 1_000_000 }).map((n) => String(n + 1)),
   msg: fc.option(fc.nat().map((n) => String(n + 1))),
@@ -61,7 +61,8 @@ const validOp = fc.record({
   pin: fc.option(fc.nat()),
   flags: fc.option(fc.nat()),
 }).map((o) => {
-  const f: string[] = [`"op":"${o.kind}"`, `"user_id":"${o.user}"`, `"channel_id":"${o.channel}"`];
+  const f: string[] = [`"op":"${o.kind}"`, `"user_id":"${o.user}"`];
+  if (o.kind !== 'summary') f.push(`"channel_id":"${o.channel}"`);
   if (o.kind === 'ack') f.push(`"message_id":"${o.msg ?? '0'}"`);
   if (o.kind === 'ack' && o.n !== null) f.push(`"mention_count":${o.n}`);
   if (o.kind === 'ack' && o.manual !== null) f.push(`"manual":${o.manual}`);
@@ -146,6 +147,9 @@ describe('batch body parser', () => {
     expect(code('{"ops":[{"op":"get","user_id":"1","channel_id":"1","count":2}]}')).toBe('INVALID_BODY');
     expect(code('{"ops":[{"op":"ack","user_id":"1","channel_id":"1"}]}')).toBe('INVALID_BODY');
     expect(code('{"ops":[{"op":"patch","user_id":"1","channel_id":"1"}]}')).toBe('INVALID_BODY');
+    expect(code('{"ops":[{"op":"summary","user_id":"1","channel_id":"1"}]}')).toBe('INVALID_BODY');
+    expect(code('{"ops":[{"op":"get","user_id":"1"}]}')).toBe('INVALID_BODY');
+    expect(outcome('{"ops":[{"op":"summary","user_id":"5"}]}', false)).toMatchObject({ userIds: ['5'], channelIds: [''] });
     const many = JSON.stringify({ ops: Array.from({ length: MAX_BATCH_OPS + 1 }, (_, i) => ({ op: 'get', user_id: String(i + 1), channel_id: '1' })) });
     expect(code(many)).toBe('INVALID_BODY');
     // Escapes and other number spellings mean the same as the plain ones.

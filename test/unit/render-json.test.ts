@@ -5,9 +5,24 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { renderBatchResult, renderList, renderReadState, renderUserReadStates } from '../../src/render-json.js';
+import { renderBatchResult, renderList, renderReadState, renderSummary, renderUserReadStates } from '../../src/render-json.js';
 import type { ReadStateJson } from '../../src/replies.js';
-import { RS_WORDS } from '../../workers/protocol.js';
+import {
+  DEL_PER_RECORD,
+  M_DEL_COUNT,
+  M_FULL,
+  M_MORE,
+  M_RS_COUNT,
+  M_VER_HI,
+  M_VER_LO,
+  RS_WORDS,
+  SUM_CHANNELS_WITH_MENTIONS,
+  SUM_MENTIONS_HI,
+  SUM_MENTIONS_LO,
+  SUM_READ_STATES,
+  SUM_VER_HI,
+  SUM_VER_LO,
+} from '../../workers/protocol.js';
 
 const u32 = fc.oneof(fc.constant(0), fc.constant(0xffffffff), fc.integer({ min: 0, max: 0xffffffff }));
 /** high words of 53-bit values (pin timestamps, versions) */
@@ -43,16 +58,45 @@ describe('render-json', () => {
     );
   });
 
-  it('renders all of a user\'s read states in order (none, one, many)', () => {
+  it('renders all of a user\'s read states in order (none, one, many), as a full answer or a delta with deleted ids and a cursor', () => {
+    const ids = fc.array(fc.tuple(u32, u32), { maxLength: 12 });
     fc.assert(
-      fc.property(userId, fc.array(record, { maxLength: 40 }), (user, rows) => {
-        const b = new Uint32Array(3 + rows.length * RS_WORDS);
-        rows.forEach((w, i) => b.set(w, 3 + i * RS_WORDS));
-        const parsed: unknown = JSON.parse(renderUserReadStates(user, b, 3, rows.length));
-        expect(parsed).toStrictEqual({ user_id: user, read_states: rows.map((w) => reference(user, w)) });
+      fc.property(userId, fc.array(record, { maxLength: 40 }), fc.boolean(), fc.boolean(), ids, fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (user, rows, full, more, dels, version) => {
+        const delRecords = Math.ceil(dels.length / DEL_PER_RECORD);
+        const b = new Uint32Array(3 + (1 + rows.length + delRecords) * RS_WORDS);
+        const meta = 3;
+        b[meta + M_VER_LO] = version % 2 ** 32;
+        b[meta + M_VER_HI] = Math.floor(version / 2 ** 32);
+        b[meta + M_FULL] = full ? 1 : 0;
+        b[meta + M_RS_COUNT] = rows.length;
+        b[meta + M_DEL_COUNT] = full ? 0 : dels.length;
+        b[meta + M_MORE] = more ? 1 : 0;
+        rows.forEach((w, i) => b.set(w, meta + (1 + i) * RS_WORDS));
+        dels.forEach(([lo, hi], i) => b.set([lo, hi], meta + (1 + rows.length) * RS_WORDS + i * 2));
+        const parsed: unknown = JSON.parse(renderUserReadStates(user, b, meta));
+        const states = rows.map((w) => reference(user, w));
+        const expected: Record<string, unknown> = { user_id: user, version, full, read_states: states };
+        if (!full) expected.deleted_channel_ids = dels.map(([lo, hi]) => String((BigInt(hi) << 32n) | BigInt(lo)));
+        if (more && rows.length > 0) expected.next_after = states[states.length - 1].channel_id;
+        expect(parsed).toStrictEqual(expected);
       }),
       { seed: 99, numRuns: 300 },
     );
+  });
+
+  it('renders a summary, alone and as a batch result', () => {
+    const b = new Uint32Array(RS_WORDS);
+    const total = 10000 * 0x7fffffff;
+    b[SUM_VER_LO] = 5;
+    b[SUM_VER_HI] = 0x1fffff;
+    b[SUM_READ_STATES] = 10000;
+    b[SUM_MENTIONS_LO] = total % 2 ** 32;
+    b[SUM_MENTIONS_HI] = Math.floor(total / 2 ** 32);
+    b[SUM_CHANNELS_WITH_MENTIONS] = 10000;
+    const summary = { user_id: '18446744073709551615', version: 0x1fffff * 2 ** 32 + 5, read_states: 10000, mention_total: total, channels_with_mentions: 10000 };
+    const text = renderSummary('18446744073709551615', b, 0);
+    expect(JSON.parse(text)).toStrictEqual(summary);
+    expect(JSON.parse(renderBatchResult(200, null, null, undefined, text))).toStrictEqual({ status: 200, summary });
   });
 
   it('renders batch results with a read state, an error or only a status, and lists of them', () => {

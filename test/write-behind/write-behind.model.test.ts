@@ -18,6 +18,9 @@ import {
   R_FLAGS,
   R_MENTION,
   R_MSG_LO,
+  R_PIN_HI,
+  R_VER_HI,
+  R_VER_LO,
   STORED_WORDS,
   S_KIND,
   S_RS,
@@ -25,6 +28,7 @@ import {
   S_TS_LO,
   S_USER_HI,
   S_USER_LO,
+  TOMB_PIN_HI,
   hi32,
   join53,
   lo32,
@@ -147,11 +151,21 @@ function makeRecord(out: Uint32Array, at: number, kind: number, user: number, ch
 /** Timestamps cross 2^32 after a few dozen records. */
 const FIRST_TS = 0xffffffff - 40;
 
-/** A load result as channel -> read-state words; fails on a channel listed twice. */
+/** A load result's tombstones as channel -> delete timestamp. */
+function tombsOf(loaded: Uint32Array): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let at = 0; at < loaded.length; at += RS_WORDS) {
+    if (loaded[at + R_PIN_HI] === TOMB_PIN_HI) out.set(userKey(loaded[at + R_CHAN_LO], loaded[at + R_CHAN_HI]), join53(loaded[at + R_VER_LO], loaded[at + R_VER_HI]));
+  }
+  return out;
+}
+
+/** A load result's read states as channel -> read-state words; fails on a channel listed twice. */
 function byChannel(loaded: Uint32Array): Map<string, number[]> {
   expect(loaded.length % RS_WORDS).toBe(0);
   const out = new Map<string, number[]>();
   for (let at = 0; at < loaded.length; at += RS_WORDS) {
+    if (loaded[at + R_PIN_HI] === TOMB_PIN_HI) continue; // a delete (see tombsOf)
     const ck = userKey(loaded[at + R_CHAN_LO], loaded[at + R_CHAN_HI]);
     expect(out.has(ck), `channel ${ck} listed twice`).toBe(false);
     out.set(ck, Array.from(loaded.subarray(at, at + RS_WORDS)));
@@ -255,7 +269,13 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
         if (r[S_KIND] === KIND_DELETE) expected.delete(recChan(r));
         else expected.set(recChan(r), r.slice(S_RS, S_RS + RS_WORDS));
       }
-      expect(byChannel(await wb.load(lo, hi))).toEqual(expected);
+      const loaded = await wb.load(lo, hi);
+      expect(byChannel(loaded)).toEqual(expected);
+      // a pending delete is a tombstone with its timestamp
+      const tombs = tombsOf(loaded);
+      for (const r of pending.values()) {
+        if (recUser(r) === userKey(lo, hi) && r[S_KIND] === KIND_DELETE) expect(tombs.get(recChan(r))).toBe(recTs(r));
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { WriteBehind } from '../../src/write-behind.js';
-import { mentions, record } from '../support/store-records.js';
+import { mentions, record, tombstones } from '../support/store-records.js';
 import { KIND_DELETE, KIND_WRITE } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { FaultyStore } from '../support/faulty-store.js';
@@ -50,11 +50,14 @@ describe('WriteBehind', () => {
     wb.submit(record(KIND_WRITE, 1, 9, 3, 12), 1);
     expect(mentions(await inner.load(1, 0))).toEqual({ 7: 1, 8: 1 });
     expect(mentions(await wb.load(1, 0))).toEqual({ 7: 5, 9: 3 });
+    // the pending delete comes back as a tombstone with its timestamp (delta sync reports it)
+    expect(tombstones(await wb.load(1, 0))).toEqual({ 8: 11 });
     expect(wb.pendingRecords).toBe(3);
     store.release();
     expect(await wb.drain(1000)).toBe(true);
     expect(wb.pendingRecords).toBe(0);
     expect(mentions(await inner.load(1, 0))).toEqual({ 7: 5, 9: 3 });
+    expect(tombstones(await inner.load(1, 0))).toEqual({ 8: 11 });
   });
 
   it('keeps everything through a store outage, says so, retries with backoff, and writes it all after', async () => {

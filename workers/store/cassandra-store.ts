@@ -2,14 +2,18 @@
  * Durable store on Apache Cassandra (cassandra-driver 4), one partition per user:
  *
  *   CREATE TABLE <ks>.read_states (user_id bigint, channel_id bigint, last_message_id bigint,
- *     mention_count int, last_pin_timestamp bigint, flags bigint, version bigint,
+ *     mention_count int, last_pin_timestamp bigint, flags bigint, version bigint, deleted boolean,
  *     PRIMARY KEY ((user_id), channel_id))
  *
- * Last-write-wins comes from Cassandra itself: every write is `INSERT ... USING TIMESTAMP ?` and
- * every delete `DELETE ... USING TIMESTAMP ?` with the record's microsecond write timestamp, so a
- * write or delete older than what a replica holds changes nothing, batches may be retried (the
- * statements are idempotent) and may land out of order; a delete is Cassandra's own row tombstone,
- * which shadows older writes that arrive later.
+ * Last-write-wins comes from Cassandra itself: every write and every delete is
+ * `INSERT ... USING TIMESTAMP ?` of every column with the record's microsecond write timestamp, so
+ * a write or delete older than what a replica holds changes nothing, batches may be retried (the
+ * statements are idempotent) and may land out of order. A delete is a row of its own kind
+ * (deleted = true, version = the delete's timestamp, the other columns 0), not a CQL DELETE: a
+ * CQL tombstone cannot be read back, and a delta sync must report recent deletes after an
+ * eviction or a restart (load() returns the newest of them, see tombstones.ts). Like SQLite's
+ * tombstone rows they are kept; an older write arriving later still loses to them. Rows written
+ * before the column existed read as live (deleted is null).
  *
  * One difference from MemoryStore / SqliteStore, inherent to Cassandra: on an EQUAL timestamp
  * Cassandra does not keep the first arrival. It reconciles cell by cell: a tombstone beats a live
@@ -58,6 +62,7 @@ import {
   S_USER_LO,
 } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
+import { LoadedTombstones } from './tombstones.js';
 
 type Long = cassandra.types.Long;
 const Long = cassandra.types.Long;
@@ -122,11 +127,13 @@ export class CassandraStore implements ReadStateStore {
     this.maxBatch = Math.max(1, options.maxBatch ?? 100);
     const table = `${options.keyspace}.read_states`;
     this.insertCql =
-      `INSERT INTO ${table} (user_id, channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version) ` +
-      'VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?';
-    this.deleteCql = `DELETE FROM ${table} USING TIMESTAMP ? WHERE user_id = ? AND channel_id = ?`;
+      `INSERT INTO ${table} (user_id, channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, deleted) ` +
+      'VALUES (?, ?, ?, ?, ?, ?, ?, false) USING TIMESTAMP ?';
+    this.deleteCql =
+      `INSERT INTO ${table} (user_id, channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, deleted) ` +
+      'VALUES (?, ?, 0, 0, 0, 0, ?, true) USING TIMESTAMP ?';
     this.selectCql =
-      `SELECT channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version FROM ${table} WHERE user_id = ?`;
+      `SELECT channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, deleted FROM ${table} WHERE user_id = ?`;
   }
 
   async open(): Promise<void> {
@@ -149,10 +156,19 @@ export class CassandraStore implements ReadStateStore {
       await client.execute(
         `CREATE TABLE IF NOT EXISTS ${o.keyspace}.read_states (user_id bigint, channel_id bigint, ` +
           'last_message_id bigint, mention_count int, last_pin_timestamp bigint, flags bigint, version bigint, ' +
-          'PRIMARY KEY ((user_id), channel_id))',
+          'deleted boolean, PRIMARY KEY ((user_id), channel_id))',
         [],
         { prepare: false },
       );
+      // A table created before deletes became rows: add the column.
+      const cols = await client.execute(
+        'SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?',
+        [o.keyspace, 'read_states'],
+        { prepare: true },
+      );
+      if (!cols.rows.some((r) => r['column_name'] === 'deleted')) {
+        await client.execute(`ALTER TABLE ${o.keyspace}.read_states ADD deleted boolean`, [], { prepare: false });
+      }
       // The driver prepares on first use and caches (there is no public prepare()); preparing the
       // read now checks the table has the columns this code expects before anything is queued.
       await client.execute(this.selectCql, [Long.ZERO], { prepare: true, consistency: this.consistency, fetchSize: 1 });
@@ -168,6 +184,7 @@ export class CassandraStore implements ReadStateStore {
     const user = Long.fromBits(userLo, userHi, false);
     let out = new Uint32Array(0);
     let n = 0;
+    const tombs = new LoadedTombstones();
     let pageState: string | undefined;
     do {
       const rs = await client.execute(this.selectCql, [user], {
@@ -184,8 +201,12 @@ export class CassandraStore implements ReadStateStore {
         out = grown;
       }
       for (const row of rows) {
-        const o = n++ * RS_WORDS;
         const chan = row['channel_id'] as Long;
+        if (row['deleted'] === true) {
+          tombs.add(chan.low >>> 0, chan.high >>> 0, (row['version'] as Long).toNumber());
+          continue;
+        }
+        const o = n++ * RS_WORDS;
         const msg = row['last_message_id'] as Long;
         const pin = row['last_pin_timestamp'] as Long;
         const flags = row['flags'] as Long;
@@ -203,7 +224,10 @@ export class CassandraStore implements ReadStateStore {
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
-    return n * RS_WORDS === out.length ? out : out.slice(0, n * RS_WORDS);
+    const result = new Uint32Array((n + tombs.records) * RS_WORDS);
+    result.set(out.subarray(0, n * RS_WORDS));
+    tombs.writeTo(result, n * RS_WORDS);
+    return result;
   }
 
   async apply(records: Uint32Array, count: number): Promise<void> {
@@ -228,7 +252,7 @@ export class CassandraStore implements ReadStateStore {
       const chan = Long.fromBits(records[s + R_CHAN_LO], records[s + R_CHAN_HI], false);
       const ts = Long.fromBits(records[r + S_TS_LO], records[r + S_TS_HI], false);
       if (records[r + S_KIND] === KIND_DELETE) {
-        stmts.push({ query: this.deleteCql, params: [ts, user, chan] });
+        stmts.push({ query: this.deleteCql, params: [user, chan, ts, ts] });
       } else {
         stmts.push({
           query: this.insertCql,

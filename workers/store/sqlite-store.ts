@@ -8,7 +8,8 @@
  * Contract (same as MemoryStore): last-write-wins per (user, channel) by the record's microsecond
  * write timestamp, strictly newer wins (an equal timestamp keeps what is stored); a delete is a
  * tombstone row (deleted = 1) under the same rule, so an older write arriving later cannot
- * resurrect it. Tombstones are kept forever (nothing purges them yet).
+ * resurrect it. Tombstones are kept forever (nothing purges them yet); load() returns the newest
+ * of them (workers/store/tombstones.ts), so that a user's version and recent deletes survive.
  *
  * Ids and the other 64-bit words are u64 on the wire and stored as signed 64-bit INTEGERs
  * (two's complement, see u64.ts), bound and read as BigInt (safeIntegers) so nothing above 2^53
@@ -61,6 +62,7 @@ import {
   join53,
 } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
+import { LoadedTombstones } from './tombstones.js';
 import { fromSigned, toSigned } from './u64.js';
 
 export const SQLITE_FILE = 'read-states.sqlite';
@@ -117,10 +119,10 @@ const UPSERT = `INSERT INTO read_states
     deleted = excluded.deleted
   WHERE excluded.write_ts > read_states.write_ts`;
 
-const LOAD = `SELECT channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version
-  FROM read_states WHERE user_id = ? AND deleted = 0`;
+const LOAD = `SELECT channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, deleted, write_ts
+  FROM read_states WHERE user_id = ?`;
 
-type LoadRow = [bigint, bigint, bigint, bigint, bigint, bigint];
+type LoadRow = [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
 
 export class SqliteStore implements ReadStateStore {
   readonly name: string = 'sqlite';
@@ -194,10 +196,22 @@ export class SqliteStore implements ReadStateStore {
 
   async load(userLo: number, userHi: number): Promise<Uint32Array> {
     const rows = this.opened().select.all(toSigned(userLo, userHi)) as LoadRow[];
-    const out = new Uint32Array(rows.length * RS_WORDS);
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i];
-      const o = i * RS_WORDS;
+    // Tombstones come back too (the newest, see tombstones.ts): their write_ts is the delete's.
+    const tombs = new LoadedTombstones();
+    let live = 0;
+    for (const row of rows) {
+      if (row[6] === 0n) live++;
+      else {
+        const [lo, hi] = fromSigned(row[0]);
+        tombs.add(lo, hi, Number(row[7]));
+      }
+    }
+    const out = new Uint32Array((live + tombs.records) * RS_WORDS);
+    tombs.writeTo(out, live * RS_WORDS);
+    let i = 0;
+    for (const row of rows) {
+      if (row[6] !== 0n) continue;
+      const o = i++ * RS_WORDS;
       [out[o + R_CHAN_LO], out[o + R_CHAN_HI]] = fromSigned(row[0]);
       [out[o + R_MSG_LO], out[o + R_MSG_HI]] = fromSigned(row[1]);
       out[o + R_MENTION] = Number(row[2]);

@@ -1,7 +1,8 @@
 /**
  * The narrow boundary between the shard engines and durable storage. Records use the shard wire
  * format (workers/protocol.ts):
- * - load() returns RS_WORDS words per stored read state of the user (any order);
+ * - load() returns RS_WORDS words per stored read state of the user (any order), then the user's
+ *   newest tombstones and their horizon as tombstone records (TOMB_PIN_HI, workers/store/tombstones.ts);
  * - apply() takes STORED_WORDS words per mutation: S_KIND (KIND_WRITE or KIND_DELETE), the user
  *   id halves, the read state (RS_WORDS), and a write timestamp in microseconds (S_TS_LO/HI).
  *
@@ -15,7 +16,7 @@ import type { ThreadTelemetry } from '../thread-telemetry.js';
 export interface ReadStateStore {
   readonly name: string;
   open(): Promise<void>;
-  /** Every stored read state of the user; empty for an unknown user. */
+  /** Every stored read state of the user and their newest tombstones; empty for an unknown user. */
   load(userLo: number, userHi: number): Promise<Uint32Array>;
   /**
    * Many users in one call (lo, hi pairs), answered packed as load-many.ts describes. Stores that
