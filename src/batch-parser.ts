@@ -393,7 +393,8 @@ function fastRead(body: string, st: Staging): boolean {
 
 // ---- the exact reader -------------------------------------------------------------------------
 
-interface BatchOpJson {
+/** One op of a /v1/batch body as JSON (the exact reader's view; the naive twin reads the same). */
+export interface BatchOpJson {
   op: (typeof BATCH_OPS)[number];
   user_id: string;
   /** every op but summary */

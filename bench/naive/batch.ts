@@ -3,6 +3,7 @@
  * op rejects the batch, naming its index, and changes nothing); results in request order.
  */
 import type { FastifyInstance } from 'fastify';
+import type { BatchOpJson } from '../../src/batch-parser.js';
 import { ApiError } from '../../src/errors.js';
 import { batchSchema } from '../../src/schemas.js';
 import type { NaiveContext } from './context.js';
@@ -10,17 +11,7 @@ import { requireId, requireIdOrZero } from './ids.js';
 import { runOp, type Op } from './ops.js';
 import { gather, sendBatch } from './replies.js';
 
-interface BatchOp {
-  op: 'get' | 'ack' | 'mention' | 'patch' | 'delete' | 'summary';
-  user_id: string;
-  channel_id?: string;
-  message_id?: string;
-  mention_count?: number;
-  manual?: boolean;
-  count?: number;
-  last_pin_timestamp?: number;
-  flags?: number;
-}
+type BatchOp = BatchOpJson;
 
 /** Fields each op accepts besides op, user_id and channel_id. */
 const ALLOWED: Record<Exclude<BatchOp['op'], 'summary'>, readonly string[]> = {
