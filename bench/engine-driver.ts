@@ -5,11 +5,11 @@
  * buffers between batches.
  */
 import type { ShardEngine } from '../workers/engine.js';
-import { LOAD_OK, OP_WORDS, O_CHAN_HI, O_CHAN_LO, O_COUNT, O_HEAD, O_MSG_HI, O_MSG_LO, O_TICKET, O_USER_HI, O_USER_LO, RS_WORDS } from '../workers/protocol.js';
+import { LoadStatus, OpWord, RsWord } from '../workers/protocol.js';
 
 const EMPTY = new Uint32Array(0);
 
-/** Answers a load request: the user's stored read states, RS_WORDS words each. */
+/** Answers a load request: the user's stored read states, RsWord.Size words each. */
 export type Loader = (lo: number, hi: number) => Uint32Array;
 export const emptyLoader: Loader = () => EMPTY;
 
@@ -25,7 +25,7 @@ export class EngineDriver {
     private readonly loader: Loader = emptyLoader,
   ) {}
 
-  /** One task: ops[off .. off + count * OP_WORDS], then the load round trip for any misses. */
+  /** One task: ops[off .. off + count * OpWord.Size], then the load round trip for any misses. */
   batch(ops: Uint32Array, off: number, count: number): void {
     const e = this.engine;
     e.applyOps(ops, off, count);
@@ -45,8 +45,8 @@ export class EngineDriver {
       const s = this.section;
       s[at] = lo;
       s[at + 1] = hi;
-      s[at + 2] = LOAD_OK;
-      s[at + 3] = records.length / RS_WORDS;
+      s[at + 2] = LoadStatus.Ok;
+      s[at + 3] = records.length / RsWord.Size;
       s.set(records, at + 4);
       at += 4 + records.length;
       this.loaded++;
@@ -70,7 +70,7 @@ export class EngineDriver {
   }
 }
 
-/** Writes one op at ops[o..o + OP_WORDS]; unused fields are 0. */
+/** Writes one op at ops[o..o + OpWord.Size]; unused fields are 0. */
 export function writeOp(
   ops: Uint32Array,
   o: number,
@@ -84,14 +84,14 @@ export function writeOp(
   mHi = 0,
   count = 0,
 ): void {
-  ops.fill(0, o, o + OP_WORDS);
-  ops[o + O_HEAD] = head;
-  ops[o + O_TICKET] = ticket;
-  ops[o + O_USER_LO] = uLo;
-  ops[o + O_USER_HI] = uHi;
-  ops[o + O_CHAN_LO] = cLo;
-  ops[o + O_CHAN_HI] = cHi;
-  ops[o + O_MSG_LO] = mLo;
-  ops[o + O_MSG_HI] = mHi;
-  ops[o + O_COUNT] = count;
+  ops.fill(0, o, o + OpWord.Size);
+  ops[o + OpWord.Head] = head;
+  ops[o + OpWord.Ticket] = ticket;
+  ops[o + OpWord.UserLo] = uLo;
+  ops[o + OpWord.UserHi] = uHi;
+  ops[o + OpWord.ChanLo] = cLo;
+  ops[o + OpWord.ChanHi] = cHi;
+  ops[o + OpWord.MsgLo] = mLo;
+  ops[o + OpWord.MsgHi] = mHi;
+  ops[o + OpWord.Count] = count;
 }

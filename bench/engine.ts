@@ -6,8 +6,8 @@
  *        [--batch 1000] [--load-users 10000] [--load-size 50] [--quiet-max 40] [--quiet-timeout 90]
  *
  * Scenarios (each: one untimed warm-up run, then --runs timed runs; median ns/op reported):
- *   mention-hit   OP_MENTION (count 1) on a random cached read state
- *   ack-hit       OP_ACK with a newer message id on a random cached read state
+ *   mention-hit   Opcode.Mention (count 1) on a random cached read state
+ *   ack-hit       Opcode.Ack with a newer message id on a random cached read state
  *   miss-load     a mention for a user who is not cached: the miss parks it, the user's --load-size
  *                 read states come back from a MemoryStore-like source (a Map of record arrays,
  *                 copied out as MemoryStore.load does), are installed, and the op replays.
@@ -24,7 +24,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ShardEngine } from '../workers/engine.js';
 import { userFind } from '../workers/hash-index.js';
-import { F_HAS_MSG, OP_ACK, OP_GET, OP_MENTION, OP_WORDS, RS_WORDS, R_CHAN_HI, R_CHAN_LO, R_MENTION, R_MSG_HI, R_MSG_LO, R_VER_LO } from '../workers/protocol.js';
+import { OpFlag, OpWord, Opcode, RsWord } from '../workers/protocol.js';
 import { H_RS_COUNT, H_USER_COUNT, NIL, allocateShardBuffers, attachShardMemory } from '../workers/shard-memory.js';
 import { EngineDriver, writeOp, type Loader } from './engine-driver.js';
 import { CLK_TCK, Rng, chanHi, chanLo, channelOf, describeMachine, fmt, intFlag, machine, median, parseFlags, systemBusyTicks, table, threadCpuTicks, userHi, userLo, waitForQuiet, writeResults } from './common.js';
@@ -66,17 +66,17 @@ function newEngine(capacity: number, loader?: Loader): { engine: ShardEngine; dr
 /** Caches users [from, to) with `channels` read states each (mentions; misses load empty). */
 function fillUsers(driver: EngineDriver, from: number, to: number, channels: number): void {
   const per = Math.max(1, Math.floor(10_000 / channels));
-  const ops = new Uint32Array(per * channels * OP_WORDS);
+  const ops = new Uint32Array(per * channels * OpWord.Size);
   for (let k0 = from; k0 < to; k0 += per) {
     const end = Math.min(to, k0 + per);
     // One GET per user first (the miss parks one op), then the user's mentions are hits.
-    for (let k = k0; k < end; k++) writeOp(ops, (k - k0) * OP_WORDS, OP_GET, k - k0, userLo(k), userHi(k), 1, 0);
+    for (let k = k0; k < end; k++) writeOp(ops, (k - k0) * OpWord.Size, Opcode.Get, k - k0, userLo(k), userHi(k), 1, 0);
     driver.batch(ops, 0, end - k0);
     let n = 0;
     for (let k = k0; k < end; k++) {
       for (let j = 0; j < channels; j++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OP_WORDS, OP_MENTION, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
         n++;
       }
     }
@@ -122,8 +122,8 @@ function timeRuns(name: string, unit: string, o: Options, opsPerRun: number, pre
 
 function batched(driver: EngineDriver, batch: number): (ops: Uint32Array) => void {
   return (ops) => {
-    const count = ops.length / OP_WORDS;
-    for (let i = 0; i < count; i += batch) driver.batch(ops, i * OP_WORDS, Math.min(batch, count - i));
+    const count = ops.length / OpWord.Size;
+    for (let i = 0; i < count; i += batch) driver.batch(ops, i * OpWord.Size, Math.min(batch, count - i));
   };
 }
 
@@ -138,7 +138,7 @@ function workerMain(o: Options): void {
   fillUsers(full.driver, 0, users, o.channels);
   parentPort!.postMessage({ progress: `filled ${fmt(full.engine.m.header[H_RS_COUNT])} read states of ${fmt(users)} users in ${Date.now() - t0} ms` });
 
-  const ops = new Uint32Array(o.ops * OP_WORDS);
+  const ops = new Uint32Array(o.ops * OpWord.Size);
   const hits = batched(full.driver, o.batch);
 
   results.push(
@@ -146,7 +146,7 @@ function workerMain(o: Options): void {
       for (let i = 0; i < o.ops; i++) {
         const k = rng.below(users);
         const c = channelOf(k, rng.below(o.channels));
-        writeOp(ops, i * OP_WORDS, OP_MENTION, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        writeOp(ops, i * OpWord.Size, Opcode.Mention, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
       }
       return ops;
     }, hits),
@@ -159,7 +159,7 @@ function workerMain(o: Options): void {
       for (let i = 0; i < o.ops; i++) {
         const k = rng.below(users);
         const c = channelOf(k, rng.below(o.channels));
-        writeOp(ops, i * OP_WORDS, OP_ACK | F_HAS_MSG, i, userLo(k), userHi(k), chanLo(c), chanHi(c), msg++, 0x0f400000, 0);
+        writeOp(ops, i * OpWord.Size, Opcode.Ack | OpFlag.HasMsg, i, userLo(k), userHi(k), chanLo(c), chanHi(c), msg++, 0x0f400000, 0);
       }
       return ops;
     }, hits),
@@ -176,18 +176,18 @@ function workerMain(o: Options): void {
   const insert = timeRuns('insert-evict', 'read state', o, perRun, () => {
     const first = nextUser;
     nextUser += newUsersPerRun;
-    const gets = new Uint32Array(newUsersPerRun * OP_WORDS);
-    for (let k = first; k < nextUser; k++) writeOp(gets, (k - first) * OP_WORDS, OP_GET, k - first, userLo(k), userHi(k), 1, 0);
+    const gets = new Uint32Array(newUsersPerRun * OpWord.Size);
+    for (let k = first; k < nextUser; k++) writeOp(gets, (k - first) * OpWord.Size, Opcode.Get, k - first, userLo(k), userHi(k), 1, 0);
     full.driver.batch(gets, 0, newUsersPerRun);
     let n = 0;
     for (let j = 0; j < o.channels; j++) {
       for (let k = first; k < nextUser; k++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OP_WORDS, OP_MENTION, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
         n++;
       }
     }
-    return ops.subarray(0, n * OP_WORDS);
+    return ops.subarray(0, n * OpWord.Size);
   }, hits);
   const evictions = full.engine.counters.evictions - evictionsBefore;
   insert.extra = { evictionsPerRun: evictions / (o.runs + 1), readStatesCached: full.engine.m.header[H_RS_COUNT] };
@@ -211,21 +211,21 @@ function workerMain(o: Options): void {
   const missBase = 10_000_000;
   const missUsers = o.loadUsers * (o.runs + 1);
   for (let k = missBase; k < missBase + missUsers; k++) {
-    const rows = new Uint32Array(o.loadSize * RS_WORDS);
+    const rows = new Uint32Array(o.loadSize * RsWord.Size);
     for (let j = 0; j < o.loadSize; j++) {
       const c = channelOf(k, j);
-      const r = j * RS_WORDS;
-      rows[r + R_CHAN_LO] = chanLo(c);
-      rows[r + R_CHAN_HI] = chanHi(c);
-      rows[r + R_MSG_LO] = 1000 + j;
-      rows[r + R_MSG_HI] = 0x0f400000;
-      rows[r + R_MENTION] = j % 3;
-      rows[r + R_VER_LO] = 1 + j;
+      const r = j * RsWord.Size;
+      rows[r + RsWord.ChanLo] = chanLo(c);
+      rows[r + RsWord.ChanHi] = chanHi(c);
+      rows[r + RsWord.MsgLo] = 1000 + j;
+      rows[r + RsWord.MsgHi] = 0x0f400000;
+      rows[r + RsWord.Mention] = j % 3;
+      rows[r + RsWord.VerLo] = 1 + j;
     }
     store.set(userLo(k) + ':' + userHi(k), rows);
   }
   let missNext = missBase;
-  const loadOps = new Uint32Array(o.loadUsers * OP_WORDS);
+  const loadOps = new Uint32Array(o.loadUsers * OpWord.Size);
   const loadBatch = Math.min(o.batch, 100);
   let runUsers: number[] = [];
   half.driver.loaderNs = 0;
@@ -248,13 +248,13 @@ function workerMain(o: Options): void {
         const k = missNext++;
         runUsers.push(k);
         const c = channelOf(k, i % o.loadSize);
-        writeOp(loadOps, i * OP_WORDS, OP_MENTION, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        writeOp(loadOps, i * OpWord.Size, Opcode.Mention, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
       }
       return loadOps;
     },
     (ops) => {
-      const count = ops.length / OP_WORDS;
-      for (let i = 0; i < count; i += loadBatch) half.driver.batch(ops, i * OP_WORDS, Math.min(loadBatch, count - i));
+      const count = ops.length / OpWord.Size;
+      for (let i = 0; i < count; i += loadBatch) half.driver.batch(ops, i * OpWord.Size, Math.min(loadBatch, count - i));
     },
   );
   const misses = half.engine.counters.misses - missesBefore;

@@ -7,7 +7,7 @@
  * Every implementation runs in its own child process (RSS never shrinks reliably, so measuring
  * two implementations in one process would mix them up):
  *   slab        the real ShardEngine in-process (no HTTP, no worker): allocateShardBuffers +
- *               attachShardMemory + ShardEngine, fed OP_MENTION ops; every miss is answered with an
+ *               attachShardMemory + ShardEngine, fed Opcode.Mention ops; every miss is answered with an
  *               empty load, as src/shard-lane.ts does for an unknown user. --max-users defaults to
  *               the service default (capacity / 4).
  *   slab-primed the same, but each batch of users is first touched by one GET (so a miss parks one
@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LRUCache } from 'lru-cache';
 import { ShardEngine } from '../workers/engine.js';
-import { OP_GET, OP_MENTION, OP_WORDS } from '../workers/protocol.js';
+import { OpWord, Opcode } from '../workers/protocol.js';
 import { H_RS_COUNT, H_USER_COUNT, allocateShardBuffers, attachShardMemory, type ShardMemory } from '../workers/shard-memory.js';
 import { EngineDriver, writeOp } from './engine-driver.js';
 import {
@@ -124,7 +124,7 @@ let primeUsers = false;
 
 function fill(driver: EngineDriver, from: number, to: number, channels: number, entries: number, report: boolean): void {
   const usersPerBatch = Math.max(1, Math.floor(10_000 / channels));
-  const ops = new Uint32Array(usersPerBatch * channels * OP_WORDS);
+  const ops = new Uint32Array(usersPerBatch * channels * OpWord.Size);
   let nextReport = Math.ceil((from * channels + 1) / 1_000_000) * 1_000_000;
   for (let k0 = from; k0 < to; k0 += usersPerBatch) {
     let n = 0;
@@ -135,14 +135,14 @@ function fill(driver: EngineDriver, from: number, to: number, channels: number, 
       const mine = Math.min(channels, entries - k * channels);
       for (let j = 0; j < mine; j++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OP_WORDS, OP_MENTION, n, uLo, uHi, chanLo(c), chanHi(c), 0, 0, 1);
+        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, uLo, uHi, chanLo(c), chanHi(c), 0, 0, 1);
         n++;
       }
     }
     if (primeUsers) {
       // One GET per user first: the miss parks a single op, the rest of the user's ops are hits.
-      const gets = new Uint32Array((end - k0) * OP_WORDS);
-      for (let k = k0; k < end; k++) writeOp(gets, (k - k0) * OP_WORDS, OP_GET, k - k0, userLo(k), userHi(k), 1, 0);
+      const gets = new Uint32Array((end - k0) * OpWord.Size);
+      for (let k = k0; k < end; k++) writeOp(gets, (k - k0) * OpWord.Size, Opcode.Get, k - k0, userLo(k), userHi(k), 1, 0);
       driver.batch(gets, 0, end - k0);
     }
     driver.batch(ops, 0, n);

@@ -17,27 +17,27 @@ import autocannon from 'autocannon';
 import { loadConfig, type StoreKind } from '../src/config.js';
 import { createStore } from '../src/store/open-store.js';
 import { WriteBehind } from '../src/write-behind.js';
-import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, R_MSG_LO, R_VER_LO, STORED_WORDS, S_KIND, S_RS, S_TS_HI, S_TS_LO, S_USER_LO, hi32, lo32 } from '../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, hi32, lo32 } from '../workers/protocol.js';
 import { REPO_ROOT, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, writeResults } from './common.js';
 
 const CHANNELS = 20;
 
 function records(users: number, base: number): Uint32Array {
-  const out = new Uint32Array(users * CHANNELS * STORED_WORDS);
+  const out = new Uint32Array(users * CHANNELS * StoredWord.Size);
   const ts = Date.now() * 1000;
   let at = 0;
   for (let u = 0; u < users; u++) {
     for (let c = 1; c <= CHANNELS; c++) {
-      out[at + S_KIND] = KIND_WRITE;
-      out[at + S_USER_LO] = base + u;
-      out[at + S_RS + R_CHAN_LO] = c;
-      out[at + S_RS + R_MSG_LO] = 1000 + c;
-      out[at + S_RS + R_MENTION] = c % 3;
-      out[at + S_RS + R_VER_LO] = 1;
+      out[at + StoredWord.Kind] = RecordKind.Write;
+      out[at + StoredWord.UserLo] = base + u;
+      out[at + StoredWord.Rs + RsWord.ChanLo] = c;
+      out[at + StoredWord.Rs + RsWord.MsgLo] = 1000 + c;
+      out[at + StoredWord.Rs + RsWord.Mention] = c % 3;
+      out[at + StoredWord.Rs + RsWord.VerLo] = 1;
       const t = ts + at;
-      out[at + S_TS_LO] = lo32(t);
-      out[at + S_TS_HI] = hi32(t);
-      at += STORED_WORDS;
+      out[at + StoredWord.TsLo] = lo32(t);
+      out[at + StoredWord.TsHi] = hi32(t);
+      at += StoredWord.Size;
     }
   }
   return out;
@@ -64,7 +64,7 @@ async function storeFigures(kind: StoreKind, n: number, dataDir: string, keyspac
     const t = performance.now();
     const got = await wb.load(1_000_000 + ((i * 7919) % users), 0);
     loads.push(performance.now() - t);
-    if (got.length !== CHANNELS * RS_WORDS) throw new Error(`load returned ${got.length / RS_WORDS} read states`);
+    if (got.length !== CHANNELS * RsWord.Size) throw new Error(`load returned ${got.length / RsWord.Size} read states`);
   }
   // 16 concurrent misses, as a burst of connects would cause
   const t16 = performance.now();

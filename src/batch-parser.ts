@@ -16,7 +16,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { OpList } from '../workers/op-list.js';
-import { F_HAS_FLAGS, F_HAS_MSG, F_HAS_PIN, F_MANUAL, OP_ACK, OP_DELETE, OP_GET, OP_MENTION, OP_PATCH, OP_SUMMARY } from '../workers/protocol.js';
+import { OpFlag, Opcode } from '../workers/protocol.js';
 import { SUMMARY_OP } from './replies.js';
 import { ApiError } from './errors.js';
 import { parsed, requireId, requireIdOrZero } from './validate.js';
@@ -506,7 +506,7 @@ function encode(st: Staging): ParsedBatch {
       const uHi = parsed.hi;
       if (kind === Kind.Summary) {
         if ((present & Field.Channel) !== 0) throw invalid(i, 'summary does not take channel_id');
-        ops.add(OP_SUMMARY, uLo, uHi, 0, 0);
+        ops.add(Opcode.Summary, uLo, uHi, 0, 0);
         st.channelIds[i] = SUMMARY_OP;
         continue;
       }
@@ -515,20 +515,20 @@ function encode(st: Staging): ParsedBatch {
       let at: number;
       switch (kind) {
         case Kind.Get:
-          ops.add(OP_GET, uLo, uHi, parsed.lo, parsed.hi);
+          ops.add(Opcode.Get, uLo, uHi, parsed.lo, parsed.hi);
           break;
         case Kind.Delete:
-          ops.add(OP_DELETE, uLo, uHi, parsed.lo, parsed.hi);
+          ops.add(Opcode.Delete, uLo, uHi, parsed.lo, parsed.hi);
           break;
         case Kind.Ack:
           if ((present & Field.Msg) === 0) throw invalid(i, 'ack needs message_id');
-          at = ops.add(OP_ACK | F_HAS_MSG | ((present & Field.ManualTrue) !== 0 ? F_MANUAL : 0), uLo, uHi, parsed.lo, parsed.hi);
+          at = ops.add(Opcode.Ack | OpFlag.HasMsg | ((present & Field.ManualTrue) !== 0 ? OpFlag.Manual : 0), uLo, uHi, parsed.lo, parsed.hi);
           idOf(st, i, 2, 'message_id', true);
           ops.setMessage(at, parsed.lo, parsed.hi);
           ops.setCount(at, (present & Field.MentionCount) !== 0 ? st.count[i] : 0);
           break;
         case Kind.Mention:
-          at = ops.add((present & Field.Msg) !== 0 ? OP_MENTION | F_HAS_MSG : OP_MENTION, uLo, uHi, parsed.lo, parsed.hi);
+          at = ops.add((present & Field.Msg) !== 0 ? Opcode.Mention | OpFlag.HasMsg : Opcode.Mention, uLo, uHi, parsed.lo, parsed.hi);
           if ((present & Field.Msg) !== 0) {
             idOf(st, i, 2, 'message_id', false);
             ops.setMessage(at, parsed.lo, parsed.hi);
@@ -537,7 +537,7 @@ function encode(st: Staging): ParsedBatch {
           break;
         case Kind.Patch:
           if ((present & (Field.Pin | Field.Flags)) === 0) throw invalid(i, 'patch needs last_pin_timestamp or flags');
-          at = ops.add(OP_PATCH | ((present & Field.Pin) !== 0 ? F_HAS_PIN : 0) | ((present & Field.Flags) !== 0 ? F_HAS_FLAGS : 0), uLo, uHi, parsed.lo, parsed.hi);
+          at = ops.add(Opcode.Patch | ((present & Field.Pin) !== 0 ? OpFlag.HasPin : 0) | ((present & Field.Flags) !== 0 ? OpFlag.HasFlags : 0), uLo, uHi, parsed.lo, parsed.hi);
           ops.setPin(at, st.pin[i]);
           ops.setFlags(at, st.flags[i]);
           break;

@@ -10,7 +10,7 @@ import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readReservations } from '../workers/hybrid-clock.js';
 import { parseSegmentFileName, readSegment, shardDirName } from '../workers/journal-format.js';
-import { STORED_WORDS, S_TS_HI, S_TS_LO, join53 } from '../workers/protocol.js';
+import { StoredWord, join53 } from '../workers/protocol.js';
 import type { ReadStateStore } from '../workers/store/store.js';
 
 export interface ReplayReport {
@@ -54,13 +54,13 @@ export async function replayJournal(journalDir: string, store: ReadStateStore): 
     const seg = readSegment(await readFile(file));
     if (!seg.clean) report.tornSegments++;
     for (let i = 0; i < seg.count; i++) {
-      const at = i * STORED_WORDS;
-      const ts = join53(seg.records[at + S_TS_LO], seg.records[at + S_TS_HI]);
+      const at = i * StoredWord.Size;
+      const ts = join53(seg.records[at + StoredWord.TsLo], seg.records[at + StoredWord.TsHi]);
       if (ts > report.maxTs) report.maxTs = ts;
     }
     for (let i = 0; i < seg.count; i += CHUNK) {
       const n = Math.min(CHUNK, seg.count - i);
-      await store.apply(seg.records.subarray(i * STORED_WORDS, (i + n) * STORED_WORDS), n);
+      await store.apply(seg.records.subarray(i * StoredWord.Size, (i + n) * StoredWord.Size), n);
     }
     report.records += seg.count;
   }
@@ -92,7 +92,7 @@ export async function reapplyShard(journalDir: string, shard: number, store: Rea
     const seg = readSegment(bytes);
     for (let i = 0; i < seg.count; i += CHUNK) {
       const n = Math.min(CHUNK, seg.count - i);
-      const chunk = seg.records.subarray(i * STORED_WORDS, (i + n) * STORED_WORDS);
+      const chunk = seg.records.subarray(i * StoredWord.Size, (i + n) * StoredWord.Size);
       for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5_000)) {
         try {
           await store.apply(chunk, n);

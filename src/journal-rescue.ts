@@ -8,14 +8,14 @@ import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FRAME_HEADER_WORDS, segmentFileName, segmentHeader, sealFrame, shardDirName } from '../workers/journal-format.js';
 import { listSegments } from '../workers/journal.js';
-import { STORED_WORDS } from '../workers/protocol.js';
+import { StoredWord } from '../workers/protocol.js';
 
-/** Writes `records` (STORED_WORDS each) as one frame of a new segment; returns its number. */
+/** Writes `records` (StoredWord.Size each) as one frame of a new segment; returns its number. */
 export function writeRescueSegment(journalDir: string, shard: number, records: Uint32Array, fsync: boolean): number {
   const dir = join(journalDir, shardDirName(shard));
   const existing = listSegments(dir);
   const segment = existing.length === 0 ? 0 : existing[existing.length - 1] + 1;
-  const count = records.length / STORED_WORDS;
+  const count = records.length / StoredWord.Size;
   const frame = new Uint32Array(FRAME_HEADER_WORDS + records.length);
   frame.set(records, FRAME_HEADER_WORDS);
   sealFrame(frame, count);

@@ -11,7 +11,7 @@
  * the backlog.
  *
  * Entry `e` (a pool row; 93 bytes with its share of the two tables):
- *   words[e * STORED_WORDS ...]  u32 x STORED_WORDS  the record, in the store's wire format
+ *   words[e * StoredWord.Size ...]  u32 x StoredWord.Size  the record, in the store's wire format
  *   state                        u8    QUEUED or IN_FLIGHT (0 = free); CURRENT when it is the newest
  *                                      record for its read state; GEN: its generation (flipGeneration)
  *   next/prev                    i32   the user's other current entries (-1 ends the chain)
@@ -31,20 +31,7 @@
  */
 import { hash64 } from '../workers/hash.js';
 import { movable } from '../workers/hash-index.js';
-import {
-  KIND_DELETE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  join53,
-} from '../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, join53 } from '../workers/protocol.js';
 import { tomb } from '../workers/store/tombstones.js';
 
 const QUEUED = 1;
@@ -55,8 +42,8 @@ const SEEN = 8;
 /** the entry's generation (see flipGeneration) */
 const GEN = 16;
 
-const C_LO = S_RS + R_CHAN_LO;
-const C_HI = S_RS + R_CHAN_HI;
+const C_LO = StoredWord.Rs + RsWord.ChanLo;
+const C_HI = StoredWord.Rs + RsWord.ChanHi;
 
 // Seeds of their own: these tables must not share bucket patterns with the shard indexes.
 const PAIR_USER_SEED = 0x3c6ef372;
@@ -96,7 +83,7 @@ export class PendingWrites {
   constructor(initialCapacity = 1024) {
     this.initialCapacity = Math.max(16, initialCapacity);
     this.capacity = this.initialCapacity;
-    this.words = new Uint32Array(this.capacity * STORED_WORDS);
+    this.words = new Uint32Array(this.capacity * StoredWord.Size);
     this.state = new Uint8Array(this.capacity);
     this.next = new Int32Array(this.capacity);
     this.prev = new Int32Array(this.capacity);
@@ -124,7 +111,7 @@ export class PendingWrites {
     if (this.freeTop !== this.capacity || this.capacity === this.initialCapacity) return false;
     const cap = this.initialCapacity;
     this.capacity = cap;
-    this.words = new Uint32Array(cap * STORED_WORDS);
+    this.words = new Uint32Array(cap * StoredWord.Size);
     this.state = new Uint8Array(cap);
     this.next = new Int32Array(cap);
     this.prev = new Int32Array(cap);
@@ -150,11 +137,11 @@ export class PendingWrites {
     return this.ringCount;
   }
 
-  /** Takes the STORED_WORDS record at `records[at]` (copied) as the newest for its read state. */
+  /** Takes the StoredWord.Size record at `records[at]` (copied) as the newest for its read state. */
   put(records: Uint32Array, at: number): void {
     if (this.freeTop === 0) this.grow();
-    const lo = records[at + S_USER_LO];
-    const hi = records[at + S_USER_HI];
+    const lo = records[at + StoredWord.UserLo];
+    const hi = records[at + StoredWord.UserHi];
     const i = this.pairBucket(lo, hi, records[at + C_LO], records[at + C_HI]);
     const old = this.index[i] - 1;
     // Older than what is pending for the read state (a journal re-submitted after a worker crash):
@@ -192,9 +179,9 @@ export class PendingWrites {
       this.ringHead = this.ringHead + 1 === this.capacity ? 0 : this.ringHead + 1;
       this.state[e] = (this.state[e] & (CURRENT | GEN)) | IN_FLIGHT;
       entries[k] = e;
-      const src = e * STORED_WORDS;
-      const dst = k * STORED_WORDS;
-      for (let j = 0; j < STORED_WORDS; j++) flat[dst + j] = w[src + j];
+      const src = e * StoredWord.Size;
+      const dst = k * StoredWord.Size;
+      for (let j = 0; j < StoredWord.Size; j++) flat[dst + j] = w[src + j];
     }
     this.ringCount -= n;
     return n;
@@ -238,18 +225,18 @@ export class PendingWrites {
     if (head < 0) return stored;
     let chained = 0;
     for (let e = head; e >= 0; e = this.next[e]) chained++;
-    const out = new Uint32Array(stored.length + chained * RS_WORDS);
+    const out = new Uint32Array(stored.length + chained * RsWord.Size);
     let at = 0;
-    for (let r = 0; r < stored.length; r += RS_WORDS) {
-      const e = this.index[this.pairBucket(lo, hi, stored[r + R_CHAN_LO], stored[r + R_CHAN_HI])] - 1;
+    for (let r = 0; r < stored.length; r += RsWord.Size) {
+      const e = this.index[this.pairBucket(lo, hi, stored[r + RsWord.ChanLo], stored[r + RsWord.ChanHi])] - 1;
       if (e < 0) {
-        for (let j = 0; j < RS_WORDS; j++) out[at + j] = stored[r + j];
-        at += RS_WORDS;
+        for (let j = 0; j < RsWord.Size; j++) out[at + j] = stored[r + j];
+        at += RsWord.Size;
         continue;
       }
       this.state[e] |= SEEN;
       this.copyOut(e, out, at);
-      at += RS_WORDS;
+      at += RsWord.Size;
     }
     for (let e = head; e >= 0; e = this.next[e]) {
       if ((this.state[e] & SEEN) !== 0) {
@@ -257,7 +244,7 @@ export class PendingWrites {
         continue;
       }
       this.copyOut(e, out, at);
-      at += RS_WORDS;
+      at += RsWord.Size;
     }
     return at === out.length ? out : out.subarray(0, at);
   }
@@ -265,12 +252,12 @@ export class PendingWrites {
   /** The entry as a load result record: its read state, or a tombstone for a delete. */
   private copyOut(e: number, out: Uint32Array, at: number): void {
     const w = this.words;
-    const b = e * STORED_WORDS;
-    if (w[b + S_KIND] === KIND_DELETE) {
-      tomb(out, at, w[b + C_LO], w[b + C_HI], join53(w[b + S_TS_LO], w[b + S_TS_HI]));
+    const b = e * StoredWord.Size;
+    if (w[b + StoredWord.Kind] === RecordKind.Delete) {
+      tomb(out, at, w[b + C_LO], w[b + C_HI], join53(w[b + StoredWord.TsLo], w[b + StoredWord.TsHi]));
       return;
     }
-    for (let j = 0; j < RS_WORDS; j++) out[at + j] = w[b + S_RS + j];
+    for (let j = 0; j < RsWord.Size; j++) out[at + j] = w[b + StoredWord.Rs + j];
   }
 
   /** Whether the entry holds the newest record ever taken in for its read state. */
@@ -280,7 +267,7 @@ export class PendingWrites {
 
   /** The entry's record (a view: copy it to keep it). */
   record(e: number): Uint32Array {
-    return this.words.subarray(e * STORED_WORDS, (e + 1) * STORED_WORDS);
+    return this.words.subarray(e * StoredWord.Size, (e + 1) * StoredWord.Size);
   }
 
   /**
@@ -302,23 +289,23 @@ export class PendingWrites {
     let oldest = 0;
     for (let e = 0; e < this.capacity; e++) {
       if ((this.state[e] & CURRENT) === 0) continue;
-      const ts = join53(this.words[e * STORED_WORDS + S_TS_LO], this.words[e * STORED_WORDS + S_TS_HI]);
+      const ts = join53(this.words[e * StoredWord.Size + StoredWord.TsLo], this.words[e * StoredWord.Size + StoredWord.TsHi]);
       if (oldest === 0 || ts < oldest) oldest = ts;
     }
     return oldest;
   }
 
   private isOlder(records: Uint32Array, at: number, e: number): boolean {
-    const b = e * STORED_WORDS;
-    const hi = records[at + S_TS_HI];
-    const pendingHi = this.words[b + S_TS_HI];
-    return hi < pendingHi || (hi === pendingHi && records[at + S_TS_LO] < this.words[b + S_TS_LO]);
+    const b = e * StoredWord.Size;
+    const hi = records[at + StoredWord.TsHi];
+    const pendingHi = this.words[b + StoredWord.TsHi];
+    return hi < pendingHi || (hi === pendingHi && records[at + StoredWord.TsLo] < this.words[b + StoredWord.TsLo]);
   }
 
   private copyIn(e: number, records: Uint32Array, at: number): void {
     const w = this.words;
-    const dst = e * STORED_WORDS;
-    for (let j = 0; j < STORED_WORDS; j++) w[dst + j] = records[at + j];
+    const dst = e * StoredWord.Size;
+    for (let j = 0; j < StoredWord.Size; j++) w[dst + j] = records[at + j];
   }
 
   private release(e: number): void {
@@ -330,9 +317,9 @@ export class PendingWrites {
   /** A current entry leaves the read-state index and its user's chain. */
   private forget(e: number): void {
     const w = this.words;
-    const b = e * STORED_WORDS;
-    const lo = w[b + S_USER_LO];
-    const hi = w[b + S_USER_HI];
+    const b = e * StoredWord.Size;
+    const lo = w[b + StoredWord.UserLo];
+    const hi = w[b + StoredWord.UserHi];
     this.indexRemove(this.pairBucket(lo, hi, w[b + C_LO], w[b + C_HI]));
     this.currentCount--;
     const p = this.prev[e];
@@ -361,8 +348,8 @@ export class PendingWrites {
     if (n >= 0) this.prev[n] = e;
     if (p >= 0) this.next[p] = e;
     else {
-      const b = e * STORED_WORDS;
-      this.users[this.userBucket(this.words[b + S_USER_LO], this.words[b + S_USER_HI])] = e + 1;
+      const b = e * StoredWord.Size;
+      this.users[this.userBucket(this.words[b + StoredWord.UserLo], this.words[b + StoredWord.UserHi])] = e + 1;
     }
   }
 
@@ -375,8 +362,8 @@ export class PendingWrites {
     for (;;) {
       const v = t[i];
       if (v === 0) return i;
-      const b = (v - 1) * STORED_WORDS;
-      if (w[b + C_LO] === clo && w[b + C_HI] === chi && w[b + S_USER_LO] === lo && w[b + S_USER_HI] === hi) return i;
+      const b = (v - 1) * StoredWord.Size;
+      if (w[b + C_LO] === clo && w[b + C_HI] === chi && w[b + StoredWord.UserLo] === lo && w[b + StoredWord.UserHi] === hi) return i;
       i = (i + 1) & mask;
     }
   }
@@ -390,8 +377,8 @@ export class PendingWrites {
     for (;;) {
       const v = t[i];
       if (v === 0) return i;
-      const b = (v - 1) * STORED_WORDS;
-      if (w[b + S_USER_LO] === lo && w[b + S_USER_HI] === hi) return i;
+      const b = (v - 1) * StoredWord.Size;
+      if (w[b + StoredWord.UserLo] === lo && w[b + StoredWord.UserHi] === hi) return i;
       i = (i + 1) & mask;
     }
   }
@@ -405,8 +392,8 @@ export class PendingWrites {
       j = (j + 1) & mask;
       const v = t[j];
       if (v === 0) break;
-      const b = (v - 1) * STORED_WORDS;
-      if (movable(i, j, pairHash(w[b + S_USER_LO], w[b + S_USER_HI], w[b + C_LO], w[b + C_HI]) & mask)) {
+      const b = (v - 1) * StoredWord.Size;
+      if (movable(i, j, pairHash(w[b + StoredWord.UserLo], w[b + StoredWord.UserHi], w[b + C_LO], w[b + C_HI]) & mask)) {
         t[i] = v;
         i = j;
       }
@@ -423,8 +410,8 @@ export class PendingWrites {
       j = (j + 1) & mask;
       const v = t[j];
       if (v === 0) break;
-      const b = (v - 1) * STORED_WORDS;
-      if (movable(i, j, hash64(w[b + S_USER_LO], w[b + S_USER_HI], USER_SEED) & mask)) {
+      const b = (v - 1) * StoredWord.Size;
+      if (movable(i, j, hash64(w[b + StoredWord.UserLo], w[b + StoredWord.UserHi], USER_SEED) & mask)) {
         t[i] = v;
         i = j;
       }
@@ -436,7 +423,7 @@ export class PendingWrites {
   private grow(): void {
     const old = this.capacity;
     const cap = old * 2;
-    const words = new Uint32Array(cap * STORED_WORDS);
+    const words = new Uint32Array(cap * StoredWord.Size);
     words.set(this.words);
     this.words = words;
     const state = new Uint8Array(cap);
@@ -465,9 +452,9 @@ export class PendingWrites {
     const w = this.words;
     for (let e = 0; e < old; e++) {
       if ((this.state[e] & CURRENT) === 0) continue;
-      const b = e * STORED_WORDS;
-      const lo = w[b + S_USER_LO];
-      const hi = w[b + S_USER_HI];
+      const b = e * StoredWord.Size;
+      const lo = w[b + StoredWord.UserLo];
+      const hi = w[b + StoredWord.UserHi];
       this.index[this.pairBucket(lo, hi, w[b + C_LO], w[b + C_HI])] = e + 1;
       if (this.prev[e] < 0) this.users[this.userBucket(lo, hi)] = e + 1;
     }

@@ -11,32 +11,7 @@
  * describe these bodies (OpenAPI, and fastify's serializer for every other answer); the tests
  * compare every rendering with JSON.parse against the fields in the buffer.
  */
-import {
-  M_DEL_COUNT,
-  M_FULL,
-  M_MORE,
-  M_RS_COUNT,
-  M_VER_HI,
-  M_VER_LO,
-  SUM_CHANNELS_WITH_MENTIONS,
-  SUM_MENTIONS_HI,
-  SUM_MENTIONS_LO,
-  SUM_READ_STATES,
-  SUM_VER_HI,
-  SUM_VER_LO,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  RS_WORDS,
-  join53,
-} from '../workers/protocol.js';
+import { ListMetaWord, RsWord, SummaryWord, join53 } from '../workers/protocol.js';
 import { formatId } from './ids.js';
 
 /** The content type of every rendered body (fastify sends a string with it as is). */
@@ -53,72 +28,72 @@ export function renderReadState(userJson: string, channelId: string | null, b: U
     '{"user_id":' +
     userJson +
     ',"channel_id":"' +
-    (channelId ?? formatId(b[at + R_CHAN_LO], b[at + R_CHAN_HI])) +
+    (channelId ?? formatId(b[at + RsWord.ChanLo], b[at + RsWord.ChanHi])) +
     '","last_message_id":"' +
-    formatId(b[at + R_MSG_LO], b[at + R_MSG_HI]) +
+    formatId(b[at + RsWord.MsgLo], b[at + RsWord.MsgHi]) +
     '","mention_count":' +
-    b[at + R_MENTION] +
+    b[at + RsWord.Mention] +
     ',"last_pin_timestamp":' +
-    join53(b[at + R_PIN_LO], b[at + R_PIN_HI]) +
+    join53(b[at + RsWord.PinLo], b[at + RsWord.PinHi]) +
     ',"flags":' +
-    b[at + R_FLAGS] +
+    b[at + RsWord.Flags] +
     ',"version":' +
-    join53(b[at + R_VER_LO], b[at + R_VER_HI]) +
+    join53(b[at + RsWord.VerLo], b[at + RsWord.VerHi]) +
     '}'
   );
 }
 
-/** The version in an OP_GET_ALL answer's meta record at `at`. */
+/** The version in an Opcode.GetAll answer's meta record at `at`. */
 export function metaVersion(b: Uint32Array, at: number): number {
-  return join53(b[at + M_VER_LO], b[at + M_VER_HI]);
+  return join53(b[at + ListMetaWord.VerLo], b[at + ListMetaWord.VerHi]);
 }
 
 /**
  * `{"user_id","version","full","read_states":[…],"deleted_channel_ids"?:[…],"next_after"?}` from
- * an OP_GET_ALL answer whose meta record is at `at` (protocol.ts): the read states follow it, then
+ * an Opcode.GetAll answer whose meta record is at `at` (protocol.ts): the read states follow it, then
  * the deleted channel ids.
  */
 export function renderUserReadStates(userId: string, b: Uint32Array, at: number): string {
   const userJson = '"' + userId + '"';
-  const full = b[at + M_FULL] === 1;
-  const n = b[at + M_RS_COUNT];
+  const full = b[at + ListMetaWord.Full] === 1;
+  const n = b[at + ListMetaWord.RsCount];
   let out = '{"user_id":' + userJson + ',"version":' + metaVersion(b, at) + ',"full":' + full + ',"read_states":[';
-  const first = at + RS_WORDS;
+  const first = at + RsWord.Size;
   for (let i = 0; i < n; i++) {
     if (i > 0) out += ',';
-    out += renderReadState(userJson, null, b, first + i * RS_WORDS);
+    out += renderReadState(userJson, null, b, first + i * RsWord.Size);
   }
   out += ']';
   if (!full) {
     out += ',"deleted_channel_ids":[';
-    const dels = b[at + M_DEL_COUNT];
-    const d = first + n * RS_WORDS;
+    const dels = b[at + ListMetaWord.DelCount];
+    const d = first + n * RsWord.Size;
     for (let i = 0; i < dels; i++) {
       if (i > 0) out += ',';
       out += '"' + formatId(b[d + i * 2], b[d + i * 2 + 1]) + '"';
     }
     out += ']';
   }
-  if (b[at + M_MORE] === 1 && n > 0) {
-    const last = first + (n - 1) * RS_WORDS;
-    out += ',"next_after":"' + formatId(b[last + R_CHAN_LO], b[last + R_CHAN_HI]) + '"';
+  if (b[at + ListMetaWord.More] === 1 && n > 0) {
+    const last = first + (n - 1) * RsWord.Size;
+    out += ',"next_after":"' + formatId(b[last + RsWord.ChanLo], b[last + RsWord.ChanHi]) + '"';
   }
   return out + '}';
 }
 
-/** `{"user_id","version","read_states","mention_total","channels_with_mentions"}` from an OP_SUMMARY record. */
+/** `{"user_id","version","read_states","mention_total","channels_with_mentions"}` from an Opcode.Summary record. */
 export function renderSummary(userId: string, b: Uint32Array, at: number): string {
   return (
     '{"user_id":"' +
     userId +
     '","version":' +
-    join53(b[at + SUM_VER_LO], b[at + SUM_VER_HI]) +
+    join53(b[at + SummaryWord.VerLo], b[at + SummaryWord.VerHi]) +
     ',"read_states":' +
-    b[at + SUM_READ_STATES] +
+    b[at + SummaryWord.ReadStates] +
     ',"mention_total":' +
-    join53(b[at + SUM_MENTIONS_LO], b[at + SUM_MENTIONS_HI]) +
+    join53(b[at + SummaryWord.MentionsLo], b[at + SummaryWord.MentionsHi]) +
     ',"channels_with_mentions":' +
-    b[at + SUM_CHANNELS_WITH_MENTIONS] +
+    b[at + SummaryWord.ChannelsWithMentions] +
     '}'
   );
 }

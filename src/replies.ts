@@ -3,15 +3,7 @@
  * operations are in a shard; it is answered from the reply buffer the worker sent back.
  */
 import type { FastifyReply } from 'fastify';
-import {
-  RES_COUNT,
-  RES_CHANGED,
-  RES_HEADER_WORDS,
-  RES_STATUS,
-  ST_NO_CONTENT,
-  ST_OK,
-  httpStatusOf,
-} from '../workers/protocol.js';
+import { ResultStatus, ResultWord, httpStatusOf } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode, type ErrorDef } from './errors.js';
 import { JSON_TYPE, metaVersion, renderBatchResult, renderList, renderReadState, renderSummary, renderUserReadStates } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
@@ -71,10 +63,10 @@ export class ReadStateSink implements OpSink {
   ) {}
 
   onResult(_index: number, b: Uint32Array, at: number): void {
-    const status = b[at + RES_STATUS];
-    if (status === ST_OK) {
-      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', this.channelId, b, at + RES_HEADER_WORDS));
-    } else if (status === ST_NO_CONTENT) this.reply.code(204).send();
+    const status = b[at + ResultWord.Status];
+    if (status === ResultStatus.Ok) {
+      this.reply.header('content-type', JSON_TYPE).send(renderReadState('"' + this.userId + '"', this.channelId, b, at + ResultWord.HeaderSize));
+    } else if (status === ResultStatus.NoContent) this.reply.code(204).send();
     else sendError(this.reply, codeForStatus(status));
   }
 }
@@ -88,9 +80,9 @@ export class UserReadStatesSink implements OpSink {
   ) {}
 
   onResult(_index: number, b: Uint32Array, at: number): void {
-    const status = b[at + RES_STATUS];
-    if (status !== ST_OK) return sendError(this.reply, codeForStatus(status));
-    const meta = at + RES_HEADER_WORDS;
+    const status = b[at + ResultWord.Status];
+    if (status !== ResultStatus.Ok) return sendError(this.reply, codeForStatus(status));
+    const meta = at + ResultWord.HeaderSize;
     if (this.since > metaVersion(b, meta)) {
       return sendError(this.reply, 'SINCE_AHEAD', `since ${this.since} is above the user's version ${metaVersion(b, meta)}; sync again without since`);
     }
@@ -106,9 +98,9 @@ export class SummarySink implements OpSink {
   ) {}
 
   onResult(_index: number, b: Uint32Array, at: number): void {
-    const status = b[at + RES_STATUS];
-    if (status !== ST_OK) return sendError(this.reply, codeForStatus(status));
-    this.reply.header('content-type', JSON_TYPE).send(renderSummary(this.userId, b, at + RES_HEADER_WORDS));
+    const status = b[at + ResultWord.Status];
+    if (status !== ResultStatus.Ok) return sendError(this.reply, codeForStatus(status));
+    this.reply.header('content-type', JSON_TYPE).send(renderSummary(this.userId, b, at + ResultWord.HeaderSize));
   }
 }
 
@@ -138,20 +130,20 @@ export class GatherSink implements OpSink {
   }
 
   onResult(index: number, b: Uint32Array, at: number): void {
-    const raw = b[at + RES_STATUS];
+    const raw = b[at + ResultWord.Status];
     // A store backlog is a 503 like any other retryable refusal; its code says which.
     const status = httpStatusOf(raw);
     this.statuses[index] = raw;
     if (this.channelIds[index] === SUMMARY_OP) {
-      const summary = raw === ST_OK ? renderSummary(this.userIds[index], b, at + RES_HEADER_WORDS) : null;
-      const code = raw !== ST_OK ? codeForStatus(raw) : null;
+      const summary = raw === ResultStatus.Ok ? renderSummary(this.userIds[index], b, at + ResultWord.HeaderSize) : null;
+      const code = raw !== ResultStatus.Ok ? codeForStatus(raw) : null;
       this.rendered[index] = renderBatchResult(status, null, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied, summary);
       if (--this.pending === 0) this.finish();
       return;
     }
-    const readState = raw === ST_OK && b[at + RES_COUNT] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + RES_HEADER_WORDS) : null;
+    const readState = raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + ResultWord.HeaderSize) : null;
     if (this.shape === 'batch') {
-      const code = raw !== ST_OK && raw !== ST_NO_CONTENT ? codeForStatus(raw) : null;
+      const code = raw !== ResultStatus.Ok && raw !== ResultStatus.NoContent ? codeForStatus(raw) : null;
       this.rendered[index] = renderBatchResult(status, readState, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied);
     } else if (readState !== null) {
       this.rendered[index] = readState;
@@ -187,8 +179,8 @@ export class CountChangedSink implements OpSink {
   }
 
   onResult(_index: number, b: Uint32Array, at: number): void {
-    if (b[at + RES_STATUS] === ST_OK) this.changed += b[at + RES_CHANGED];
-    else this.failed = b[at + RES_STATUS];
+    if (b[at + ResultWord.Status] === ResultStatus.Ok) this.changed += b[at + ResultWord.Changed];
+    else this.failed = b[at + ResultWord.Status];
     if (--this.pending > 0) return;
     // Other users' mentions of this request may have been applied.
     if (this.failed !== 0) sendError(this.reply, codeForStatus(this.failed), undefined, this.total > 1);

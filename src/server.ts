@@ -22,7 +22,7 @@ import type { ShardJournalConfig } from '../workers/shard-worker.js';
 import { clockSkewMs, faultRoutes } from './fault-injection.js';
 import { JournalRetirer } from './journal-retirer.js';
 import { writeRescueSegment } from './journal-rescue.js';
-import { STORED_WORDS } from '../workers/protocol.js';
+import { StoredWord } from '../workers/protocol.js';
 import { reapplyShard, replayJournal, type ReplayReport } from './journal-replay.js';
 import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from '../workers/store/store.js';
@@ -116,8 +116,8 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onRescue: (shard, records) => {
       // Durable first (the ops they belong to are answered as applied), then on to the store.
       if (journalDir !== null) writeRescueSegment(journalDir, shard, records, config.journalFsyncMs !== null);
-      writeBehind.submit(records, records.length / STORED_WORDS);
-      app.log.warn({ shard, records: records.length / STORED_WORDS }, 'shard worker died mid-batch: the changes it had applied were kept');
+      writeBehind.submit(records, records.length / StoredWord.Size);
+      app.log.warn({ shard, records: records.length / StoredWord.Size }, 'shard worker died mid-batch: the changes it had applied were kept');
     },
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
     onClockStep: (shard, steps, largestMs) =>

@@ -18,54 +18,7 @@
  */
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
-import {
-  LOAD_OK,
-  LOAD_FAILED,
-  OP_WORDS,
-  O_TICKET,
-  REPLY_HEADER_WORDS,
-  REPLY_LOAD_WORDS,
-  REPLY_MUTATION_WORDS,
-  REPLY_RESULT_WORDS,
-  REPLY_DIRTY,
-  REPLY_FAILED,
-  REPLY_JOURNAL_FLOOR,
-  REPLY_FLUSH_BEHIND,
-  TASK_FLAGS,
-  TF_FLUSH_ALL,
-  TF_FLUSH_DUE,
-  TF_FLUSH_BEHIND,
-  TF_STORE_DEGRADED,
-  TF_FAULT_EXIT_AFTER_APPLY,
-  TF_FAULT_EXIT_IN_SECOND_OP,
-  TF_PENDING_FULL,
-  RES_COUNT,
-  RES_HEADER_WORDS,
-  RES_STATUS,
-  RES_TICKET,
-  RS_WORDS,
-  ST_INSUFFICIENT_STORAGE,
-  ST_STORE_BACKLOG,
-  STORED_WORDS,
-  ST_UNAVAILABLE,
-  TASK_HEADER_WORDS,
-  TASK_LOAD_WORDS,
-  TASK_OP_COUNT,
-  STATS_TASK,
-  F_NO_BODY,
-  OPCODE_MASK,
-  OP_GET,
-  OP_GET_ALL,
-  OP_SUMMARY,
-  O_CHAN_HI,
-  O_CHAN_LO,
-  O_HEAD,
-  O_USER_HI,
-  O_USER_LO,
-  ST_NOT_APPLIED,
-  ST_OK,
-  type ShardStats,
-} from '../workers/protocol.js';
+import { LoadStatus, OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, StoredWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
 import { NOT_DONE, rescued } from '../workers/crash-ledger.js';
 import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
 import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
@@ -80,9 +33,9 @@ export interface OpSink {
 const EMPTY = new Uint32Array(0);
 
 /** Result records for operations whose worker died: applying this one (may be half made)... */
-const UNAVAILABLE = new Uint32Array([0, ST_UNAVAILABLE, 0, 0]);
+const UNAVAILABLE = new Uint32Array([0, ResultStatus.Unavailable, 0, 0]);
 /** ...and those it had not applied (or never received). */
-const NOT_APPLIED = new Uint32Array([0, ST_NOT_APPLIED, 0, 0]);
+const NOT_APPLIED = new Uint32Array([0, ResultStatus.NotApplied, 0, 0]);
 
 export interface LaneOptions {
   shard: number;
@@ -118,9 +71,9 @@ export class ShardLane {
   private readonly writeBehind: WriteBehind;
   private readonly schedule: () => void;
   private readonly onError: (err: unknown, shard: number) => void;
-  private readonly ops = new GrowBuffer(OP_WORDS * 256);
+  private readonly ops = new GrowBuffer(OpWord.Size * 256);
   private opCount = 0;
-  /** load sections ready to go with the next batch: [lo, hi, status, n, n * RS_WORDS] */
+  /** load sections ready to go with the next batch: [lo, hi, status, n, n * RsWord.Size] */
   private readonly loads = new GrowBuffer(256);
   private readonly sinks: (OpSink | undefined)[];
   private readonly sinkIndex: Uint32Array;
@@ -167,7 +120,7 @@ export class ShardLane {
     this.done = new Uint32Array(o.buffers.ledger.done);
     this.outcome = new Uint32Array(o.buffers.ledger.outcome);
     this.ledgerJournal = new Uint32Array(o.buffers.ledger.journal);
-    this.ticketOps = new Uint32Array(o.maxQueue * OP_WORDS);
+    this.ticketOps = new Uint32Array(o.maxQueue * OpWord.Size);
     const data: ShardWorkerData = {
       shard: o.shard,
       buffers: o.buffers,
@@ -228,8 +181,8 @@ export class ShardLane {
     this.sinkIndex[ticket] = index;
     this.done[ticket] = NOT_DONE;
     // The caller (ShardRouter.submit) writes every other word of the op.
-    const at = this.ops.reserve(OP_WORDS);
-    this.ops.buf[at + O_TICKET] = (ticket | (this.epoch << 24)) >>> 0;
+    const at = this.ops.reserve(OpWord.Size);
+    this.ops.buf[at + OpWord.Ticket] = (ticket | (this.epoch << 24)) >>> 0;
     if (this.opCount++ === 0) this.schedule();
     return at;
   }
@@ -246,7 +199,7 @@ export class ShardLane {
   /** Timer tick: the next task asks the worker for read states whose flush delay has passed. */
   tick(): void {
     if (this.dirty === 0 && this.flags === 0) return;
-    this.flags |= TF_FLUSH_DUE;
+    this.flags |= TaskFlag.FlushDue;
     this.schedule();
   }
 
@@ -254,7 +207,7 @@ export class ShardLane {
   flushAll(): Promise<void> {
     return new Promise((resolve) => {
       this.flushAllWaiters.push(resolve);
-      this.flags |= TF_FLUSH_ALL;
+      this.flags |= TaskFlag.FlushAll;
       this.schedule();
     });
   }
@@ -262,19 +215,19 @@ export class ShardLane {
   /** Sends this turn's operations and completed loads to the worker as one task. */
   flush(): void {
     if (this.opCount === 0 && this.loads.len === 0 && this.flags === 0) return;
-    const task = new Uint32Array(TASK_HEADER_WORDS + this.ops.len + this.loads.len);
-    task[TASK_OP_COUNT] = this.opCount;
-    task[TASK_LOAD_WORDS] = this.loads.len;
+    const task = new Uint32Array(TaskWord.HeaderSize + this.ops.len + this.loads.len);
+    task[TaskWord.OpCount] = this.opCount;
+    task[TaskWord.LoadWords] = this.loads.len;
     const wb = this.writeBehind;
-    task[TASK_FLAGS] = this.flags | (wb.degraded ? TF_STORE_DEGRADED : 0) | (wb.pendingFull ? TF_PENDING_FULL : 0);
+    task[TaskWord.Flags] = this.flags | (wb.degraded ? TaskFlag.StoreDegraded : 0) | (wb.pendingFull ? TaskFlag.PendingFull : 0);
     this.flags = 0;
     if (this.faultFlags !== 0 && this.opCount > 0) {
-      task[TASK_FLAGS] |= this.faultFlags;
+      task[TaskWord.Flags] |= this.faultFlags;
       this.faultFlags = 0;
     }
-    task.set(this.ops.buf.subarray(0, this.ops.len), TASK_HEADER_WORDS);
+    task.set(this.ops.buf.subarray(0, this.ops.len), TaskWord.HeaderSize);
     this.keepOps();
-    task.set(this.loads.buf.subarray(0, this.loads.len), TASK_HEADER_WORDS + this.ops.len);
+    task.set(this.loads.buf.subarray(0, this.loads.len), TaskWord.HeaderSize + this.ops.len);
     this.ops.len = 0;
     this.opCount = 0;
     this.loads.len = 0;
@@ -285,32 +238,32 @@ export class ShardLane {
 
   private onReply(reply: Uint32Array): void {
     this.inFlight--;
-    const loadsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS];
+    const loadsAt = ReplyWord.HeaderSize + reply[ReplyWord.ResultWords];
     // Store mutations first: a user evicted in this batch may be asked for again in this batch,
     // and its load must see what the eviction wrote.
     const mutationsAt = this.takeMutations(reply);
     // The worker is exiting; its death answers this batch's operations with everything else.
-    if (reply[REPLY_FAILED] !== 0) return;
+    if (reply[ReplyWord.Failed] !== 0) return;
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
-    let at = REPLY_HEADER_WORDS;
+    let at = ReplyWord.HeaderSize;
     while (at < loadsAt) {
-      this.complete(reply[at + RES_TICKET], reply, at);
-      at += RES_HEADER_WORDS + reply[at + RES_COUNT] * RS_WORDS;
+      this.complete(reply[at + ResultWord.Ticket], reply, at);
+      at += ResultWord.HeaderSize + reply[at + ResultWord.Count] * RsWord.Size;
     }
     if (mutationsAt > loadsAt) this.load(reply.slice(loadsAt, mutationsAt));
   }
 
   /** Hands a reply's store mutations to the write-behind; returns where they start. */
   private takeMutations(reply: Uint32Array): number {
-    const mutationsAt = REPLY_HEADER_WORDS + reply[REPLY_RESULT_WORDS] + reply[REPLY_LOAD_WORDS];
-    const mutationWords = reply[REPLY_MUTATION_WORDS];
-    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
-    this.dirty = reply[REPLY_DIRTY];
+    const mutationsAt = ReplyWord.HeaderSize + reply[ReplyWord.ResultWords] + reply[ReplyWord.LoadWords];
+    const mutationWords = reply[ReplyWord.MutationWords];
+    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / StoredWord.Size);
+    this.dirty = reply[ReplyWord.Dirty];
     // After the mutations went to the write-behind: the retirer's barrier must include them.
-    this.journalFloor = reply[REPLY_JOURNAL_FLOOR];
+    this.journalFloor = reply[ReplyWord.JournalFloor];
     // A due wave comes in slices, one per turn, instead of waiting for the next timer tick.
-    if (reply[REPLY_FLUSH_BEHIND] !== 0 && !this.writeBehind.degraded) {
-      this.flags |= TF_FLUSH_BEHIND;
+    if (reply[ReplyWord.FlushBehind] !== 0 && !this.writeBehind.degraded) {
+      this.flags |= TaskFlag.FlushBehind;
       this.schedule();
     }
     return mutationsAt;
@@ -323,7 +276,7 @@ export class ShardLane {
       for (const w of waiters) w();
     } else {
       // More than one reply's worth, or the store is degraded (then the next tick asks again).
-      this.flags |= TF_FLUSH_ALL;
+      this.flags |= TaskFlag.FlushAll;
       if (!this.writeBehind.degraded) this.schedule();
     }
   }
@@ -334,8 +287,8 @@ export class ShardLane {
   }
 
   private answer(ticket: number, buf: Uint32Array, at: number): void {
-    const status = buf[at + RES_STATUS];
-    if (status === ST_INSUFFICIENT_STORAGE || status === ST_STORE_BACKLOG) this.refusedForRoom++;
+    const status = buf[at + ResultWord.Status];
+    if (status === ResultStatus.InsufficientStorage || status === ResultStatus.StoreBacklog) this.refusedForRoom++;
     const sink = this.sinks[ticket];
     if (sink === undefined) return;
     this.sinks[ticket] = undefined;
@@ -355,11 +308,11 @@ export class ShardLane {
     }
     this.writeBehind.loadMany(users).then(
       (records) => {
-        for (let u = 0; u < records.length; u++) this.queueLoad(users[2 * u], users[2 * u + 1], LOAD_OK, records[u]);
+        for (let u = 0; u < records.length; u++) this.queueLoad(users[2 * u], users[2 * u + 1], LoadStatus.Ok, records[u]);
       },
       () => {
         // Counted in the store metrics; the parked operations get a retryable 503.
-        for (let i = 0; i < users.length; i += 2) this.queueLoad(users[i], users[i + 1], LOAD_FAILED, EMPTY);
+        for (let i = 0; i < users.length; i += 2) this.queueLoad(users[i], users[i + 1], LoadStatus.Failed, EMPTY);
       },
     );
   }
@@ -371,7 +324,7 @@ export class ShardLane {
     b[at] = lo;
     b[at + 1] = hi;
     b[at + 2] = status;
-    b[at + 3] = records.length / RS_WORDS;
+    b[at + 3] = records.length / RsWord.Size;
     b.set(records, at + 4);
   }
 
@@ -397,7 +350,7 @@ export class ShardLane {
     this.restarts++;
     this.onError(err, this.shard);
     this.answerFromLedger();
-    this.flags |= TF_FLUSH_DUE;
+    this.flags |= TaskFlag.FlushDue;
     this.schedule();
     if (this.onRestart !== undefined) {
       const done = this.onRestart(this.shard).then(
@@ -417,9 +370,9 @@ export class ShardLane {
   private keepOps(): void {
     const ops = this.ops.buf;
     const kept = this.ticketOps;
-    for (let o = 0; o < this.ops.len; o += OP_WORDS) {
-      const d = (ops[o + O_TICKET] & 0xffffff) * OP_WORDS;
-      for (let j = 0; j < OP_WORDS; j++) kept[d + j] = ops[o + j];
+    for (let o = 0; o < this.ops.len; o += OpWord.Size) {
+      const d = (ops[o + OpWord.Ticket] & 0xffffff) * OpWord.Size;
+      for (let j = 0; j < OpWord.Size; j++) kept[d + j] = ops[o + j];
     }
   }
 
@@ -448,7 +401,7 @@ export class ShardLane {
       const word = (t | (oldEpoch << 24)) >>> 0;
       if (this.done[t] === word) {
         const status = this.outcome[t] & 0xffff;
-        if (status === ST_OK && (this.ticketOps[t * OP_WORDS + O_HEAD] & F_NO_BODY) === 0) reread.push(t);
+        if (status === ResultStatus.Ok && (this.ticketOps[t * OpWord.Size + OpWord.Head] & OpFlag.NoBody) === 0) reread.push(t);
         else this.answer(t, new Uint32Array([word, status, this.outcome[t] >>> 16, 0]), 0);
       } else {
         this.answer(t, word === executing ? UNAVAILABLE : NOT_APPLIED, 0);
@@ -463,22 +416,22 @@ export class ShardLane {
     const index = this.sinkIndex[t];
     this.sinks[t] = undefined;
     this.freeTickets[this.freeTop++] = t;
-    const src = t * OP_WORDS;
+    const src = t * OpWord.Size;
     const kept = this.ticketOps;
     const at = this.reserve(sink, index);
     const w = this.ops.buf;
-    for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = 0;
-    const opcode = kept[src + O_HEAD] & OPCODE_MASK;
-    if (opcode === OP_GET_ALL || opcode === OP_SUMMARY) {
+    for (let j = 0; j < OpWord.Size; j++) if (j !== OpWord.Ticket) w[at + j] = 0;
+    const opcode = kept[src + OpWord.Head] & Opcode.Mask;
+    if (opcode === Opcode.GetAll || opcode === Opcode.Summary) {
       // reads with their own parameters (since, page): asked again as they were
-      for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = kept[src + j];
+      for (let j = 0; j < OpWord.Size; j++) if (j !== OpWord.Ticket) w[at + j] = kept[src + j];
       return;
     }
-    w[at + O_HEAD] = OP_GET;
-    w[at + O_USER_LO] = kept[src + O_USER_LO];
-    w[at + O_USER_HI] = kept[src + O_USER_HI];
-    w[at + O_CHAN_LO] = kept[src + O_CHAN_LO];
-    w[at + O_CHAN_HI] = kept[src + O_CHAN_HI];
+    w[at + OpWord.Head] = Opcode.Get;
+    w[at + OpWord.UserLo] = kept[src + OpWord.UserLo];
+    w[at + OpWord.UserHi] = kept[src + OpWord.UserHi];
+    w[at + OpWord.ChanLo] = kept[src + OpWord.ChanLo];
+    w[at + OpWord.ChanHi] = kept[src + OpWord.ChanHi];
   }
 
   /** Answers every operation still waiting on this shard with 503 (used at shutdown). */
@@ -488,12 +441,12 @@ export class ShardLane {
 
   /** Fault injection: the worker dies right after applying the next batch with ops (see the flag). */
   exitAfterNextBatch(): void {
-    this.faultFlags = TF_FAULT_EXIT_AFTER_APPLY;
+    this.faultFlags = TaskFlag.FaultExitAfterApply;
   }
 
   /** Fault injection: the worker dies inside the second op of the next batch with ops. */
   exitInSecondOpOfNextBatch(): void {
-    this.faultFlags = TF_FAULT_EXIT_IN_SECOND_OP;
+    this.faultFlags = TaskFlag.FaultExitInSecondOp;
   }
 
   /**
@@ -509,9 +462,9 @@ export class ShardLane {
 
   /** The shard's own figures; `collect` runs a full GC in the worker first (tests, benches). */
   stats(collect = false, resetDelay = false): Promise<ShardStats> {
-    const task = new Uint32Array(TASK_HEADER_WORDS);
-    task[TASK_OP_COUNT] = STATS_TASK;
-    task[TASK_LOAD_WORDS] = (collect ? 1 : 0) | (resetDelay ? 2 : 0);
+    const task = new Uint32Array(TaskWord.HeaderSize);
+    task[TaskWord.OpCount] = STATS_TASK;
+    task[TaskWord.LoadWords] = (collect ? 1 : 0) | (resetDelay ? 2 : 0);
     return this.pool.run(task) as Promise<ShardStats>;
   }
 
@@ -521,8 +474,8 @@ export class ShardLane {
    * worker flushes on every batch) goes to the write-behind like any reply's mutations.
    */
   async ping(timeoutMs: number): Promise<boolean> {
-    const task = new Uint32Array(TASK_HEADER_WORDS);
-    task[TASK_FLAGS] = this.writeBehind.degraded ? TF_STORE_DEGRADED : 0;
+    const task = new Uint32Array(TaskWord.HeaderSize);
+    task[TaskWord.Flags] = this.writeBehind.degraded ? TaskFlag.StoreDegraded : 0;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(resolve, timeoutMs, false);

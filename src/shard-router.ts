@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { shardOf } from '../workers/hash.js';
-import { OP_WORDS, O_TICKET, O_USER_HI, O_USER_LO, STORED_WORDS, type ShardStats } from '../workers/protocol.js';
+import { OpWord, StoredWord, type ShardStats } from '../workers/protocol.js';
 import type { OpList } from '../workers/op-list.js';
 import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
@@ -125,7 +125,7 @@ export class ShardRouter {
           clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,
           onRestart: o.onRestart,
-          onRescue: o.onRescue ?? ((_shard, records) => o.writeBehind.submit(records, records.length / STORED_WORDS)),
+          onRescue: o.onRescue ?? ((_shard, records) => o.writeBehind.submit(records, records.length / StoredWord.Size)),
           schedule: this.scheduleBound,
           onError: o.onError,
         }),
@@ -143,13 +143,13 @@ export class ShardRouter {
    */
   submit(ops: OpList, i: number, sink: OpSink, index: number): boolean {
     const src = ops.words;
-    const from = i * OP_WORDS;
-    const lane = this.lanes[shardOf(src[from + O_USER_LO], src[from + O_USER_HI], this.lanes.length)];
+    const from = i * OpWord.Size;
+    const lane = this.lanes[shardOf(src[from + OpWord.UserLo], src[from + OpWord.UserHi], this.lanes.length)];
     const at = lane.reserve(sink, index);
     if (at < 0) return false;
     const w = lane.opWords;
     // Every word but the ticket, which reserve() wrote.
-    for (let j = 0; j < OP_WORDS; j++) if (j !== O_TICKET) w[at + j] = src[from + j];
+    for (let j = 0; j < OpWord.Size; j++) if (j !== OpWord.Ticket) w[at + j] = src[from + j];
     // A turn that parses many big batches sends the first ones on while it parses the rest, so
     // the shard applies them meanwhile instead of waiting for the end of the turn.
     if (lane.queuedOps >= EAGER_SEND_OPS) lane.flush();
@@ -164,7 +164,7 @@ export class ShardRouter {
     const perShard = this.perShard;
     perShard.fill(0);
     const w = ops.words;
-    for (let i = 0; i < ops.length; i++) perShard[shardOf(w[i * OP_WORDS + O_USER_LO], w[i * OP_WORDS + O_USER_HI], this.lanes.length)]++;
+    for (let i = 0; i < ops.length; i++) perShard[shardOf(w[i * OpWord.Size + OpWord.UserLo], w[i * OpWord.Size + OpWord.UserHi], this.lanes.length)]++;
     for (let k = 0; k < this.lanes.length; k++) if (this.lanes[k].freeSlots < perShard[k]) return false;
     for (let i = 0; i < ops.length; i++) this.submit(ops, i, sink, i);
     return true;

@@ -2,7 +2,7 @@
  * Write-behind between the shard engines and the store.
  *
  * Shards hand over snapshots of changed read states (their flush timer, evictions, deletes) as
- * STORED_WORDS records. Until the store confirms a record it stays pending, an overlay keyed by
+ * StoredWord.Size records. Until the store confirms a record it stays pending, an overlay keyed by
  * user and channel: a load for that user merges it over what the store returns, so a user evicted
  * with unflushed changes and asked for again sees them, not a stale copy. Records are sent in
  * batches with bounded concurrency; a failed batch goes back to the front of the queue and is
@@ -15,7 +15,7 @@
  * would otherwise be promoted and make that thread's major collections frequent. What is
  * allocated here is per batch: the buffer handed to store.apply() and the batch's entry list.
  */
-import { KIND_DELETE, RS_WORDS, R_CHAN_HI, R_CHAN_LO, STORED_WORDS, S_KIND, S_RS, S_TS_HI, S_TS_LO, S_USER_HI, S_USER_LO, join53 } from '../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, join53 } from '../workers/protocol.js';
 import { tomb } from '../workers/store/tombstones.js';
 import { PendingWrites } from './pending-writes.js';
 import { unpackLoads } from '../workers/store/load-many.js';
@@ -134,7 +134,7 @@ export class WriteBehind {
 
   /** Takes `count` records (copied: the caller's buffer is reused) and starts sending them. */
   submit(records: Uint32Array, count: number): void {
-    for (let i = 0; i < count; i++) this.writes.put(records, i * STORED_WORDS);
+    for (let i = 0; i < count; i++) this.writes.put(records, i * StoredWord.Size);
     this.pump();
   }
 
@@ -216,7 +216,7 @@ export class WriteBehind {
       // not win over what the store returned.
       if (!this.writes.isCurrent(e)) continue;
       const rec = this.writes.record(e);
-      const watch = this.loadsInFlight.get(`${rec[S_USER_LO]}:${rec[S_USER_HI]}`);
+      const watch = this.loadsInFlight.get(`${rec[StoredWord.UserLo]}:${rec[StoredWord.UserHi]}`);
       if (watch !== undefined) watch.confirmed.push(rec.slice());
     }
   }
@@ -230,7 +230,7 @@ export class WriteBehind {
   private send(): void {
     const n = Math.min(this.batchSize, this.writes.queued);
     const entries = new Int32Array(n);
-    const flat = new Uint32Array(n * STORED_WORDS);
+    const flat = new Uint32Array(n * StoredWord.Size);
     this.writes.take(entries, flat);
     this.inFlight++;
     this.counters.batches++;
@@ -345,22 +345,22 @@ export class WriteBehind {
 /** The stored rows with the confirmed records (in confirmation order) put over them. */
 function withConfirmed(stored: Uint32Array, confirmed: Uint32Array[]): Uint32Array {
   const rows = new Map<string, Uint32Array>();
-  for (let r = 0; r < stored.length; r += RS_WORDS) rows.set(`${stored[r + R_CHAN_LO]}:${stored[r + R_CHAN_HI]}`, stored.subarray(r, r + RS_WORDS));
+  for (let r = 0; r < stored.length; r += RsWord.Size) rows.set(`${stored[r + RsWord.ChanLo]}:${stored[r + RsWord.ChanHi]}`, stored.subarray(r, r + RsWord.Size));
   for (const rec of confirmed) {
-    const key = `${rec[S_RS + R_CHAN_LO]}:${rec[S_RS + R_CHAN_HI]}`;
-    if (rec[S_KIND] !== KIND_DELETE) rows.set(key, rec.subarray(S_RS, S_RS + RS_WORDS));
+    const key = `${rec[StoredWord.Rs + RsWord.ChanLo]}:${rec[StoredWord.Rs + RsWord.ChanHi]}`;
+    if (rec[StoredWord.Kind] !== RecordKind.Delete) rows.set(key, rec.subarray(StoredWord.Rs, StoredWord.Rs + RsWord.Size));
     else {
       // a delete is a tombstone record with its timestamp (protocol.ts TOMB_PIN_HI)
-      const t = new Uint32Array(RS_WORDS);
-      tomb(t, 0, rec[S_RS + R_CHAN_LO], rec[S_RS + R_CHAN_HI], join53(rec[S_TS_LO], rec[S_TS_HI]));
+      const t = new Uint32Array(RsWord.Size);
+      tomb(t, 0, rec[StoredWord.Rs + RsWord.ChanLo], rec[StoredWord.Rs + RsWord.ChanHi], join53(rec[StoredWord.TsLo], rec[StoredWord.TsHi]));
       rows.set(key, t);
     }
   }
-  const out = new Uint32Array(rows.size * RS_WORDS);
+  const out = new Uint32Array(rows.size * RsWord.Size);
   let at = 0;
   for (const row of rows.values()) {
     out.set(row, at);
-    at += RS_WORDS;
+    at += RsWord.Size;
   }
   return out;
 }

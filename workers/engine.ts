@@ -16,83 +16,7 @@ import { FRAME_HEADER_WORDS } from './journal-format.js';
 import { ParkedOps } from './parked-ops.js';
 import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
 import { lruAppend, lruHead, lruTouch, lruUnlink } from './lru.js';
-import {
-  F_HAS_FLAGS,
-  F_HAS_MSG,
-  F_HAS_PIN,
-  F_MANUAL,
-  F_NO_BODY,
-  F_HAS_AFTER,
-  F_HAS_LIMIT,
-  F_HAS_SINCE,
-  DEL_PER_RECORD,
-  KIND_DELETE,
-  M_DEL_COUNT,
-  M_FULL,
-  M_MORE,
-  M_RS_COUNT,
-  M_VER_HI,
-  M_VER_LO,
-  OP_SUMMARY,
-  SUM_CHANNELS_WITH_MENTIONS,
-  SUM_MENTIONS_HI,
-  SUM_MENTIONS_LO,
-  SUM_READ_STATES,
-  SUM_VER_HI,
-  SUM_VER_LO,
-  TOMB_PIN_HI,
-  KIND_WRITE,
-  LOAD_OK,
-  OPCODE_MASK,
-  OP_ACK,
-  OP_DELETE,
-  OP_GET,
-  OP_GET_ALL,
-  OP_MENTION,
-  OP_PATCH,
-  OP_WORDS,
-  O_CHAN_HI,
-  O_CHAN_LO,
-  O_COUNT,
-  O_FLAGS,
-  O_HEAD,
-  O_MSG_HI,
-  O_MSG_LO,
-  O_PIN_HI,
-  O_PIN_LO,
-  O_TICKET,
-  O_USER_HI,
-  O_USER_LO,
-  RES_HEADER_WORDS,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  ST_INSUFFICIENT_STORAGE,
-  ST_STORE_BACKLOG,
-  ST_NOT_FOUND,
-  ST_NO_CONTENT,
-  ST_OK,
-  ST_UNAVAILABLE,
-  ST_USER_LIMIT,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  hi32,
-  join53,
-  lo32,
-} from './protocol.js';
+import { ListMetaWord, LoadStatus, OpFlag, OpWord, Opcode, RecordKind, ResultStatus, ResultWord, RsWord, StoredWord, SummaryWord, TOMB_PIN_HI, hi32, join53, lo32 } from './protocol.js';
 import type { LedgerBuffers } from './crash-ledger.js';
 import {
   H_DIRTY,
@@ -138,7 +62,7 @@ export interface EngineOptions {
   clock?: HybridClock;
   /** record every change in `journal` (the worker appends it to the redo journal per batch) */
   journaling?: boolean;
-  /** a user with this many read states gets no new one (ST_USER_LIMIT); default: no limit */
+  /** a user with this many read states gets no new one (ResultStatus.UserLimit); default: no limit */
   maxReadStatesPerUser?: number;
   /** the crash ledger (crash-ledger.ts): completion marks per ticket, the journal in shared memory */
   ledger?: LedgerBuffers;
@@ -153,15 +77,15 @@ const CLEAN_SCAN_DEGRADED = 4096;
 
 export class ShardEngine {
   readonly m: ShardMemory;
-  /** result records of this batch: [ticket, status, changed, n, n * RS_WORDS] */
+  /** result records of this batch: [ticket, status, changed, n, n * RsWord.Size] */
   readonly results = new GrowBuffer(4096);
   /** users to load: [lo, hi] pairs */
   readonly loadRequests = new GrowBuffer(64);
-  /** read states the store must write or delete: STORED_WORDS each */
+  /** read states the store must write or delete: StoredWord.Size each */
   readonly mutations = new GrowBuffer(1024);
   /**
    * This batch's changes for the redo journal: FRAME_HEADER_WORDS of room for the frame header,
-   * then one STORED_WORDS record per change (the read state after it, or a delete).
+   * then one StoredWord.Size record per change (the read state after it, or a delete).
    */
   readonly journal: WordBuffer;
   journalRecords = 0;
@@ -196,8 +120,8 @@ export class ShardEngine {
    * leaves the rest of a due batch for the next tick, and the marks that made it due are gone.
    */
   private dueUntil = 0;
-  /** Why the last allocRs failed: ST_INSUFFICIENT_STORAGE or ST_STORE_BACKLOG. */
-  private allocFailure = ST_INSUFFICIENT_STORAGE;
+  /** Why the last allocRs failed: ResultStatus.InsufficientStorage or ResultStatus.StoreBacklog. */
+  private allocFailure = ResultStatus.InsufficientStorage;
   /** Operations waiting for their user's load, by user slot. Only users being loaded are here. */
   private readonly parked: ParkedOps;
   /** Users in the LOADING state. */
@@ -207,7 +131,7 @@ export class ShardEngine {
    * Misses that found every user slot taken by users being loaded (rare: a burst of new users on
    * a small cache). They wait here, in arrival order, until a load completes.
    */
-  private readonly waiting = new GrowBuffer(OP_WORDS * 16);
+  private readonly waiting = new GrowBuffer(OpWord.Size * 16);
   private waitingHead = 0;
   private sortScratch = new Uint32Array(256);
   /** deleted channel ids gathered for one delta answer (lo, hi pairs) */
@@ -243,12 +167,12 @@ export class ShardEngine {
   }
 
   applyOps(ops: Uint32Array, off: number, count: number): void {
-    for (let i = 0; i < count; i++) this.applyOp(ops, off + i * OP_WORDS);
+    for (let i = 0; i < count; i++) this.applyOp(ops, off + i * OpWord.Size);
   }
 
   applyOp(ops: Uint32Array, o: number): void {
     const m = this.m;
-    const u = userFind(m, ops[o + O_USER_LO], ops[o + O_USER_HI]);
+    const u = userFind(m, ops[o + OpWord.UserLo], ops[o + OpWord.UserHi]);
     if (u === NIL) {
       this.miss(ops, o);
       return;
@@ -265,56 +189,56 @@ export class ShardEngine {
   private execute(u: number, ops: Uint32Array, o: number): void {
     const h = this.m.header;
     // If the worker dies inside this op, it is the one whose changes may be half made.
-    h[H_EXECUTING_TICKET] = ops[o + O_TICKET];
+    h[H_EXECUTING_TICKET] = ops[o + OpWord.Ticket];
     h[H_EXECUTING] = 1;
     this.dispatch(u, ops, o);
     h[H_EXECUTING] = 0;
   }
 
   private dispatch(u: number, ops: Uint32Array, o: number): void {
-    const head = ops[o + O_HEAD];
-    switch (head & OPCODE_MASK) {
-      case OP_GET:
+    const head = ops[o + OpWord.Head];
+    switch (head & Opcode.Mask) {
+      case Opcode.Get:
         this.get(u, ops, o, head);
         break;
-      case OP_GET_ALL:
+      case Opcode.GetAll:
         this.getAll(u, ops, o, head);
         break;
-      case OP_SUMMARY:
-        this.summary(u, ops[o + O_TICKET]);
+      case Opcode.Summary:
+        this.summary(u, ops[o + OpWord.Ticket]);
         break;
-      case OP_ACK:
+      case Opcode.Ack:
         this.ack(u, ops, o, head);
         break;
-      case OP_MENTION:
+      case Opcode.Mention:
         this.mention(u, ops, o, head);
         break;
-      case OP_PATCH:
+      case Opcode.Patch:
         this.patch(u, ops, o, head);
         break;
-      case OP_DELETE:
+      case Opcode.Delete:
         this.remove(u, ops, o);
         break;
       default:
-        this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+        this.status(ops[o + OpWord.Ticket], ResultStatus.NotFound, 0);
     }
   }
 
   private get(u: number, ops: Uint32Array, o: number, head: number): void {
-    const s = chanFind(this.m, u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
-    if (s === NIL) this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
-    else this.finish(ops[o + O_TICKET], s, false, head);
+    const s = chanFind(this.m, u, ops[o + OpWord.ChanLo], ops[o + OpWord.ChanHi]);
+    if (s === NIL) this.status(ops[o + OpWord.Ticket], ResultStatus.NotFound, 0);
+    else this.finish(ops[o + OpWord.Ticket], s, false, head);
   }
 
   private ack(u: number, ops: Uint32Array, o: number, head: number): void {
     const m = this.m;
-    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
-    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    const s = this.findOrCreate(u, ops[o + OpWord.ChanLo], ops[o + OpWord.ChanHi]);
+    if (s === NIL) return this.full(ops[o + OpWord.Ticket]);
     let changed = m.rsVersion[s] === 0;
-    const lo = ops[o + O_MSG_LO];
-    const hi = ops[o + O_MSG_HI];
-    const count = ops[o + O_COUNT];
-    if ((head & F_MANUAL) !== 0) {
+    const lo = ops[o + OpWord.MsgLo];
+    const hi = ops[o + OpWord.MsgHi];
+    const count = ops[o + OpWord.Count];
+    if ((head & OpFlag.Manual) !== 0) {
       if (m.rsMsgLo[s] !== lo || m.rsMsgHi[s] !== hi || m.rsMention[s] !== count) {
         m.rsMsgLo[s] = lo;
         m.rsMsgHi[s] = hi;
@@ -327,58 +251,58 @@ export class ShardEngine {
       m.rsMention[s] = count;
       changed = true;
     }
-    this.finish(ops[o + O_TICKET], s, changed, head);
+    this.finish(ops[o + OpWord.Ticket], s, changed, head);
   }
 
   private mention(u: number, ops: Uint32Array, o: number, head: number): void {
     const m = this.m;
-    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
-    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    const s = this.findOrCreate(u, ops[o + OpWord.ChanLo], ops[o + OpWord.ChanHi]);
+    if (s === NIL) return this.full(ops[o + OpWord.Ticket]);
     let changed = m.rsVersion[s] === 0;
-    const hi = ops[o + O_MSG_HI];
-    const lo = ops[o + O_MSG_LO];
+    const hi = ops[o + OpWord.MsgHi];
+    const lo = ops[o + OpWord.MsgLo];
     // A mention of a message the user has already read (an ack overtook it) must not count.
     const unread =
-      (head & F_HAS_MSG) === 0 || hi > m.rsMsgHi[s] || (hi === m.rsMsgHi[s] && lo > m.rsMsgLo[s]);
+      (head & OpFlag.HasMsg) === 0 || hi > m.rsMsgHi[s] || (hi === m.rsMsgHi[s] && lo > m.rsMsgLo[s]);
     if (unread) {
       const before = m.rsMention[s];
-      const after = Math.min(MAX_MENTIONS, before + ops[o + O_COUNT]);
+      const after = Math.min(MAX_MENTIONS, before + ops[o + OpWord.Count]);
       if (after !== before) {
         m.rsMention[s] = after;
         changed = true;
       }
     }
-    this.finish(ops[o + O_TICKET], s, changed, head);
+    this.finish(ops[o + OpWord.Ticket], s, changed, head);
   }
 
   private patch(u: number, ops: Uint32Array, o: number, head: number): void {
     const m = this.m;
-    const s = this.findOrCreate(u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
-    if (s === NIL) return this.full(ops[o + O_TICKET]);
+    const s = this.findOrCreate(u, ops[o + OpWord.ChanLo], ops[o + OpWord.ChanHi]);
+    if (s === NIL) return this.full(ops[o + OpWord.Ticket]);
     let changed = m.rsVersion[s] === 0;
-    if ((head & F_HAS_PIN) !== 0) {
-      const pin = join53(ops[o + O_PIN_LO], ops[o + O_PIN_HI]);
+    if ((head & OpFlag.HasPin) !== 0) {
+      const pin = join53(ops[o + OpWord.PinLo], ops[o + OpWord.PinHi]);
       if (pin > m.rsPin[s]) {
         m.rsPin[s] = pin;
         changed = true;
       }
     }
-    if ((head & F_HAS_FLAGS) !== 0 && m.rsFlags[s] !== ops[o + O_FLAGS]) {
-      m.rsFlags[s] = ops[o + O_FLAGS];
+    if ((head & OpFlag.HasFlags) !== 0 && m.rsFlags[s] !== ops[o + OpWord.Flags]) {
+      m.rsFlags[s] = ops[o + OpWord.Flags];
       changed = true;
     }
-    this.finish(ops[o + O_TICKET], s, changed, head);
+    this.finish(ops[o + OpWord.Ticket], s, changed, head);
   }
 
   private remove(u: number, ops: Uint32Array, o: number): void {
     const m = this.m;
-    const s = chanFind(m, u, ops[o + O_CHAN_LO], ops[o + O_CHAN_HI]);
+    const s = chanFind(m, u, ops[o + OpWord.ChanLo], ops[o + OpWord.ChanHi]);
     if (s === NIL) {
-      this.status(ops[o + O_TICKET], ST_NOT_FOUND, 0);
+      this.status(ops[o + OpWord.Ticket], ResultStatus.NotFound, 0);
       return;
     }
     if (this.pendingFull) {
-      this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
+      this.status(ops[o + OpWord.Ticket], ResultStatus.StoreBacklog, 0);
       return;
     }
     // Unlink from the user's list: lists are short (a user's channels) and deletes are rare.
@@ -391,14 +315,14 @@ export class ShardEngine {
     if (prev === NIL) m.userHead[u] = m.rsNext[s];
     else m.rsNext[prev] = m.rsNext[s];
     m.userCount[u]--;
-    const at = this.emitStored(KIND_DELETE, u, s);
+    const at = this.emitStored(RecordKind.Delete, u, s);
     if (this.journaling) this.journalCopy(at);
     // The delete's timestamp is the user's version now, and its tombstone's (the delta reports it).
-    const ts = join53(this.mutations.buf[at + S_TS_LO], this.mutations.buf[at + S_TS_HI]);
+    const ts = join53(this.mutations.buf[at + StoredWord.TsLo], this.mutations.buf[at + StoredWord.TsHi]);
     if (ts > m.userVersion[u]) m.userVersion[u] = ts;
     this.pushTomb(u, m.rsChanLo[s], m.rsChanHi[s], ts);
     this.dropRs(s);
-    this.status(ops[o + O_TICKET], ST_NO_CONTENT, 1);
+    this.status(ops[o + OpWord.Ticket], ResultStatus.NoContent, 1);
   }
 
   /** Bumps the version of a changed read state, marks it dirty, and writes the result record. */
@@ -414,16 +338,16 @@ export class ShardEngine {
       if ((m.rsState[s] & RS_DIRTY) === 0) this.setDirty(s);
       if (this.journaling) this.journalWrite(s);
     }
-    const withBody = (head & F_NO_BODY) === 0;
+    const withBody = (head & OpFlag.NoBody) === 0;
     const r = this.results;
-    const at = r.reserve(RES_HEADER_WORDS + (withBody ? RS_WORDS : 0));
+    const at = r.reserve(ResultWord.HeaderSize + (withBody ? RsWord.Size : 0));
     const b = r.buf;
     b[at] = ticket;
-    b[at + 1] = ST_OK;
+    b[at + 1] = ResultStatus.Ok;
     b[at + 2] = changed ? 1 : 0;
     b[at + 3] = withBody ? 1 : 0;
-    if (withBody) this.writeRs(b, at + RES_HEADER_WORDS, s);
-    if (this.done !== null) this.markDone(ticket, ST_OK, changed ? 1 : 0);
+    if (withBody) this.writeRs(b, at + ResultWord.HeaderSize, s);
+    if (this.done !== null) this.markDone(ticket, ResultStatus.Ok, changed ? 1 : 0);
   }
 
   /** The op on this ticket is applied whole and has its result (crash-ledger.ts). */
@@ -437,7 +361,7 @@ export class ShardEngine {
 
   private status(ticket: number, status: number, changed: number): void {
     const r = this.results;
-    const at = r.reserve(RES_HEADER_WORDS);
+    const at = r.reserve(ResultWord.HeaderSize);
     const b = r.buf;
     b[at] = ticket;
     b[at + 1] = status;
@@ -470,18 +394,18 @@ export class ShardEngine {
 
   private writeRs(b: Uint32Array, at: number, s: number): void {
     const m = this.m;
-    b[at + R_CHAN_LO] = m.rsChanLo[s];
-    b[at + R_CHAN_HI] = m.rsChanHi[s];
-    b[at + R_MSG_LO] = m.rsMsgLo[s];
-    b[at + R_MSG_HI] = m.rsMsgHi[s];
-    b[at + R_MENTION] = m.rsMention[s];
+    b[at + RsWord.ChanLo] = m.rsChanLo[s];
+    b[at + RsWord.ChanHi] = m.rsChanHi[s];
+    b[at + RsWord.MsgLo] = m.rsMsgLo[s];
+    b[at + RsWord.MsgHi] = m.rsMsgHi[s];
+    b[at + RsWord.Mention] = m.rsMention[s];
     const pin = m.rsPin[s];
-    b[at + R_PIN_LO] = lo32(pin);
-    b[at + R_PIN_HI] = hi32(pin);
-    b[at + R_FLAGS] = m.rsFlags[s];
+    b[at + RsWord.PinLo] = lo32(pin);
+    b[at + RsWord.PinHi] = hi32(pin);
+    b[at + RsWord.Flags] = m.rsFlags[s];
     const v = m.rsVersion[s];
-    b[at + R_VER_LO] = lo32(v);
-    b[at + R_VER_HI] = hi32(v);
+    b[at + RsWord.VerLo] = lo32(v);
+    b[at + RsWord.VerHi] = hi32(v);
   }
 
   /** Finds the read state, or creates an empty one (version 0 until its first change). */
@@ -490,7 +414,7 @@ export class ShardEngine {
     const found = chanFind(m, u, lo, hi);
     if (found !== NIL) return found;
     if (m.userCount[u] >= this.maxPerUser) {
-      this.allocFailure = ST_USER_LIMIT;
+      this.allocFailure = ResultStatus.UserLimit;
       return NIL;
     }
     const s = this.allocRs(u);
@@ -528,26 +452,26 @@ export class ShardEngine {
   /** Appends a store record for slot `s` to the mutations; returns its offset there. */
   private emitStored(kind: number, u: number, s: number): number {
     const mu = this.mutations;
-    const at = mu.reserve(STORED_WORDS);
+    const at = mu.reserve(StoredWord.Size);
     this.writeStored(mu.buf, at, kind, u, s);
     return at;
   }
 
   private writeStored(b: Uint32Array, at: number, kind: number, u: number, s: number): void {
-    b[at + S_KIND] = kind;
-    b[at + S_USER_LO] = this.m.userLo[u];
-    b[at + S_USER_HI] = this.m.userHi[u];
-    this.writeRs(b, at + S_RS, s);
+    b[at + StoredWord.Kind] = kind;
+    b[at + StoredWord.UserLo] = this.m.userLo[u];
+    b[at + StoredWord.UserHi] = this.m.userHi[u];
+    this.writeRs(b, at + StoredWord.Rs, s);
     const ts = this.clock.next();
-    b[at + S_TS_LO] = lo32(ts);
-    b[at + S_TS_HI] = hi32(ts);
+    b[at + StoredWord.TsLo] = lo32(ts);
+    b[at + StoredWord.TsHi] = hi32(ts);
   }
 
   /** The read state after a change, for the redo journal. */
   private journalWrite(s: number): void {
     const j = this.journal;
-    const at = j.reserve(STORED_WORDS);
-    this.writeStored(j.buf, at, KIND_WRITE, this.m.rsOwner[s], s);
+    const at = j.reserve(StoredWord.Size);
+    this.writeStored(j.buf, at, RecordKind.Write, this.m.rsOwner[s], s);
     this.journalRecords++;
     this.m.header[H_LEDGER_JOURNAL_LEN] = j.len;
   }
@@ -555,8 +479,8 @@ export class ShardEngine {
   /** A delete goes to the journal as the same record (and timestamp) the store gets. */
   private journalCopy(mutationAt: number): void {
     const j = this.journal;
-    const at = j.reserve(STORED_WORDS);
-    j.buf.set(this.mutations.buf.subarray(mutationAt, mutationAt + STORED_WORDS), at);
+    const at = j.reserve(StoredWord.Size);
+    j.buf.set(this.mutations.buf.subarray(mutationAt, mutationAt + StoredWord.Size), at);
     this.journalRecords++;
     this.m.header[H_LEDGER_JOURNAL_LEN] = j.len;
   }
@@ -569,7 +493,7 @@ export class ShardEngine {
     const s = m.dirtyQueue[this.dqHead % m.capacity];
     this.dqHead++;
     if ((m.rsState[s] & RS_DIRTY) === 0) return;
-    this.emitStored(KIND_WRITE, m.rsOwner[s], s);
+    this.emitStored(RecordKind.Write, m.rsOwner[s], s);
     this.clearDirty(s);
     this.counters.flushed++;
   }
@@ -684,11 +608,11 @@ export class ShardEngine {
     v = lruHead(m);
     if (v === keep && v !== NIL) v = m.userNext[v];
     if (v === NIL) {
-      this.allocFailure = ST_INSUFFICIENT_STORAGE;
+      this.allocFailure = ResultStatus.InsufficientStorage;
       return false;
     }
     if (this.degraded) {
-      this.allocFailure = ST_STORE_BACKLOG;
+      this.allocFailure = ResultStatus.StoreBacklog;
       return false;
     }
     this.evict(v);
@@ -702,7 +626,7 @@ export class ShardEngine {
     while (s !== NIL) {
       const next = m.rsNext[s];
       if ((m.rsState[s] & RS_DIRTY) !== 0) {
-        this.emitStored(KIND_WRITE, u, s);
+        this.emitStored(RecordKind.Write, u, s);
         this.counters.flushed++;
       }
       this.dropRs(s);
@@ -726,18 +650,18 @@ export class ShardEngine {
 
   /**
    * Gives the op's user a LOADING slot and parks the op behind its load (or, store degraded and no
-   * clean user to evict, answers it ST_STORE_BACKLOG). False when every user slot is loading.
+   * clean user to evict, answers it ResultStatus.StoreBacklog). False when every user slot is loading.
    */
   private claimSlot(ops: Uint32Array, o: number): boolean {
     const m = this.m;
     const u = this.allocUser();
     if (u === NIL) {
-      if (this.allocFailure !== ST_STORE_BACKLOG) return false;
-      this.status(ops[o + O_TICKET], ST_STORE_BACKLOG, 0);
+      if (this.allocFailure !== ResultStatus.StoreBacklog) return false;
+      this.status(ops[o + OpWord.Ticket], ResultStatus.StoreBacklog, 0);
       return true;
     }
-    const lo = ops[o + O_USER_LO];
-    const hi = ops[o + O_USER_HI];
+    const lo = ops[o + OpWord.UserLo];
+    const hi = ops[o + OpWord.UserHi];
     m.userLo[u] = lo;
     m.userHi[u] = hi;
     m.userHead[u] = NIL;
@@ -759,8 +683,8 @@ export class ShardEngine {
   }
 
   private enqueueWaiting(ops: Uint32Array, o: number): void {
-    const at = this.waiting.reserve(OP_WORDS);
-    this.waiting.buf.set(ops.subarray(o, o + OP_WORDS), at);
+    const at = this.waiting.reserve(OpWord.Size);
+    this.waiting.buf.set(ops.subarray(o, o + OpWord.Size), at);
   }
 
   /**
@@ -776,16 +700,16 @@ export class ShardEngine {
     const end = w.len;
     let keep = 0;
     let blocked = false;
-    for (let o = this.waitingHead; o < end; o += OP_WORDS) {
-      const u = userFind(m, buf[o + O_USER_LO], buf[o + O_USER_HI]);
+    for (let o = this.waitingHead; o < end; o += OpWord.Size) {
+      const u = userFind(m, buf[o + OpWord.UserLo], buf[o + OpWord.UserHi]);
       if (u !== NIL) {
         // An earlier waiting op of the same user got a slot in this pass.
         if (m.userState[u] === USER_LOADING) this.park(u, buf, o);
         else this.execute(u, buf, o);
       } else if (blocked || !this.claimSlot(buf, o)) {
         blocked = true;
-        if (keep !== o) buf.copyWithin(keep, o, o + OP_WORDS);
-        keep += OP_WORDS;
+        if (keep !== o) buf.copyWithin(keep, o, o + OpWord.Size);
+        keep += OpWord.Size;
       }
     }
     this.waitingHead = 0;
@@ -823,7 +747,7 @@ export class ShardEngine {
 
   /**
    * Installs loaded users from a task's load section and replays what was parked behind them.
-   * Section: repeated [userLo, userHi, status, n, n * RS_WORDS]. Returns the end offset.
+   * Section: repeated [userLo, userHi, status, n, n * RsWord.Size]. Returns the end offset.
    */
   installLoads(task: Uint32Array, off: number, end: number): void {
     const m = this.m;
@@ -842,11 +766,11 @@ export class ShardEngine {
         // installUser releases the user itself when the read states do not fit. A failed load
         // releases the placeholder (no read states, not on the LRU) so that the user's next op
         // misses and asks for the load again.
-        const result = status === LOAD_OK ? this.installUser(u, task, o, n) : ST_UNAVAILABLE;
-        if (status !== LOAD_OK) this.releaseUser(u);
-        this.replayParked(u, result === ST_OK ? u : NIL, result);
+        const result = status === LoadStatus.Ok ? this.installUser(u, task, o, n) : ResultStatus.Unavailable;
+        if (status !== LoadStatus.Ok) this.releaseUser(u);
+        this.replayParked(u, result === ResultStatus.Ok ? u : NIL, result);
       }
-      o += n * RS_WORDS;
+      o += n * RsWord.Size;
     }
     if (this.waiting.len > this.waitingHead) this.retryWaiting();
   }
@@ -862,7 +786,7 @@ export class ShardEngine {
     for (let e = q.first(slot); e !== 0; e = q.after(e)) {
       const p = q.offsetOf(e);
       if (u !== NIL) this.execute(u, buf, p);
-      else this.status(buf[p + O_TICKET], status, 0);
+      else this.status(buf[p + OpWord.Ticket], status, 0);
     }
     q.drop(slot);
   }
@@ -870,17 +794,17 @@ export class ShardEngine {
   private installUser(u: number, src: Uint32Array, off: number, n: number): number {
     const m = this.m;
     for (let i = 0; i < n; i++) {
-      const r = off + i * RS_WORDS;
-      const ver = join53(src[r + R_VER_LO], src[r + R_VER_HI]);
+      const r = off + i * RsWord.Size;
+      const ver = join53(src[r + RsWord.VerLo], src[r + RsWord.VerHi]);
       if (ver > m.userVersion[u]) m.userVersion[u] = ver;
-      if (src[r + R_PIN_HI] === TOMB_PIN_HI) {
+      if (src[r + RsWord.PinHi] === TOMB_PIN_HI) {
         // A tombstone (see protocol.ts); channel 0 is the store's horizon.
-        if (src[r + R_CHAN_LO] === 0 && src[r + R_CHAN_HI] === 0) {
+        if (src[r + RsWord.ChanLo] === 0 && src[r + RsWord.ChanHi] === 0) {
           if (ver > m.userHorizon[u]) m.userHorizon[u] = ver;
-        } else this.pushTomb(u, src[r + R_CHAN_LO], src[r + R_CHAN_HI], ver);
+        } else this.pushTomb(u, src[r + RsWord.ChanLo], src[r + RsWord.ChanHi], ver);
         continue;
       }
-      if (chanFind(m, u, src[r + R_CHAN_LO], src[r + R_CHAN_HI]) !== NIL) continue;
+      if (chanFind(m, u, src[r + RsWord.ChanLo], src[r + RsWord.ChanHi]) !== NIL) continue;
       const s = this.allocRs(u);
       if (s === NIL) {
         // The user's stored read states do not fit even in an otherwise empty shard. Nothing is
@@ -895,41 +819,41 @@ export class ShardEngine {
         this.counters.rejectedFull++;
         return this.allocFailure;
       }
-      m.rsChanLo[s] = src[r + R_CHAN_LO];
-      m.rsChanHi[s] = src[r + R_CHAN_HI];
-      m.rsMsgLo[s] = src[r + R_MSG_LO];
-      m.rsMsgHi[s] = src[r + R_MSG_HI];
-      m.rsMention[s] = src[r + R_MENTION];
-      m.rsPin[s] = join53(src[r + R_PIN_LO], src[r + R_PIN_HI]);
-      m.rsFlags[s] = src[r + R_FLAGS];
-      m.rsVersion[s] = join53(src[r + R_VER_LO], src[r + R_VER_HI]);
+      m.rsChanLo[s] = src[r + RsWord.ChanLo];
+      m.rsChanHi[s] = src[r + RsWord.ChanHi];
+      m.rsMsgLo[s] = src[r + RsWord.MsgLo];
+      m.rsMsgHi[s] = src[r + RsWord.MsgHi];
+      m.rsMention[s] = src[r + RsWord.Mention];
+      m.rsPin[s] = join53(src[r + RsWord.PinLo], src[r + RsWord.PinHi]);
+      m.rsFlags[s] = src[r + RsWord.Flags];
+      m.rsVersion[s] = join53(src[r + RsWord.VerLo], src[r + RsWord.VerHi]);
       this.linkRs(u, s);
     }
     m.userState[u] = USER_RESIDENT;
     lruAppend(m, u);
     this.clock.observe(m.userVersion[u]);
-    return ST_OK;
+    return ResultStatus.Ok;
   }
 
   /**
    * The user's read states ordered by channel, as a meta record (M_*), the read states, and the
-   * deleted channel ids packed DEL_PER_RECORD to a record. With F_HAS_SINCE: only read states
+   * deleted channel ids packed ListMetaWord.DeletesPerRecord to a record. With OpFlag.HasSince: only read states
    * whose version is above `since`, and the deletes after it, unless `since` is below the user's
-   * tombstone horizon (then everything, M_FULL) or above their version (nothing; the main thread
-   * answers 400). F_HAS_AFTER / F_HAS_LIMIT cut one page; the deletes reported are those of the
+   * tombstone horizon (then everything, ListMetaWord.Full) or above their version (nothing; the main thread
+   * answers 400). OpFlag.HasAfter / OpFlag.HasLimit cut one page; the deletes reported are those of the
    * page's channel range, so the pages of one delta add up to the whole of it.
    */
   private getAll(u: number, ops: Uint32Array, o: number, head: number): void {
     const m = this.m;
-    const ticket = ops[o + O_TICKET];
+    const ticket = ops[o + OpWord.Ticket];
     const version = m.userVersion[u];
-    const hasSince = (head & F_HAS_SINCE) !== 0;
-    const since = hasSince ? join53(ops[o + O_PIN_LO], ops[o + O_PIN_HI]) : 0;
+    const hasSince = (head & OpFlag.HasSince) !== 0;
+    const since = hasSince ? join53(ops[o + OpWord.PinLo], ops[o + OpWord.PinHi]) : 0;
     const ahead = hasSince && since > version;
     const full = !hasSince || since < m.userHorizon[u];
-    const hasAfter = (head & F_HAS_AFTER) !== 0;
-    const aLo = ops[o + O_CHAN_LO];
-    const aHi = ops[o + O_CHAN_HI];
+    const hasAfter = (head & OpFlag.HasAfter) !== 0;
+    const aLo = ops[o + OpWord.ChanLo];
+    const aHi = ops[o + OpWord.ChanHi];
     const n = m.userCount[u];
     if (this.sortScratch.length < n) this.sortScratch = new Uint32Array(Math.max(n, this.sortScratch.length * 2));
     let k = 0;
@@ -944,34 +868,34 @@ export class ShardEngine {
     }
     const slots = this.sortScratch.subarray(0, k);
     sortByChannel(m, slots);
-    const limit = (head & F_HAS_LIMIT) !== 0 ? ops[o + O_COUNT] : 0xffffffff;
+    const limit = (head & OpFlag.HasLimit) !== 0 ? ops[o + OpWord.Count] : 0xffffffff;
     const more = k > limit;
     const count = more ? limit : k;
     // the page's channel range for deletes: (after, last returned] when more remain
     const endLo = more ? m.rsChanLo[slots[count - 1]] : 0xffffffff;
     const endHi = more ? m.rsChanHi[slots[count - 1]] : 0xffffffff;
     const dels = full || ahead ? 0 : this.gatherDeletes(u, since, hasAfter, aLo, aHi, endLo, endHi);
-    const delRecords = Math.ceil(dels / DEL_PER_RECORD);
+    const delRecords = Math.ceil(dels / ListMetaWord.DeletesPerRecord);
     const r = this.results;
-    const at = r.reserve(RES_HEADER_WORDS + (1 + count + delRecords) * RS_WORDS);
+    const at = r.reserve(ResultWord.HeaderSize + (1 + count + delRecords) * RsWord.Size);
     const b = r.buf;
     b[at] = ticket;
-    b[at + 1] = ST_OK;
+    b[at + 1] = ResultStatus.Ok;
     b[at + 2] = 0;
     b[at + 3] = 1 + count + delRecords;
-    const meta = at + RES_HEADER_WORDS;
-    for (let j = 0; j < RS_WORDS; j++) b[meta + j] = 0;
-    b[meta + M_VER_LO] = lo32(version);
-    b[meta + M_VER_HI] = hi32(version);
-    b[meta + M_FULL] = full ? 1 : 0;
-    b[meta + M_RS_COUNT] = count;
-    b[meta + M_DEL_COUNT] = dels;
-    b[meta + M_MORE] = more ? 1 : 0;
-    for (let i = 0; i < count; i++) this.writeRs(b, meta + (1 + i) * RS_WORDS, slots[i]);
-    const delAt = meta + (1 + count) * RS_WORDS;
+    const meta = at + ResultWord.HeaderSize;
+    for (let j = 0; j < RsWord.Size; j++) b[meta + j] = 0;
+    b[meta + ListMetaWord.VerLo] = lo32(version);
+    b[meta + ListMetaWord.VerHi] = hi32(version);
+    b[meta + ListMetaWord.Full] = full ? 1 : 0;
+    b[meta + ListMetaWord.RsCount] = count;
+    b[meta + ListMetaWord.DelCount] = dels;
+    b[meta + ListMetaWord.More] = more ? 1 : 0;
+    for (let i = 0; i < count; i++) this.writeRs(b, meta + (1 + i) * RsWord.Size, slots[i]);
+    const delAt = meta + (1 + count) * RsWord.Size;
     for (let j = 0; j < dels * 2; j++) b[delAt + j] = this.delScratch[j];
-    for (let j = dels * 2; j < delRecords * RS_WORDS; j++) b[delAt + j] = 0;
-    if (this.done !== null) this.markDone(ticket, ST_OK, 0);
+    for (let j = dels * 2; j < delRecords * RsWord.Size; j++) b[delAt + j] = 0;
+    if (this.done !== null) this.markDone(ticket, ResultStatus.Ok, 0);
   }
 
   /**
@@ -1052,22 +976,22 @@ export class ShardEngine {
       s = m.rsNext[s];
     }
     const r = this.results;
-    const at = r.reserve(RES_HEADER_WORDS + RS_WORDS);
+    const at = r.reserve(ResultWord.HeaderSize + RsWord.Size);
     const b = r.buf;
     b[at] = ticket;
-    b[at + 1] = ST_OK;
+    b[at + 1] = ResultStatus.Ok;
     b[at + 2] = 0;
     b[at + 3] = 1;
-    const rec = at + RES_HEADER_WORDS;
-    for (let j = 0; j < RS_WORDS; j++) b[rec + j] = 0;
+    const rec = at + ResultWord.HeaderSize;
+    for (let j = 0; j < RsWord.Size; j++) b[rec + j] = 0;
     const version = m.userVersion[u];
-    b[rec + SUM_VER_LO] = lo32(version);
-    b[rec + SUM_VER_HI] = hi32(version);
-    b[rec + SUM_READ_STATES] = n;
-    b[rec + SUM_MENTIONS_LO] = lo32(mentions);
-    b[rec + SUM_MENTIONS_HI] = hi32(mentions);
-    b[rec + SUM_CHANNELS_WITH_MENTIONS] = withMentions;
-    if (this.done !== null) this.markDone(ticket, ST_OK, 0);
+    b[rec + SummaryWord.VerLo] = lo32(version);
+    b[rec + SummaryWord.VerHi] = hi32(version);
+    b[rec + SummaryWord.ReadStates] = n;
+    b[rec + SummaryWord.MentionsLo] = lo32(mentions);
+    b[rec + SummaryWord.MentionsHi] = hi32(mentions);
+    b[rec + SummaryWord.ChannelsWithMentions] = withMentions;
+    if (this.done !== null) this.markDone(ticket, ResultStatus.Ok, 0);
   }
 
   /** Clears the per-batch output buffers after the worker has copied them into its reply. */

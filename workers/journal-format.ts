@@ -7,9 +7,9 @@
  * Every word is a little-endian u32.
  *
  *   segment header  [SEG_MAGIC, FORMAT_VERSION, shard, segment, createdMsLo, createdMsHi,
- *                    STORED_WORDS, 0]                                  (SEG_HEADER_WORDS)
+ *                    StoredWord.Size, 0]                                  (SEG_HEADER_WORDS)
  *   frame, repeated [FRAME_MAGIC, records, crc32 of the record bytes, 0] (FRAME_HEADER_WORDS)
- *                   records * STORED_WORDS words (protocol.ts: kind, user, read state, write ts)
+ *                   records * StoredWord.Size words (protocol.ts: kind, user, read state, write ts)
  *
  * One frame is one batch of one shard, written with one write() before any answer of that batch
  * is sent. A record is the whole read state after the change (or a delete) with its write
@@ -19,7 +19,7 @@
  * any of it): replay stops reading that segment there.
  */
 import { crc32 } from 'node:zlib';
-import { STORED_WORDS } from './protocol.js';
+import { StoredWord } from './protocol.js';
 
 export const SEG_MAGIC = 0x534a5352; // "RSJS" read as little-endian bytes
 export const FRAME_MAGIC = 0x464a5352; // "RSJF"
@@ -57,7 +57,7 @@ export function segmentHeader(shard: number, segment: number, createdMs: number)
   h[3] = segment;
   h[4] = createdMs % 4294967296;
   h[5] = Math.floor(createdMs / 4294967296);
-  h[6] = STORED_WORDS;
+  h[6] = StoredWord.Size;
   return h;
 }
 
@@ -65,14 +65,14 @@ export function segmentHeader(shard: number, segment: number, createdMs: number)
 export function sealFrame(words: Uint32Array, records: number): void {
   words[FrameWord.Magic] = FRAME_MAGIC;
   words[FrameWord.Records] = records;
-  words[FrameWord.Crc] = crc32(new Uint8Array(words.buffer, words.byteOffset + FRAME_HEADER_WORDS * 4, records * STORED_WORDS * 4));
+  words[FrameWord.Crc] = crc32(new Uint8Array(words.buffer, words.byteOffset + FRAME_HEADER_WORDS * 4, records * StoredWord.Size * 4));
   words[3] = 0;
 }
 
 export interface SegmentContents {
   shard: number;
   segment: number;
-  /** records, STORED_WORDS words each */
+  /** records, StoredWord.Size words each */
   records: Uint32Array;
   count: number;
   frames: number;
@@ -88,7 +88,7 @@ export function readSegment(bytes: Uint8Array): SegmentContents {
   // Shorter than a header: the process died between creating the file and writing its header.
   if (words.length < SEG_HEADER_WORDS) return { shard: -1, segment: -1, records: new Uint32Array(0), count: 0, frames: 0, clean: false };
   if (words[0] !== SEG_MAGIC) throw new Error('not a read-states journal segment');
-  if (words[1] !== FORMAT_VERSION || words[6] !== STORED_WORDS) {
+  if (words[1] !== FORMAT_VERSION || words[6] !== StoredWord.Size) {
     throw new Error(`journal segment format ${words[1]} with ${words[6]}-word records is not supported`);
   }
   let at = SEG_HEADER_WORDS;
@@ -102,12 +102,12 @@ export function readSegment(bytes: Uint8Array): SegmentContents {
       break;
     }
     const n = words[at + FrameWord.Records];
-    const end = at + FRAME_HEADER_WORDS + n * STORED_WORDS;
+    const end = at + FRAME_HEADER_WORDS + n * StoredWord.Size;
     if (end > words.length) {
       clean = false;
       break;
     }
-    const body = new Uint8Array(words.buffer, words.byteOffset + (at + FRAME_HEADER_WORDS) * 4, n * STORED_WORDS * 4);
+    const body = new Uint8Array(words.buffer, words.byteOffset + (at + FRAME_HEADER_WORDS) * 4, n * StoredWord.Size * 4);
     if (crc32(body) !== words[at + FrameWord.Crc]) {
       clean = false;
       break;
@@ -118,10 +118,10 @@ export function readSegment(bytes: Uint8Array): SegmentContents {
     at = end;
   }
   if (words.length * 4 !== aligned.byteLength) clean = false;
-  const records = new Uint32Array(count * STORED_WORDS);
+  const records = new Uint32Array(count * StoredWord.Size);
   let out = 0;
   for (let i = 0; i < starts.length; i += 2) {
-    const len = starts[i + 1] * STORED_WORDS;
+    const len = starts[i + 1] * StoredWord.Size;
     records.set(words.subarray(starts[i], starts[i] + len), out);
     out += len;
   }

@@ -16,7 +16,7 @@
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FRAME_HEADER_WORDS, parseSegmentFileName, segmentFileName, segmentHeader, sealFrame } from './journal-format.js';
-import { STORED_WORDS } from './protocol.js';
+import { StoredWord } from './protocol.js';
 
 export interface JournalOptions {
   /** this shard's directory, `<dataDir>/journal/shard-<k>` */
@@ -99,7 +99,7 @@ export class ShardJournal {
   append(frame: Uint32Array, records: number): Promise<void> | null {
     if (records === 0) return null;
     sealFrame(frame, records);
-    const bytes = (FRAME_HEADER_WORDS + records * STORED_WORDS) * 4;
+    const bytes = (FRAME_HEADER_WORDS + records * StoredWord.Size) * 4;
     const view = new Uint8Array(frame.buffer, frame.byteOffset, bytes);
     let done = 0;
     while (done < bytes) done += writeSync(this.fd, view, done, bytes - done);

@@ -7,15 +7,15 @@
  * a link to the next, so parking and replaying cost only the operations concerned.
  *
  * Entry `e` (entries are numbered from 1; 0 ends a chain):
- *   words[(e - 1) * OP_WORDS ...]  the op as it arrived (wire layout)
+ *   words[(e - 1) * OpWord.Size ...]  the op as it arrived (wire layout)
  *   next[e - 1]                    the user's next parked op, or 0
  * head[u] / tail[u]: first and last entry parked for user slot u (0 = none). Freed entries go on a
  * stack and are reused first, so the buffers grow only to the largest backlog seen.
  */
-import { OP_WORDS } from './protocol.js';
+import { OpWord } from './protocol.js';
 
 export class ParkedOps {
-  private words = new Uint32Array(OP_WORDS * 64);
+  private words = new Uint32Array(OpWord.Size * 64);
   private next = new Uint32Array(64);
   private free = new Uint32Array(64);
   private freeTop = 0;
@@ -31,11 +31,11 @@ export class ParkedOps {
     this.tail = new Uint32Array(userSlots);
   }
 
-  /** Parks `src[o .. o + OP_WORDS)` at the end of user slot u's chain. */
+  /** Parks `src[o .. o + OpWord.Size)` at the end of user slot u's chain. */
   push(u: number, src: Uint32Array, o: number): void {
     const e = this.freeTop > 0 ? this.free[--this.freeTop] : this.take();
-    const at = (e - 1) * OP_WORDS;
-    for (let j = 0; j < OP_WORDS; j++) this.words[at + j] = src[o + j];
+    const at = (e - 1) * OpWord.Size;
+    for (let j = 0; j < OpWord.Size; j++) this.words[at + j] = src[o + j];
     this.next[e - 1] = 0;
     const t = this.tail[u];
     if (t === 0) this.head[u] = e;
@@ -60,7 +60,7 @@ export class ParkedOps {
   }
 
   offsetOf(e: number): number {
-    return (e - 1) * OP_WORDS;
+    return (e - 1) * OpWord.Size;
   }
 
   /** Frees user slot u's whole chain (after its ops were replayed or refused). */
@@ -77,7 +77,7 @@ export class ParkedOps {
     const e = ++this.hwm;
     if (e > this.next.length) {
       const n = this.next.length * 2;
-      const words = new Uint32Array(n * OP_WORDS);
+      const words = new Uint32Array(n * OpWord.Size);
       words.set(this.words);
       this.words = words;
       const next = new Uint32Array(n);

@@ -13,31 +13,7 @@ import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
 import { awaitRescue } from './crash-ledger.js';
 import { shardDirName } from './journal-format.js';
-import {
-  OP_WORDS,
-  REPLY_HEADER_WORDS,
-  REPLY_LOAD_WORDS,
-  REPLY_MUTATION_WORDS,
-  REPLY_RESULT_WORDS,
-  TASK_HEADER_WORDS,
-  TASK_LOAD_WORDS,
-  TASK_OP_COUNT,
-  TASK_FLAGS,
-  TF_FLUSH_ALL,
-  TF_FLUSH_DUE,
-  TF_FLUSH_BEHIND,
-  TF_STORE_DEGRADED,
-  TF_FAULT_EXIT_AFTER_APPLY,
-  TF_PENDING_FULL,
-  TF_FAULT_EXIT_IN_SECOND_OP,
-  O_TICKET,
-  REPLY_DIRTY,
-  REPLY_FAILED,
-  REPLY_JOURNAL_FLOOR,
-  REPLY_FLUSH_BEHIND,
-  STATS_TASK,
-  type ShardStats,
-} from './protocol.js';
+import { OpWord, ReplyWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
 import { hasState, recoverShard } from './recovery.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
 import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
@@ -130,7 +106,7 @@ function stats(collect: boolean, resetDelay: boolean): ShardStats {
 let failed = false;
 
 export default function runBatch(task: Uint32Array): unknown {
-  if (task[TASK_OP_COUNT] === STATS_TASK) return stats((task[TASK_LOAD_WORDS] & 1) !== 0, (task[TASK_LOAD_WORDS] & 2) !== 0);
+  if (task[TaskWord.OpCount] === STATS_TASK) return stats((task[TaskWord.LoadWords] & 1) !== 0, (task[TaskWord.LoadWords] & 2) !== 0);
   // Batches already queued behind the failed one would run on broken structures and, finishing,
   // clear H_MUTATING, so that the replacement would not rebuild them.
   if (failed) return move(buildReply(memory.header[H_DIRTY], 1));
@@ -156,29 +132,29 @@ export default function runBatch(task: Uint32Array): unknown {
 }
 
 function applyBatch(task: Uint32Array): unknown {
-  const opCount = task[TASK_OP_COUNT];
-  const loadWords = task[TASK_LOAD_WORDS];
-  const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
+  const opCount = task[TaskWord.OpCount];
+  const loadWords = task[TaskWord.LoadWords];
+  const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
   // Loads first: they complete users whose operations arrived in earlier batches, which must be
   // applied before this batch's operations on the same users (those are parked behind them).
-  const flags = task[TASK_FLAGS];
-  engine.degraded = (flags & TF_STORE_DEGRADED) !== 0;
-  engine.pendingFull = (flags & TF_PENDING_FULL) !== 0;
+  const flags = task[TaskWord.Flags];
+  engine.degraded = (flags & TaskFlag.StoreDegraded) !== 0;
+  engine.pendingFull = (flags & TaskFlag.PendingFull) !== 0;
   clock.beginBatch();
   journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
-  if ((flags & TF_FAULT_EXIT_IN_SECOND_OP) !== 0 && opCount >= 2) dieInSecondOp(task);
-  engine.applyOps(task, TASK_HEADER_WORDS, opCount);
+  if ((flags & TaskFlag.FaultExitInSecondOp) !== 0 && opCount >= 2) dieInSecondOp(task);
+  engine.applyOps(task, TaskWord.HeaderSize, opCount);
   let dirty = memory.header[H_DIRTY];
   if (!engine.degraded && dirty > 0) {
-    if ((flags & TF_FLUSH_ALL) !== 0) dirty = engine.flushAll();
-    else if ((flags & TF_FLUSH_DUE) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
-    else if ((flags & TF_FLUSH_BEHIND) !== 0) dirty = engine.flushBehindSlice();
+    if ((flags & TaskFlag.FlushAll) !== 0) dirty = engine.flushAll();
+    else if ((flags & TaskFlag.FlushDue) !== 0 || engine.flushDelayMs === 0) dirty = engine.flushDue();
+    else if ((flags & TaskFlag.FlushBehind) !== 0) dirty = engine.flushBehindSlice();
   }
   memory.header[H_MUTATING] = 0;
   clock.endBatch();
-  if ((flags & TF_FAULT_EXIT_AFTER_APPLY) !== 0) process.exit(70);
+  if ((flags & TaskFlag.FaultExitAfterApply) !== 0) process.exit(70);
   // The journal write comes before the reply exists: no answer of this batch can be sent first.
   const durable = journal === null ? null : journal.append(engine.journal.buf, engine.journalRecords);
   const reply = buildReply(dirty);
@@ -187,8 +163,8 @@ function applyBatch(task: Uint32Array): unknown {
 
 /** Fault injection: applies the first op, then dies as if inside the second one. */
 function dieInSecondOp(task: Uint32Array): never {
-  engine.applyOp(task, TASK_HEADER_WORDS);
-  memory.header[H_EXECUTING_TICKET] = task[TASK_HEADER_WORDS + OP_WORDS + O_TICKET];
+  engine.applyOp(task, TaskWord.HeaderSize);
+  memory.header[H_EXECUTING_TICKET] = task[TaskWord.HeaderSize + OpWord.Size + OpWord.Ticket];
   memory.header[H_EXECUTING] = 1;
   process.exit(70);
 }
@@ -197,15 +173,15 @@ function buildReply(dirty: number, failed = 0): Uint32Array {
   const r = engine.results;
   const l = engine.loadRequests;
   const mu = engine.mutations;
-  const reply = new Uint32Array(REPLY_HEADER_WORDS + r.len + l.len + mu.len);
-  reply[REPLY_RESULT_WORDS] = r.len;
-  reply[REPLY_LOAD_WORDS] = l.len;
-  reply[REPLY_MUTATION_WORDS] = mu.len;
-  reply[REPLY_DIRTY] = dirty;
-  reply[REPLY_FAILED] = failed;
-  reply[REPLY_JOURNAL_FLOOR] = journal === null ? 0 : journal.floor(engine.dirtyHead);
-  reply[REPLY_FLUSH_BEHIND] = engine.flushBehind ? 1 : 0;
-  let at = REPLY_HEADER_WORDS;
+  const reply = new Uint32Array(ReplyWord.HeaderSize + r.len + l.len + mu.len);
+  reply[ReplyWord.ResultWords] = r.len;
+  reply[ReplyWord.LoadWords] = l.len;
+  reply[ReplyWord.MutationWords] = mu.len;
+  reply[ReplyWord.Dirty] = dirty;
+  reply[ReplyWord.Failed] = failed;
+  reply[ReplyWord.JournalFloor] = journal === null ? 0 : journal.floor(engine.dirtyHead);
+  reply[ReplyWord.FlushBehind] = engine.flushBehind ? 1 : 0;
+  let at = ReplyWord.HeaderSize;
   reply.set(r.buf.subarray(0, r.len), at);
   at += r.len;
   reply.set(l.buf.subarray(0, l.len), at);

@@ -7,7 +7,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { WriteBehind } from '../../src/write-behind.js';
-import { ST_INSUFFICIENT_STORAGE, ST_UNAVAILABLE } from '../../workers/protocol.js';
+import { ResultStatus } from '../../workers/protocol.js';
 import type { DirtyTracker } from './dirty.js';
 import { hi32, lo32 } from './ids.js';
 import type { UserStates } from './read-state.js';
@@ -112,7 +112,7 @@ export class UserCache {
     this.loading.delete(key);
     this.waiting -= load.tasks.length;
     if (user.size > this.capacity) {
-      for (const task of load.tasks) task(undefined, ST_INSUFFICIENT_STORAGE);
+      for (const task of load.tasks) task(undefined, ResultStatus.InsufficientStorage);
       return;
     }
     this.lru.set(key, user);
@@ -125,6 +125,6 @@ export class UserCache {
     this.loading.delete(key);
     this.waiting -= load.tasks.length;
     this.counters.loadFailures++;
-    for (const task of load.tasks) task(undefined, ST_UNAVAILABLE);
+    for (const task of load.tasks) task(undefined, ResultStatus.Unavailable);
   }
 }

@@ -3,7 +3,7 @@
  * A coarse timer hands the store those whose first unflushed change is older than the flush
  * delay; evictions and deletes go out at once; shutdown hands over everything.
  */
-import { KIND_DELETE, KIND_WRITE, STORED_WORDS } from '../../workers/protocol.js';
+import { RecordKind, StoredWord } from '../../workers/protocol.js';
 import type { WriteBehind } from '../../src/write-behind.js';
 import type { ReadState } from './read-state.js';
 import { writeRecord } from './records.js';
@@ -41,7 +41,7 @@ export class DirtyTracker {
   /** A deleted read state: nothing left to write, the store gets a delete now. */
   deleted(rs: ReadState): void {
     this.clear(rs);
-    this.submit([rs], KIND_DELETE);
+    this.submit([rs], RecordKind.Delete);
   }
 
   /** An evicted user: its changed read states go to the store now. */
@@ -52,7 +52,7 @@ export class DirtyTracker {
       this.clear(rs);
       out.push(rs);
     }
-    if (out.length > 0) this.submit(out, KIND_WRITE);
+    if (out.length > 0) this.submit(out, RecordKind.Write);
   }
 
   /** Timer tick: writes the read states whose flush delay has passed (none while the store is degraded). */
@@ -75,7 +75,7 @@ export class DirtyTracker {
     if (out.length === 0) return;
     for (const rs of out) this.clear(rs);
     this.flushed += out.length;
-    this.submit(out, KIND_WRITE);
+    this.submit(out, RecordKind.Write);
   }
 
   private clear(rs: ReadState): void {
@@ -85,8 +85,8 @@ export class DirtyTracker {
   }
 
   private submit(list: ReadState[], kind: number): void {
-    const buf = new Uint32Array(list.length * STORED_WORDS);
-    for (let i = 0; i < list.length; i++) writeRecord(buf, i * STORED_WORDS, kind, list[i], this.nextTs());
+    const buf = new Uint32Array(list.length * StoredWord.Size);
+    for (let i = 0; i < list.length; i++) writeRecord(buf, i * StoredWord.Size, kind, list[i], this.nextTs());
     this.writeBehind.submit(buf, list.length);
   }
 

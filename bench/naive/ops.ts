@@ -4,7 +4,7 @@
  * states would not fit in the whole cache).
  */
 import type { ReadStateJson } from '../../src/replies.js';
-import { ST_INSUFFICIENT_STORAGE, ST_NO_CONTENT, ST_NOT_FOUND, ST_OK } from '../../workers/protocol.js';
+import { ResultStatus } from '../../workers/protocol.js';
 import type { UserCache } from './cache.js';
 import type { DirtyTracker } from './dirty.js';
 import { ack, byChannel, mention, newReadState, patch, toJson, type ReadState, type UserStates } from './read-state.js';
@@ -53,26 +53,26 @@ export function runOp(t: OpTarget, userKey: string, userId: bigint, op: Op, with
 function applyOp(t: OpTarget, userKey: string, userId: bigint, user: UserStates, op: Op, withBody: boolean): OpResult {
   if (op.op === 'get_all') {
     const list = [...user.values()].sort(byChannel).map((rs) => toJson(userKey, rs));
-    return { status: ST_OK, changed: false, list };
+    return { status: ResultStatus.Ok, changed: false, list };
   }
   const existing = user.get(op.channelKey);
   if (op.op === 'get') {
-    return existing === undefined ? { status: ST_NOT_FOUND, changed: false } : { status: ST_OK, changed: false, state: toJson(userKey, existing) };
+    return existing === undefined ? { status: ResultStatus.NotFound, changed: false } : { status: ResultStatus.Ok, changed: false, state: toJson(userKey, existing) };
   }
   if (op.op === 'delete') {
-    if (existing === undefined) return { status: ST_NOT_FOUND, changed: false };
+    if (existing === undefined) return { status: ResultStatus.NotFound, changed: false };
     user.delete(op.channelKey);
     t.cache.readStates--;
     t.cache.resized(userKey, user);
     t.dirty.deleted(existing);
-    return { status: ST_NO_CONTENT, changed: true };
+    return { status: ResultStatus.NoContent, changed: true };
   }
   let rs: ReadState;
   if (existing === undefined) {
     // The user's read states must fit in the cache once every other user is evicted.
     if (user.size + 1 > t.cache.capacity) {
       t.cache.counters.rejectedFull++;
-      return { status: ST_INSUFFICIENT_STORAGE, changed: false };
+      return { status: ResultStatus.InsufficientStorage, changed: false };
     }
     rs = newReadState(userId, op.channel);
     user.set(op.channelKey, rs);
@@ -99,5 +99,5 @@ function applyOp(t: OpTarget, userKey: string, userId: bigint, user: UserStates,
     rs.version = nextVersion();
     t.dirty.mark(rs, Date.now());
   }
-  return withBody ? { status: ST_OK, changed, state: toJson(userKey, rs) } : { status: ST_OK, changed };
+  return withBody ? { status: ResultStatus.Ok, changed, state: toJson(userKey, rs) } : { status: ResultStatus.Ok, changed };
 }

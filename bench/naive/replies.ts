@@ -5,19 +5,19 @@
 import type { FastifyReply } from 'fastify';
 import { codeForStatus } from '../../src/errors.js';
 import { sendError, type BatchResult, type ReadStateJson } from '../../src/replies.js';
-import { ST_NO_CONTENT, ST_OK } from '../../workers/protocol.js';
+import { ResultStatus } from '../../workers/protocol.js';
 import type { OpResult } from './ops.js';
 
 /** One single-op request: the read state, 204, or the error for the status. */
 export function sendResult(reply: FastifyReply, r: OpResult): void {
-  if (r.status === ST_OK) reply.send(r.state);
-  else if (r.status === ST_NO_CONTENT) reply.code(204).send();
+  if (r.status === ResultStatus.Ok) reply.send(r.state);
+  else if (r.status === ResultStatus.NoContent) reply.code(204).send();
   else sendError(reply, codeForStatus(r.status));
 }
 
 /** GET of all of a user's read states. */
 export function sendList(reply: FastifyReply, userKey: string, r: OpResult): void {
-  if (r.status !== ST_OK) return sendError(reply, codeForStatus(r.status));
+  if (r.status !== ResultStatus.Ok) return sendError(reply, codeForStatus(r.status));
   // Always the whole set: the naive twin keeps no user version or tombstones, so its `version` is
   // the newest read state's (a delete does not raise it) and it never answers a delta (full: true
   // is a valid answer to any since); limit and after are accepted and ignored.
@@ -41,8 +41,8 @@ export function sendBatch(reply: FastifyReply, results: OpResult[]): void {
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
     const b: BatchResult = { status: r.status };
-    if (r.status === ST_OK && r.state !== undefined) b.read_state = r.state;
-    else if (r.status !== ST_OK && r.status !== ST_NO_CONTENT) b.error = codeForStatus(r.status);
+    if (r.status === ResultStatus.Ok && r.state !== undefined) b.read_state = r.state;
+    else if (r.status !== ResultStatus.Ok && r.status !== ResultStatus.NoContent) b.error = codeForStatus(r.status);
     out[i] = b;
   }
   reply.send({ results: out });
@@ -64,7 +64,7 @@ export function sendUpdated(reply: FastifyReply, results: OpResult[]): void {
   let updated = 0;
   let failed = 0;
   for (const r of results) {
-    if (r.status === ST_OK) updated += r.changed ? 1 : 0;
+    if (r.status === ResultStatus.Ok) updated += r.changed ? 1 : 0;
     else failed = r.status;
   }
   if (failed !== 0) sendError(reply, codeForStatus(failed));

@@ -3,7 +3,7 @@
  * state in the channel gets the same rule as a single mention. Split by shard and gathered.
  */
 import type { FastifyInstance } from 'fastify';
-import { F_HAS_MSG, F_NO_BODY, OP_MENTION } from '../../workers/protocol.js';
+import { OpFlag, Opcode } from '../../workers/protocol.js';
 import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
 import { CountChangedSink } from '../replies.js';
@@ -35,7 +35,7 @@ export function channelRoutes(app: FastifyInstance, ctx: RouteContext): void {
       // Duplicates count once; each id is checked once, in request order (an error names its index).
       const seen = new Set<string>();
       const ops = new OpList(ids.length);
-      const head = OP_MENTION | F_HAS_MSG | F_NO_BODY;
+      const head = Opcode.Mention | OpFlag.HasMsg | OpFlag.NoBody;
       const count = req.body.count ?? 1;
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i];

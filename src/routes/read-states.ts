@@ -3,22 +3,7 @@
  * `after`), summary, ack, mention, patch, delete, ack-bulk.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import {
-  F_HAS_AFTER,
-  F_HAS_FLAGS,
-  F_HAS_LIMIT,
-  F_HAS_SINCE,
-  F_HAS_MSG,
-  F_HAS_PIN,
-  F_MANUAL,
-  OP_ACK,
-  OP_DELETE,
-  OP_GET,
-  OP_GET_ALL,
-  OP_MENTION,
-  OP_PATCH,
-  OP_SUMMARY,
-} from '../../workers/protocol.js';
+import { OpFlag, Opcode } from '../../workers/protocol.js';
 import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
 import { GatherSink, ReadStateSink, SummarySink, UserReadStatesSink } from '../replies.js';
@@ -91,18 +76,18 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Params: UserParams; Querystring: ListQuery }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
     const q = req.query;
-    let head = OP_GET_ALL;
+    let head = Opcode.GetAll;
     let since = -1;
     if (q.since !== undefined) {
       since = Number(q.since);
       if (!Number.isSafeInteger(since)) throw new ApiError('INVALID_QUERY', `since must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}`);
-      head |= F_HAS_SINCE;
+      head |= OpFlag.HasSince;
     }
     let limit = 0;
     if (q.limit !== undefined) {
       limit = Number(q.limit);
       if (limit > MAX_PAGE) throw new ApiError('INVALID_QUERY', `limit must be from 1 to ${MAX_PAGE}`);
-      head |= F_HAS_LIMIT;
+      head |= OpFlag.HasLimit;
     }
     let aLo = 0;
     let aHi = 0;
@@ -110,7 +95,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (!parseId(q.after)) throw new ApiError('INVALID_QUERY', 'after must be a decimal id from 0 to 18446744073709551615');
       aLo = parsed.lo;
       aHi = parsed.hi;
-      head |= F_HAS_AFTER;
+      head |= OpFlag.HasAfter;
     }
     requireId(req.params.user_id, 'user_id');
     one.clear();
@@ -125,7 +110,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
     requireId(req.params.user_id, 'user_id');
     one.clear();
-    one.add(OP_SUMMARY, parsed.lo, parsed.hi, 0, 0);
+    one.add(Opcode.Summary, parsed.lo, parsed.hi, 0, 0);
     return submit(reply, new SummarySink(reply, req.params.user_id));
   });
 
@@ -133,7 +118,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: getOneSchema },
     (req, reply) => {
-      begin(req.params, OP_GET);
+      begin(req.params, Opcode.Get);
       return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
@@ -143,7 +128,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: ackSchema },
     (req, reply) => {
       const b = req.body;
-      const at = begin(req.params, OP_ACK | F_HAS_MSG | (b.manual === true ? F_MANUAL : 0));
+      const at = begin(req.params, Opcode.Ack | OpFlag.HasMsg | (b.manual === true ? OpFlag.Manual : 0));
       requireIdOrZero(b.message_id, 'message_id');
       one.setMessage(at, parsed.lo, parsed.hi);
       one.setCount(at, b.mention_count ?? 0);
@@ -156,7 +141,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: mentionSchema },
     (req, reply) => {
       const b = req.body ?? {};
-      const at = begin(req.params, b.message_id !== undefined ? OP_MENTION | F_HAS_MSG : OP_MENTION);
+      const at = begin(req.params, b.message_id !== undefined ? Opcode.Mention | OpFlag.HasMsg : Opcode.Mention);
       if (b.message_id !== undefined) {
         requireId(b.message_id, 'message_id');
         one.setMessage(at, parsed.lo, parsed.hi);
@@ -172,8 +157,8 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     (req, reply) => {
       const b = req.body;
       const head =
-        OP_PATCH | (b.last_pin_timestamp !== undefined ? F_HAS_PIN : 0) | (b.flags !== undefined ? F_HAS_FLAGS : 0);
-      if (head === OP_PATCH) throw new ApiError('EMPTY_PATCH');
+        Opcode.Patch | (b.last_pin_timestamp !== undefined ? OpFlag.HasPin : 0) | (b.flags !== undefined ? OpFlag.HasFlags : 0);
+      if (head === Opcode.Patch) throw new ApiError('EMPTY_PATCH');
       const at = begin(req.params, head);
       one.setPin(at, b.last_pin_timestamp ?? 0);
       one.setFlags(at, b.flags ?? 0);
@@ -185,7 +170,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     '/v1/users/:user_id/read-states/:channel_id',
     { schema: deleteSchema },
     (req, reply) => {
-      begin(req.params, OP_DELETE);
+      begin(req.params, Opcode.Delete);
       return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
@@ -205,7 +190,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const channelIds = new Array<string>(items.length);
       for (let i = 0; i < items.length; i++) {
         requireId(items[i].channel_id, `read_states[${i}].channel_id`);
-        const at = ops.add(OP_ACK | F_HAS_MSG, uLo, uHi, parsed.lo, parsed.hi);
+        const at = ops.add(Opcode.Ack | OpFlag.HasMsg, uLo, uHi, parsed.lo, parsed.hi);
         requireIdOrZero(items[i].message_id, `read_states[${i}].message_id`);
         ops.setMessage(at, parsed.lo, parsed.hi);
         channelIds[i] = items[i].channel_id;

@@ -3,20 +3,7 @@
  * contract as the durable stores, kept in Maps on the main thread (this is the backing store, not
  * the cache, so JS objects are fine here).
  */
-import {
-  KIND_DELETE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  join53,
-} from '../../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, join53 } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { LoadedTombstones } from '../../workers/store/tombstones.js';
 
@@ -36,10 +23,10 @@ export class MemoryStore implements ReadStateStore {
     const rows = this.users.get(userLo + ':' + userHi);
     const live = rows === undefined ? [] : [...rows.values()].filter((r) => !r.deleted);
     const tombs = new LoadedTombstones();
-    if (rows !== undefined) for (const r of rows.values()) if (r.deleted) tombs.add(r.rs[R_CHAN_LO], r.rs[R_CHAN_HI], r.ts);
-    const out = new Uint32Array((live.length + tombs.records) * RS_WORDS);
-    for (let i = 0; i < live.length; i++) out.set(live[i].rs, i * RS_WORDS);
-    tombs.writeTo(out, live.length * RS_WORDS);
+    if (rows !== undefined) for (const r of rows.values()) if (r.deleted) tombs.add(r.rs[RsWord.ChanLo], r.rs[RsWord.ChanHi], r.ts);
+    const out = new Uint32Array((live.length + tombs.records) * RsWord.Size);
+    for (let i = 0; i < live.length; i++) out.set(live[i].rs, i * RsWord.Size);
+    tombs.writeTo(out, live.length * RsWord.Size);
     return out;
   }
 
@@ -49,10 +36,10 @@ export class MemoryStore implements ReadStateStore {
 
   protected applySync(records: Uint32Array, count: number): void {
     for (let i = 0; i < count; i++) {
-      const r = i * STORED_WORDS;
-      const userKey = records[r + S_USER_LO] + ':' + records[r + S_USER_HI];
-      const chanKey = records[r + S_RS + R_CHAN_LO] + ':' + records[r + S_RS + R_CHAN_HI];
-      const ts = join53(records[r + S_TS_LO], records[r + S_TS_HI]);
+      const r = i * StoredWord.Size;
+      const userKey = records[r + StoredWord.UserLo] + ':' + records[r + StoredWord.UserHi];
+      const chanKey = records[r + StoredWord.Rs + RsWord.ChanLo] + ':' + records[r + StoredWord.Rs + RsWord.ChanHi];
+      const ts = join53(records[r + StoredWord.TsLo], records[r + StoredWord.TsHi]);
       let rows = this.users.get(userKey);
       if (rows === undefined) {
         rows = new Map();
@@ -62,8 +49,8 @@ export class MemoryStore implements ReadStateStore {
       if (old !== undefined && old.ts >= ts) continue;
       rows.set(chanKey, {
         ts,
-        deleted: records[r + S_KIND] === KIND_DELETE,
-        rs: records.slice(r + S_RS, r + S_RS + RS_WORDS),
+        deleted: records[r + StoredWord.Kind] === RecordKind.Delete,
+        rs: records.slice(r + StoredWord.Rs, r + StoredWord.Rs + RsWord.Size),
       });
     }
   }

@@ -16,7 +16,7 @@ import {
   verifyMemory,
   type OpResult,
 } from '../support/engine-harness.js';
-import { ST_INSUFFICIENT_STORAGE, ST_NOT_FOUND, ST_NO_CONTENT, ST_OK, ST_UNAVAILABLE } from '../../workers/protocol.js';
+import { ResultStatus } from '../../workers/protocol.js';
 import { H_DIRTY, H_RS_COUNT, H_USER_COUNT } from '../../workers/shard-memory.js';
 
 const A = 0xffffffff00000001n;
@@ -70,13 +70,13 @@ describe('parking and replay', () => {
     h.drain();
     const got = tickets.map((t) => summary(h.take(t)));
     expectRanked(got, [
-      [ST_OK, true, '10', 2, 1],
-      [ST_OK, true, '10', 5, 2],
-      [ST_OK, true, '5', 0, 3],
-      [ST_OK, false, '5', 0, 3],
-      [ST_OK, true, '5', 2, 4],
-      [ST_OK, false, '5', 2, 4],
-      [ST_OK, false, '5', 2, 4],
+      [ResultStatus.Ok, true, '10', 2, 1],
+      [ResultStatus.Ok, true, '10', 5, 2],
+      [ResultStatus.Ok, true, '5', 0, 3],
+      [ResultStatus.Ok, false, '5', 0, 3],
+      [ResultStatus.Ok, true, '5', 2, 4],
+      [ResultStatus.Ok, false, '5', 2, 4],
+      [ResultStatus.Ok, false, '5', 2, 4],
     ]);
     expect(h.loadRequests, 'one load per user, however many ops wait for it').toBe(1);
     verifyMemory(h.m, h.engine);
@@ -93,9 +93,9 @@ describe('parking and replay', () => {
     expectRanked(
       [summary(h.take(first[0])), summary(h.take(second[0])), summary(h.take(second[1]))],
       [
-        [ST_OK, true, '200', 0, 2],
-        [ST_OK, false, '200', 0, 2],
-        [ST_OK, true, '150', 0, 3],
+        [ResultStatus.Ok, true, '200', 0, 2],
+        [ResultStatus.Ok, false, '200', 0, 2],
+        [ResultStatus.Ok, true, '150', 0, 3],
       ],
     );
   });
@@ -110,8 +110,8 @@ describe('parking and replay', () => {
     const t2 = h.step([get(A, 9n)]); // B installs (evicting A), then A misses
     expect(h.engine.counters.evictions).toBe(2);
     h.drain();
-    expect(summary(h.take(t1[0]))).toEqual([ST_OK, false, '1', 0, vb]);
-    expect(summary(h.take(t2[0]))).toEqual([ST_OK, false, '90', 4, va]);
+    expect(summary(h.take(t1[0]))).toEqual([ResultStatus.Ok, false, '1', 0, vb]);
+    expect(summary(h.take(t2[0]))).toEqual([ResultStatus.Ok, false, '90', 4, va]);
     verifyMemory(h.m, h.engine);
   });
 });
@@ -131,7 +131,7 @@ describe('write-back', () => {
     expect(h.store.writes).toBe(3);
     // One change: one write, version continues from the stored one.
     const third = summary(h.one(ack(A, 3n, 3n)));
-    expect(third.slice(0, 4)).toEqual([ST_OK, true, '3', 0]);
+    expect(third.slice(0, 4)).toEqual([ResultStatus.Ok, true, '3', 0]);
     expect(third[4]).toBeGreaterThan(first[3]);
     h.evictAll();
     expect(h.store.writes).toBe(4);
@@ -146,14 +146,14 @@ describe('write-back', () => {
     const h = new EngineHarness({ capacity: 4, maxUsers: 2 });
     const before = h.run([ack(A, 1n, 5n), ack(A, 2n, 5n)])[0].states[0].version;
     h.evictAll();
-    expect(h.one(del(A, 1n)).status).toBe(ST_NO_CONTENT);
-    expect(h.one(del(A, 1n)).status).toBe(ST_NOT_FOUND);
+    expect(h.one(del(A, 1n)).status).toBe(ResultStatus.NoContent);
+    expect(h.one(del(A, 1n)).status).toBe(ResultStatus.NotFound);
     h.evictAll();
     expect(h.store.statesOf(A).map((rs) => rs.channelId)).toEqual([2n]);
-    expect(h.one(get(A, 1n)).status).toBe(ST_NOT_FOUND);
+    expect(h.one(get(A, 1n)).status).toBe(ResultStatus.NotFound);
     // Re-created after a delete: a new read state, its version a new change's.
     const again = summary(h.one(mention(A, 1n)));
-    expect(again.slice(0, 4)).toEqual([ST_OK, true, '0', 1]);
+    expect(again.slice(0, 4)).toEqual([ResultStatus.Ok, true, '0', 1]);
     expect(again[4]).toBeGreaterThan(before);
   });
 
@@ -172,7 +172,7 @@ describe('capacity limits', () => {
     const h = new EngineHarness({ capacity: 4, maxUsers: 4 });
     const [versionB, versionC] = h.run([ack(B, 1n, 1n), ack(C, 1n, 1n)]).map((x) => x.states[0].version);
     const fill = h.run([1n, 2n, 3n, 4n].map((c) => ack(A, c, 10n)));
-    expect(fill.map((r) => r.status)).toEqual([ST_OK, ST_OK, ST_OK, ST_OK]);
+    expect(fill.map((r) => r.status)).toEqual([ResultStatus.Ok, ResultStatus.Ok, ResultStatus.Ok, ResultStatus.Ok]);
     expect(h.engine.counters.evictions, 'B and C made room').toBe(2);
     const r = h.run([
       ack(A, 5n, 10n),
@@ -184,23 +184,23 @@ describe('capacity limits', () => {
       getAll(A),
     ]);
     expect(r.map((x) => x.status)).toEqual([
-      ST_INSUFFICIENT_STORAGE,
-      ST_INSUFFICIENT_STORAGE,
-      ST_INSUFFICIENT_STORAGE,
-      ST_NOT_FOUND,
-      ST_NOT_FOUND,
-      ST_OK,
-      ST_OK,
+      ResultStatus.InsufficientStorage,
+      ResultStatus.InsufficientStorage,
+      ResultStatus.InsufficientStorage,
+      ResultStatus.NotFound,
+      ResultStatus.NotFound,
+      ResultStatus.Ok,
+      ResultStatus.Ok,
     ]);
     expect(r.slice(0, 3).every((x) => !x.changed && x.states.length === 0)).toBe(true);
     expect(r[6].states.map((rs) => rs.channelId)).toEqual([1n, 2n, 3n, 4n]);
     expect(h.engine.counters.rejectedFull).toBe(3);
     // After a delete there is room again.
-    expect(h.one(del(A, 1n)).status).toBe(ST_NO_CONTENT);
-    expect(summary(h.one(ack(A, 5n, 10n))).slice(0, 4)).toEqual([ST_OK, true, '10', 0]);
+    expect(h.one(del(A, 1n)).status).toBe(ResultStatus.NoContent);
+    expect(summary(h.one(ack(A, 5n, 10n))).slice(0, 4)).toEqual([ResultStatus.Ok, true, '10', 0]);
     // B and C were written back when evicted and are intact.
-    expect(summary(h.one(get(B, 1n)))).toEqual([ST_OK, false, '1', 0, versionB]);
-    expect(summary(h.one(get(C, 1n)))).toEqual([ST_OK, false, '1', 0, versionC]);
+    expect(summary(h.one(get(B, 1n)))).toEqual([ResultStatus.Ok, false, '1', 0, versionB]);
+    expect(summary(h.one(get(C, 1n)))).toEqual([ResultStatus.Ok, false, '1', 0, versionC]);
     verifyMemory(h.m, h.engine);
   });
 
@@ -214,9 +214,9 @@ describe('capacity limits', () => {
     h.drain();
     const got = t.map((x) => summary(h.take(x)));
     expectRanked(got, [
-      [ST_INSUFFICIENT_STORAGE, false, undefined, undefined, undefined],
-      [ST_OK, false, '1', 0, 1],
-      [ST_OK, true, '2', 0, 2],
+      [ResultStatus.InsufficientStorage, false, undefined, undefined, undefined],
+      [ResultStatus.Ok, false, '1', 0, 1],
+      [ResultStatus.Ok, true, '2', 0, 2],
     ]);
     expect(got[1][4]).toBe(v1);
     expect(h.engine.counters.loads - loadsBefore).toBe(1);
@@ -227,12 +227,12 @@ describe('capacity limits', () => {
     const versions: number[] = [];
     for (let i = 1n; i <= 20n; i++) {
       const r = h.one(ack(i, 1n, i));
-      expect(r.status).toBe(ST_OK);
+      expect(r.status).toBe(ResultStatus.Ok);
       versions.push(r.states[0].version);
     }
     expect(h.engine.counters.evictions).toBe(19);
-    for (let i = 1n; i <= 20n; i++) expect(summary(h.one(get(i, 1n)))).toEqual([ST_OK, false, String(i), 0, versions[Number(i) - 1]]);
-    expect(h.one(ack(20n, 2n, 1n)).status).toBe(ST_INSUFFICIENT_STORAGE);
+    for (let i = 1n; i <= 20n; i++) expect(summary(h.one(get(i, 1n)))).toEqual([ResultStatus.Ok, false, String(i), 0, versions[Number(i) - 1]]);
+    expect(h.one(ack(20n, 2n, 1n)).status).toBe(ResultStatus.InsufficientStorage);
     verifyMemory(h.m, h.engine);
   });
 
@@ -251,13 +251,13 @@ describe('capacity limits', () => {
     expect(h.results.size, 'nothing can be answered before a load').toBe(0);
     h.drain();
     expect(t.map((x) => summary(h.take(x)))).toEqual([
-      [ST_NOT_FOUND, false, undefined, undefined, undefined],
-      [ST_NOT_FOUND, false, undefined, undefined, undefined],
-      [ST_OK, true, '5', 0, 5],
-      [ST_NOT_FOUND, false, undefined, undefined, undefined],
-      [ST_OK, true, '5', 2, 6],
-      [ST_OK, true, '4', 9, 7],
-      [ST_OK, false, '4', 9, 7],
+      [ResultStatus.NotFound, false, undefined, undefined, undefined],
+      [ResultStatus.NotFound, false, undefined, undefined, undefined],
+      [ResultStatus.Ok, true, '5', 0, 5],
+      [ResultStatus.NotFound, false, undefined, undefined, undefined],
+      [ResultStatus.Ok, true, '5', 2, 6],
+      [ResultStatus.Ok, true, '4', 9, 7],
+      [ResultStatus.Ok, false, '4', 9, 7],
     ]);
     expect(h.engine.loading).toBe(0);
     verifyMemory(h.m, h.engine);
@@ -274,10 +274,10 @@ describe('capacity limits', () => {
     h.drain();
     const order = h.delivered.filter((t) => t !== t1[0] && t !== t1[2]);
     expect(order, 'A completes in arrival order').toEqual([t1[1], t1[3], t2[0]]);
-    expect(summary(h.take(t1[1]))).toEqual([ST_OK, true, '1', 0, 1]);
-    expect(summary(h.take(t1[3]))).toEqual([ST_OK, true, '2', 7, 2]);
-    expect(summary(h.take(t2[0]))).toEqual([ST_OK, true, '3', 0, 3]);
-    expect(summary(h.one(get(A, 1n)))).toEqual([ST_OK, false, '3', 0, 3]);
+    expect(summary(h.take(t1[1]))).toEqual([ResultStatus.Ok, true, '1', 0, 1]);
+    expect(summary(h.take(t1[3]))).toEqual([ResultStatus.Ok, true, '2', 7, 2]);
+    expect(summary(h.take(t2[0]))).toEqual([ResultStatus.Ok, true, '3', 0, 3]);
+    expect(summary(h.one(get(A, 1n)))).toEqual([ResultStatus.Ok, false, '3', 0, 3]);
     verifyMemory(h.m, h.engine);
   });
 
@@ -285,7 +285,7 @@ describe('capacity limits', () => {
     let fail = true;
     const h = new EngineHarness({ capacity: 8, maxUsers: 2, loadOk: () => !fail });
     const r = h.run([ack(A, 1n, 5n), get(A, 1n)]);
-    expect(r.map((x) => x.status)).toEqual([ST_UNAVAILABLE, ST_UNAVAILABLE]);
+    expect(r.map((x) => x.status)).toEqual([ResultStatus.Unavailable, ResultStatus.Unavailable]);
     expect(r.every((x) => !x.changed)).toBe(true);
     verifyMemory(h.m, h.engine);
     // The user must not stay stuck in the loading state: the next op asks for it again.
@@ -294,14 +294,14 @@ describe('capacity limits', () => {
     expect(h.loadsPending, 'a new load request goes out').toBe(true);
     h.drain();
     expect(again.map((t) => summary(h.take(t)))).toEqual([
-      [ST_NOT_FOUND, false, undefined, undefined, undefined],
-      [ST_OK, true, '6', 0, 1],
+      [ResultStatus.NotFound, false, undefined, undefined, undefined],
+      [ResultStatus.Ok, true, '6', 0, 1],
     ]);
     // And its user slot was not leaked: two other users still fit at once.
     h.evictAll();
     const t = h.step([get(B, 1n), get(C, 1n)]);
     h.drain();
-    expect(t.map((x) => h.take(x).status)).toEqual([ST_NOT_FOUND, ST_NOT_FOUND]);
+    expect(t.map((x) => h.take(x).status)).toEqual([ResultStatus.NotFound, ResultStatus.NotFound]);
     verifyMemory(h.m, h.engine);
   });
 });
@@ -332,7 +332,7 @@ describe('field semantics at the boundaries', () => {
     expect(h.one(get(A, 1n)).states[0].lastMessageId).toBe(U64_MAX);
     // A manual ack goes backwards, to zero even.
     const back = summary(h.one(ack(A, 1n, 0n, { manual: true })));
-    expect(back.slice(0, 4)).toEqual([ST_OK, true, '0', 0]);
+    expect(back.slice(0, 4)).toEqual([ResultStatus.Ok, true, '0', 0]);
     expect(back[4]).toBeGreaterThan(version);
   });
 
@@ -348,26 +348,26 @@ describe('field semantics at the boundaries', () => {
       mention(A, 1n, { messageId: 101n, count: 5 }),
     ].map((op) => summary(h.one(op)));
     expectRanked(got, [
-      [ST_OK, true, '100', MAX_MENTIONS - 3, 1],
-      [ST_OK, true, '100', MAX_MENTIONS, 2],
-      [ST_OK, false, '100', MAX_MENTIONS, 2],
-      [ST_OK, true, '100', 0, 3],
-      [ST_OK, false, '100', 0, 3],
-      [ST_OK, false, '100', 0, 3],
-      [ST_OK, true, '100', 5, 4],
+      [ResultStatus.Ok, true, '100', MAX_MENTIONS - 3, 1],
+      [ResultStatus.Ok, true, '100', MAX_MENTIONS, 2],
+      [ResultStatus.Ok, false, '100', MAX_MENTIONS, 2],
+      [ResultStatus.Ok, true, '100', 0, 3],
+      [ResultStatus.Ok, false, '100', 0, 3],
+      [ResultStatus.Ok, false, '100', 0, 3],
+      [ResultStatus.Ok, true, '100', 5, 4],
     ]);
     // A mention of a message on a new read state creates it with the count.
-    expect(summary(h.one(mention(A, 2n, { messageId: U64_MAX, count: 1000 }))).slice(0, 4)).toEqual([ST_OK, true, '0', 1000]);
+    expect(summary(h.one(mention(A, 2n, { messageId: U64_MAX, count: 1000 }))).slice(0, 4)).toEqual([ResultStatus.Ok, true, '0', 1000]);
   });
 
   it('a mention without a body reports only whether it changed something', () => {
     const h = new EngineHarness({ capacity: 4, maxUsers: 2 });
     const r1 = h.one(mention(A, 1n, { noBody: true, count: 1000 }));
-    expect([r1.status, r1.changed, r1.states.length]).toEqual([ST_OK, true, 0]);
+    expect([r1.status, r1.changed, r1.states.length]).toEqual([ResultStatus.Ok, true, 0]);
     const acked = h.one(ack(A, 1n, 50n, { manual: true, mentionCount: 0 })).states[0].version;
     const r2 = h.one(mention(A, 1n, { noBody: true, messageId: 50n }));
-    expect([r2.status, r2.changed, r2.states.length]).toEqual([ST_OK, false, 0]);
-    expect(summary(h.one(get(A, 1n)))).toEqual([ST_OK, false, '50', 0, acked]);
+    expect([r2.status, r2.changed, r2.states.length]).toEqual([ResultStatus.Ok, false, 0]);
+    expect(summary(h.one(get(A, 1n)))).toEqual([ResultStatus.Ok, false, '50', 0, acked]);
   });
 
   it('pins only move forward (to 2^53-1), flags are set as given', () => {
@@ -456,6 +456,6 @@ describe('field semantics at the boundaries', () => {
   it('get-all of an unknown user is an empty 200', () => {
     const h = new EngineHarness({ capacity: 4, maxUsers: 2 });
     const r = h.one(getAll(U64_MAX));
-    expect([r.status, r.changed, r.states]).toEqual([ST_OK, false, []]);
+    expect([r.status, r.changed, r.states]).toEqual([ResultStatus.Ok, false, []]);
   });
 });

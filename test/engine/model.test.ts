@@ -25,16 +25,7 @@ import {
 } from '../support/engine-harness.js';
 import { userFind } from '../../workers/hash-index.js';
 import { H_DIRTY, H_RS_COUNT, H_USER_COUNT, NIL } from '../../workers/shard-memory.js';
-import {
-  ST_INSUFFICIENT_STORAGE,
-  ST_NOT_FOUND,
-  ST_NO_CONTENT,
-  ST_OK,
-  ST_STORE_BACKLOG,
-  TF_FLUSH_ALL,
-  TF_FLUSH_DUE,
-  TF_STORE_DEGRADED,
-} from '../../workers/protocol.js';
+import { ResultStatus, TaskFlag } from '../../workers/protocol.js';
 
 const MAX_MENTIONS = 0x7fffffff;
 const MAX_PIN = 2 ** 53 - 1;
@@ -67,16 +58,16 @@ class Model {
       case 'get': {
         const rs = this.find(op.user, op.channel);
         return rs === undefined
-          ? { status: ST_NOT_FOUND, changed: false, states: [] }
-          : { status: ST_OK, changed: false, states: [{ ...rs }] };
+          ? { status: ResultStatus.NotFound, changed: false, states: [] }
+          : { status: ResultStatus.Ok, changed: false, states: [{ ...rs }] };
       }
       case 'getAll':
-        return { status: ST_OK, changed: false, states: this.statesOf(op.user) };
+        return { status: ResultStatus.Ok, changed: false, states: this.statesOf(op.user) };
       case 'delete': {
         const m = this.users.get(op.user);
-        if (m === undefined || !m.delete(op.channel)) return { status: ST_NOT_FOUND, changed: false, states: [] };
+        if (m === undefined || !m.delete(op.channel)) return { status: ResultStatus.NotFound, changed: false, states: [] };
         if (m.size === 0) this.users.delete(op.user);
-        return { status: ST_NO_CONTENT, changed: true, states: [] };
+        return { status: ResultStatus.NoContent, changed: true, states: [] };
       }
       default:
         return this.write(op);
@@ -91,7 +82,7 @@ class Model {
     if (rs === undefined) {
       if ((m?.size ?? 0) >= this.capacity) {
         this.rejected++;
-        return { status: ST_INSUFFICIENT_STORAGE, changed: false, states: [] };
+        return { status: ResultStatus.InsufficientStorage, changed: false, states: [] };
       }
       rs = { channelId: op.channel, lastMessageId: 0n, mentionCount: 0, lastPinTimestamp: 0, flags: 0, version: 0 };
       if (m === undefined) {
@@ -141,7 +132,7 @@ class Model {
         throw new Error(`not a write: ${op.kind}`);
     }
     if (changed) rs.version++;
-    return { status: ST_OK, changed, states: body ? [{ ...rs }] : [] };
+    return { status: ResultStatus.Ok, changed, states: body ? [{ ...rs }] : [] };
   }
 }
 
@@ -291,7 +282,7 @@ function flagsValue(rng: Rng, cur: number): number {
  * - evict: a flush delay that never comes, so changes leave only when their user is evicted;
  * - timer: a short delay on a fake clock, flush ticks on some batches, at most 3 read states per
  *   flush, and stretches where the store is degraded (no flushing, only clean users may be
- *   evicted, and what needs room gets ST_STORE_BACKLOG instead).
+ *   evicted, and what needs room gets ResultStatus.StoreBacklog instead).
  */
 type Mode = 'eager' | 'evict' | 'timer';
 
@@ -400,9 +391,9 @@ function runModel(cfg: Config): void {
         throw new Error(`op #${p.seq} of user ${p.op.user} completed after op #${prev}; recent:\n${recent}`);
       }
       lastSeq.set(p.op.user, p.seq);
-      if (actual.status === ST_STORE_BACKLOG) {
+      if (actual.status === ResultStatus.StoreBacklog) {
         // Refused for lack of room the store could take: allowed only while the store is degraded.
-        expect(actual.taskFlags & TF_STORE_DEGRADED, `op #${p.seq} got a backlog refusal outside a degraded task`).not.toBe(0);
+        expect(actual.taskFlags & TaskFlag.StoreDegraded, `op #${p.seq} got a backlog refusal outside a degraded task`).not.toBe(0);
         expect(actual.changed).toBe(false);
         backlog++;
         history.push(`#${p.seq} ${describeOp(p.op)} -> backlog`);
@@ -421,7 +412,7 @@ function runModel(cfg: Config): void {
       adoptVersions(model, p.op, actual, e);
       if (actual.changed) changedInStep++;
       if (p.op.kind === 'getAll' && actual.states.length > 24) heapSorted++;
-      if (e.status === ST_OK && p.op.kind !== 'get' && p.op.kind !== 'getAll') okWrites++;
+      if (e.status === ResultStatus.Ok && p.op.kind !== 'get' && p.op.kind !== 'getAll') okWrites++;
     }
     h.delivered.length = 0;
     expect(h.results.size, 'results nobody took').toBe(0);
@@ -474,14 +465,14 @@ function runModel(cfg: Config): void {
     if (degradedLeft > 0) {
       degradedLeft--;
       degradedSteps++;
-      return TF_STORE_DEGRADED;
+      return TaskFlag.StoreDegraded;
     }
     if (rng.chance(0.01)) {
       degradedLeft = 5 + rng.int(30);
-      return TF_STORE_DEGRADED;
+      return TaskFlag.StoreDegraded;
     }
-    if (rng.chance(0.005)) return TF_FLUSH_ALL;
-    return rng.chance(0.3) ? TF_FLUSH_DUE : 0;
+    if (rng.chance(0.005)) return TaskFlag.FlushAll;
+    return rng.chance(0.3) ? TaskFlag.FlushDue : 0;
   };
 
   let writesBefore = 0;
@@ -496,7 +487,7 @@ function runModel(cfg: Config): void {
     // A degraded store gets no flushes, and only users with nothing unflushed are evicted. The one
     // write that can still happen: a change that finds the dirty ring full forces its oldest entry
     // out (workers/engine.ts setDirty), so at most one write per change.
-    if ((flags & TF_STORE_DEGRADED) !== 0) {
+    if ((flags & TaskFlag.StoreDegraded) !== 0) {
       const w = h.store.writes - writesBefore;
       expect(w, 'writes while degraded').toBeLessThanOrEqual(changedInStep);
       degradedWrites += w;
@@ -578,8 +569,8 @@ function runModel(cfg: Config): void {
   // while the users are still cached; evicting them afterwards writes nothing more.
   for (let i = 0; h.m.header[H_DIRTY] > 0; i++) {
     expect(i, 'flush-all makes progress').toBeLessThan(cfg.capacity + 2);
-    h.step([], TF_FLUSH_ALL);
-    afterStep(TF_FLUSH_ALL);
+    h.step([], TaskFlag.FlushAll);
+    afterStep(TaskFlag.FlushAll);
   }
   const compareStore = (when: string): void => {
     for (const u of users) {

@@ -2,15 +2,15 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { ParkedOps } from '../../workers/parked-ops.js';
-import { OP_WORDS, O_TICKET } from '../../workers/protocol.js';
+import { OpWord } from '../../workers/protocol.js';
 
 function chain(q: ParkedOps, u: number): number[] {
   const out: number[] = [];
   for (let e = q.first(u); e !== 0; e = q.after(e)) {
     const at = q.offsetOf(e);
     // every word of the op came through, not only the ticket
-    for (let j = 0; j < OP_WORDS; j++) expect(q.buffer[at + j]).toBe(j === O_TICKET ? q.buffer[at + O_TICKET] : (q.buffer[at + O_TICKET] * 31 + j) >>> 0);
-    out.push(q.buffer[at + O_TICKET]);
+    for (let j = 0; j < OpWord.Size; j++) expect(q.buffer[at + j]).toBe(j === OpWord.Ticket ? q.buffer[at + OpWord.Ticket] : (q.buffer[at + OpWord.Ticket] * 31 + j) >>> 0);
+    out.push(q.buffer[at + OpWord.Ticket]);
   }
   return out;
 }
@@ -21,13 +21,13 @@ it('parks and replays in arrival order per user, reusing freed entries, against 
     fc.property(fc.array(cmd, { maxLength: 400 }), (cmds) => {
       const q = new ParkedOps(8);
       const model = new Map<number, number[]>();
-      const op = new Uint32Array(OP_WORDS);
+      const op = new Uint32Array(OpWord.Size);
       let ticket = 0;
       for (const c of cmds) {
         if ('push' in c) {
           ticket++;
-          for (let j = 0; j < OP_WORDS; j++) op[j] = (ticket * 31 + j) >>> 0;
-          op[O_TICKET] = ticket;
+          for (let j = 0; j < OpWord.Size; j++) op[j] = (ticket * 31 + j) >>> 0;
+          op[OpWord.Ticket] = ticket;
           q.push(c.push, op, 0);
           model.set(c.push, [...(model.get(c.push) ?? []), ticket]);
         } else {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
-import { RS_WORDS, R_CHAN_LO, R_MENTION } from '../../workers/protocol.js';
+import { RsWord } from '../../workers/protocol.js';
 import { buildNaiveService, type NaiveService } from '../../bench/naive/server.js';
 import { call } from '../support/http-client.js';
 import { FaultyStore } from '../support/faulty-store.js';
@@ -45,7 +45,7 @@ defineApiSuite('naive service', (limits) => startNaive(limits));
 async function stored(store: ReadStateStore, user: number): Promise<Record<number, number>> {
   const words = await store.load(user, 0);
   const out: Record<number, number> = {};
-  for (let at = 0; at < words.length; at += RS_WORDS) out[words[at + R_CHAN_LO]] = words[at + R_MENTION];
+  for (let at = 0; at < words.length; at += RsWord.Size) out[words[at + RsWord.ChanLo]] = words[at + RsWord.Mention];
   return out;
 }
 

@@ -10,7 +10,7 @@ import { afterAll, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { FRAME_HEADER_WORDS, readSegment, segmentFileName } from '../../workers/journal-format.js';
 import { ShardJournal, listSegments } from '../../workers/journal.js';
-import { STORED_WORDS, S_USER_LO } from '../../workers/protocol.js';
+import { StoredWord } from '../../workers/protocol.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call } from '../support/http-client.js';
 import { startService } from '../support/service.js';
@@ -26,18 +26,18 @@ afterAll(() => {
 });
 
 function frame(records: number, firstUser: number): Uint32Array {
-  const f = new Uint32Array(FRAME_HEADER_WORDS + records * STORED_WORDS);
+  const f = new Uint32Array(FRAME_HEADER_WORDS + records * StoredWord.Size);
   for (let i = 0; i < records; i++) {
-    const at = FRAME_HEADER_WORDS + i * STORED_WORDS;
-    for (let j = 0; j < STORED_WORDS; j++) f[at + j] = (firstUser + i) * 100 + j;
-    f[at + S_USER_LO] = firstUser + i;
+    const at = FRAME_HEADER_WORDS + i * StoredWord.Size;
+    for (let j = 0; j < StoredWord.Size; j++) f[at + j] = (firstUser + i) * 100 + j;
+    f[at + StoredWord.UserLo] = firstUser + i;
   }
   return f;
 }
 
 const users = (records: Uint32Array): number[] => {
   const out: number[] = [];
-  for (let at = 0; at < records.length; at += STORED_WORDS) out.push(records[at + S_USER_LO]);
+  for (let at = 0; at < records.length; at += StoredWord.Size) out.push(records[at + StoredWord.UserLo]);
   return out;
 };
 
@@ -55,7 +55,7 @@ it('reads back every frame, record for record', () => {
   expect(seg).toMatchObject({ shard: 3, segment: 0, count: 5, frames: 2, clean: true });
   expect(users(seg.records)).toEqual([1, 2, 3, 10, 11]);
   const f = frame(3, 1);
-  expect([...seg.records.subarray(0, STORED_WORDS)]).toEqual([...f.subarray(FRAME_HEADER_WORDS, FRAME_HEADER_WORDS + STORED_WORDS)]);
+  expect([...seg.records.subarray(0, StoredWord.Size)]).toEqual([...f.subarray(FRAME_HEADER_WORDS, FRAME_HEADER_WORDS + StoredWord.Size)]);
 });
 
 it('a torn last frame or a corrupt frame ends the segment; the frames before it are kept', () => {
@@ -134,7 +134,7 @@ it('keeps segments while the store is down and retires them once it has their ch
     expect(listSegments(segDir)[0]).toBeGreaterThan(last);
     for (let i = 0; i < 12; i++) {
       const stored = await store.inner.load(2 * i + 2, 0);
-      expect(stored.length).toBeGreaterThanOrEqual(2 * 10); // channels 1 and 2, RS_WORDS each
+      expect(stored.length).toBeGreaterThanOrEqual(2 * 10); // channels 1 and 2, RsWord.Size each
     }
   } finally {
     await s.close();

@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { R_CHAN_LO, R_MENTION, RS_WORDS, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
+import { RsWord, TOMB_PIN_HI } from '../../workers/protocol.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call } from '../support/http-client.js';
 import { startService, type RunningService } from '../support/service.js';
@@ -34,6 +34,6 @@ it('probing /ready while the store is down drops no acknowledged change', async 
   expect(await s.service.writeBehind.drain(10_000)).toBe(true);
   const loaded = await inner.load(1, 0);
   const mentions = new Map<number, number>();
-  for (let at = 0; at < loaded.length; at += RS_WORDS) if (loaded[at + R_PIN_HI] !== TOMB_PIN_HI) mentions.set(loaded[at + R_CHAN_LO], loaded[at + R_MENTION]);
+  for (let at = 0; at < loaded.length; at += RsWord.Size) if (loaded[at + RsWord.PinHi] !== TOMB_PIN_HI) mentions.set(loaded[at + RsWord.ChanLo], loaded[at + RsWord.Mention]);
   expect(Object.fromEntries(mentions)).toEqual({ 1: 2, 2: 1, 3: 1, 4: 1 });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
-import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI } from '../../workers/protocol.js';
 import { call } from '../support/http-client.js';
 import { startService, type RunningService } from '../support/service.js';
 
@@ -25,7 +25,7 @@ afterEach(async () => {
 async function storedMentions(store: WorkerStore, user: number): Promise<Record<number, number>> {
   const words = await store.load(user, 0);
   const out: Record<number, number> = {};
-  for (let at = 0; at < words.length; at += RS_WORDS) if (words[at + R_PIN_HI] !== TOMB_PIN_HI) out[words[at + R_CHAN_LO]] = words[at + R_MENTION];
+  for (let at = 0; at < words.length; at += RsWord.Size) if (words[at + RsWord.PinHi] !== TOMB_PIN_HI) out[words[at + RsWord.ChanLo]] = words[at + RsWord.Mention];
   return out;
 }
 
@@ -34,12 +34,12 @@ it('acknowledged writes reach the store after the store thread was killed', asyn
   const store = new WorkerStore({ kind: 'sqlite', dataDir: dir, cassandra: loadConfig([], {}).cassandra });
   await store.open();
   // user 9 exists only in the store: the service has to load it
-  const seed = new Uint32Array(STORED_WORDS);
-  seed[S_KIND] = KIND_WRITE;
-  seed[S_USER_LO] = 9;
-  seed[S_RS + R_CHAN_LO] = 1;
-  seed[S_RS + R_MENTION] = 4;
-  seed[S_TS_LO] = 1;
+  const seed = new Uint32Array(StoredWord.Size);
+  seed[StoredWord.Kind] = RecordKind.Write;
+  seed[StoredWord.UserLo] = 9;
+  seed[StoredWord.Rs + RsWord.ChanLo] = 1;
+  seed[StoredWord.Rs + RsWord.Mention] = 4;
+  seed[StoredWord.TsLo] = 1;
   await store.apply(seed, 1);
   s = await startService({ shards: 2, capacity: 1000, maxUsers: 100, flushDelayMs: 20 }, store);
   const mention = async (u: number, c: number): Promise<void> => {

@@ -6,7 +6,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { R_CHAN_LO, R_MENTION, R_MSG_LO, RS_WORDS } from '../../workers/protocol.js';
+import { RsWord } from '../../workers/protocol.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call, type HttpResult } from '../support/http-client.js';
 import { startService, type RunningService } from '../support/service.js';
@@ -114,10 +114,10 @@ it('killing shard workers under load loses no acknowledged change', async () => 
     const [u, c] = key.split('/').map(Number);
     const loaded = await store.load(u, 0);
     let found = false;
-    for (let at = 0; at < loaded.length; at += RS_WORDS) {
-      if (loaded[at + R_CHAN_LO] !== c) continue;
+    for (let at = 0; at < loaded.length; at += RsWord.Size) {
+      if (loaded[at + RsWord.ChanLo] !== c) continue;
       found = true;
-      check(`store ${key}`, rec, loaded[at + R_MSG_LO], loaded[at + R_MENTION]);
+      check(`store ${key}`, rec, loaded[at + RsWord.MsgLo], loaded[at + RsWord.Mention]);
     }
     expect(found, `store ${key}`).toBe(true);
   }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { RS_WORDS, R_CHAN_LO, R_MENTION, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
+import { RsWord, TOMB_PIN_HI } from '../../workers/protocol.js';
 import { call } from '../support/http-client.js';
 import { until } from '../support/until.js';
 import { startService, type RunningService } from '../support/service.js';
@@ -31,7 +31,7 @@ type Result = { status: number; error?: string; applied?: boolean | null; read_s
 
 function stored(rows: Uint32Array): Record<number, number> {
   const out: Record<number, number> = {};
-  for (let at = 0; at < rows.length; at += RS_WORDS) if (rows[at + R_PIN_HI] !== TOMB_PIN_HI) out[rows[at + R_CHAN_LO]] = rows[at + R_MENTION];
+  for (let at = 0; at < rows.length; at += RsWord.Size) if (rows[at + RsWord.PinHi] !== TOMB_PIN_HI) out[rows[at + RsWord.ChanLo]] = rows[at + RsWord.Mention];
   return out;
 }
 

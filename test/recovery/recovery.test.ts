@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShardEngine } from '../../workers/engine.js';
 import { chanFind, userFind } from '../../workers/hash-index.js';
-import { LOAD_OK, OP_MENTION, OP_WORDS, O_CHAN_LO, O_COUNT, O_HEAD, O_TICKET, O_USER_LO, STORED_WORDS } from '../../workers/protocol.js';
+import { LoadStatus, OpWord, Opcode, StoredWord } from '../../workers/protocol.js';
 import { hasState, recoverShard } from '../../workers/recovery.js';
 import {
   H_DIRTY,
@@ -21,18 +21,18 @@ import {
 function fill(buffers: ShardBuffers, users: number, channels: number): ShardEngine {
   const m = attachShardMemory(buffers);
   const engine = new ShardEngine(m, { flushDelayMs: 3_600_000 });
-  const w = new Uint32Array(OP_WORDS);
+  const w = new Uint32Array(OpWord.Size);
   for (let u = 1; u <= users; u++) {
     for (let c = 1; c <= channels; c++) {
       w.fill(0);
-      w[O_HEAD] = OP_MENTION;
-      w[O_TICKET] = 1;
-      w[O_USER_LO] = u;
-      w[O_CHAN_LO] = c;
-      w[O_COUNT] = u + c;
+      w[OpWord.Head] = Opcode.Mention;
+      w[OpWord.Ticket] = 1;
+      w[OpWord.UserLo] = u;
+      w[OpWord.ChanLo] = c;
+      w[OpWord.Count] = u + c;
       engine.applyOp(w, 0);
       if (engine.loadRequests.len > 0) {
-        engine.installLoads(new Uint32Array([engine.loadRequests.buf[0], engine.loadRequests.buf[1], LOAD_OK, 0]), 0, 4);
+        engine.installLoads(new Uint32Array([engine.loadRequests.buf[0], engine.loadRequests.buf[1], LoadStatus.Ok, 0]), 0, 4);
         engine.loadRequests.len = 0;
       }
       engine.resetOutput();
@@ -49,9 +49,9 @@ describe('shard recovery', () => {
   it('after a clean stop it only releases users that were being loaded', () => {
     const buffers = allocateShardBuffers(1000, 100);
     const engine = fill(buffers, 20, 5);
-    const w = new Uint32Array(OP_WORDS);
-    w[O_HEAD] = OP_MENTION;
-    w[O_USER_LO] = 999; // a miss: user 999 is left LOADING, as if the worker died before its load
+    const w = new Uint32Array(OpWord.Size);
+    w[OpWord.Head] = Opcode.Mention;
+    w[OpWord.UserLo] = 999; // a miss: user 999 is left LOADING, as if the worker died before its load
     engine.applyOp(w, 0);
     const m = attachShardMemory(buffers); // the replacement worker's view
     expect(m.userState[userFind(m, 999, 0)]).toBe(USER_LOADING);
@@ -74,7 +74,7 @@ describe('shard recovery', () => {
     const replacement = new ShardEngine(m, { flushDelayMs: 0 });
     replacement.rebuildDirtyQueue();
     expect(replacement.flushAll()).toBe(0);
-    expect(replacement.mutations.len / STORED_WORDS).toBe(30);
+    expect(replacement.mutations.len / StoredWord.Size).toBe(30);
   });
 
   it('after a torn batch it rebuilds indexes, lists and free lists from slot data and marks everything dirty', () => {
@@ -107,7 +107,7 @@ describe('shard recovery', () => {
     const engine = new ShardEngine(m, { flushDelayMs: 0 });
     engine.rebuildDirtyQueue();
     expect(engine.flushAll()).toBe(0);
-    expect(engine.mutations.len / STORED_WORDS).toBe(210);
+    expect(engine.mutations.len / StoredWord.Size).toBe(210);
     const more = fill(buffers, 40, 7); // 10 new users, slots reused from the rebuilt free lists
     expect(more.m.header[H_RS_COUNT]).toBe(280);
   });

@@ -12,31 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import cassandra from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  KIND_DELETE,
-  KIND_WRITE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  TOMB_PIN_HI,
-  hi32,
-  lo32,
-} from '../../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI, hi32, lo32 } from '../../workers/protocol.js';
 import { CassandraStore } from '../../workers/store/cassandra-store.js';
 import { MAX_LOADED_TOMBSTONES } from '../../workers/store/tombstones.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -70,26 +46,26 @@ function state(chan: bigint, fields: Partial<Omit<State, 'chan'>> = {}): State {
 }
 
 function rec(kind: number, user: bigint, s: State, ts: number): Uint32Array {
-  const r = new Uint32Array(STORED_WORDS);
-  r[S_KIND] = kind;
-  [r[S_USER_LO], r[S_USER_HI]] = fromU64(user);
-  [r[S_RS + R_CHAN_LO], r[S_RS + R_CHAN_HI]] = fromU64(s.chan);
-  [r[S_RS + R_MSG_LO], r[S_RS + R_MSG_HI]] = fromU64(s.msg);
-  r[S_RS + R_MENTION] = s.mention;
-  [r[S_RS + R_PIN_LO], r[S_RS + R_PIN_HI]] = fromU64(s.pin);
-  r[S_RS + R_FLAGS] = s.flags;
-  [r[S_RS + R_VER_LO], r[S_RS + R_VER_HI]] = fromU64(s.version);
-  r[S_TS_LO] = lo32(ts);
-  r[S_TS_HI] = hi32(ts);
+  const r = new Uint32Array(StoredWord.Size);
+  r[StoredWord.Kind] = kind;
+  [r[StoredWord.UserLo], r[StoredWord.UserHi]] = fromU64(user);
+  [r[StoredWord.Rs + RsWord.ChanLo], r[StoredWord.Rs + RsWord.ChanHi]] = fromU64(s.chan);
+  [r[StoredWord.Rs + RsWord.MsgLo], r[StoredWord.Rs + RsWord.MsgHi]] = fromU64(s.msg);
+  r[StoredWord.Rs + RsWord.Mention] = s.mention;
+  [r[StoredWord.Rs + RsWord.PinLo], r[StoredWord.Rs + RsWord.PinHi]] = fromU64(s.pin);
+  r[StoredWord.Rs + RsWord.Flags] = s.flags;
+  [r[StoredWord.Rs + RsWord.VerLo], r[StoredWord.Rs + RsWord.VerHi]] = fromU64(s.version);
+  r[StoredWord.TsLo] = lo32(ts);
+  r[StoredWord.TsHi] = hi32(ts);
   return r;
 }
-const write = (user: bigint, s: State, ts: number): Uint32Array => rec(KIND_WRITE, user, s, ts);
+const write = (user: bigint, s: State, ts: number): Uint32Array => rec(RecordKind.Write, user, s, ts);
 /** A delete carries the channel; the other words are whatever the shard had (here: junk). */
-const del = (user: bigint, chan: bigint, ts: number): Uint32Array => rec(KIND_DELETE, user, state(chan, { msg: 77n, mention: 7 }), ts);
+const del = (user: bigint, chan: bigint, ts: number): Uint32Array => rec(RecordKind.Delete, user, state(chan, { msg: 77n, mention: 7 }), ts);
 
 function concat(recs: Uint32Array[]): Uint32Array {
-  const out = new Uint32Array(recs.length * STORED_WORDS);
-  recs.forEach((r, i) => out.set(r, i * STORED_WORDS));
+  const out = new Uint32Array(recs.length * StoredWord.Size);
+  recs.forEach((r, i) => out.set(r, i * StoredWord.Size));
   return out;
 }
 
@@ -98,17 +74,17 @@ async function apply(store: ReadStateStore, ...recs: Uint32Array[]): Promise<voi
 }
 
 function decode(words: Uint32Array): State[] {
-  expect(words.length % RS_WORDS).toBe(0);
+  expect(words.length % RsWord.Size).toBe(0);
   const out: State[] = [];
-  for (let o = 0; o < words.length; o += RS_WORDS) {
-    if (words[o + R_PIN_HI] === TOMB_PIN_HI) continue; // tombstones: see tombsOf
+  for (let o = 0; o < words.length; o += RsWord.Size) {
+    if (words[o + RsWord.PinHi] === TOMB_PIN_HI) continue; // tombstones: see tombsOf
     out.push({
-      chan: toU64(words[o + R_CHAN_LO], words[o + R_CHAN_HI]),
-      msg: toU64(words[o + R_MSG_LO], words[o + R_MSG_HI]),
-      mention: words[o + R_MENTION],
-      pin: toU64(words[o + R_PIN_LO], words[o + R_PIN_HI]),
-      flags: words[o + R_FLAGS],
-      version: toU64(words[o + R_VER_LO], words[o + R_VER_HI]),
+      chan: toU64(words[o + RsWord.ChanLo], words[o + RsWord.ChanHi]),
+      msg: toU64(words[o + RsWord.MsgLo], words[o + RsWord.MsgHi]),
+      mention: words[o + RsWord.Mention],
+      pin: toU64(words[o + RsWord.PinLo], words[o + RsWord.PinHi]),
+      flags: words[o + RsWord.Flags],
+      version: toU64(words[o + RsWord.VerLo], words[o + RsWord.VerHi]),
     });
   }
   return out.sort((a, b) => (a.chan < b.chan ? -1 : a.chan > b.chan ? 1 : 0));
@@ -124,9 +100,9 @@ async function tombsOf(store: ReadStateStore, user: bigint): Promise<[bigint, nu
   const [lo, hi] = fromU64(user);
   const words = await store.load(lo, hi);
   const out: [bigint, number][] = [];
-  for (let o = 0; o < words.length; o += RS_WORDS) {
-    if (words[o + R_PIN_HI] !== TOMB_PIN_HI) continue;
-    out.push([toU64(words[o + R_CHAN_LO], words[o + R_CHAN_HI]), Number(toU64(words[o + R_VER_LO], words[o + R_VER_HI]))]);
+  for (let o = 0; o < words.length; o += RsWord.Size) {
+    if (words[o + RsWord.PinHi] !== TOMB_PIN_HI) continue;
+    out.push([toU64(words[o + RsWord.ChanLo], words[o + RsWord.ChanHi]), Number(toU64(words[o + RsWord.VerLo], words[o + RsWord.VerHi]))]);
   }
   return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }

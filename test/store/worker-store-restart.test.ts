@@ -9,7 +9,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { WorkerStore } from '../../src/store/worker-store.js';
 import { unpackLoads } from '../../workers/store/load-many.js';
-import { KIND_WRITE, RS_WORDS, R_CHAN_LO, R_MENTION, STORED_WORDS, S_KIND, S_RS, S_TS_LO, S_USER_LO, R_PIN_HI, TOMB_PIN_HI } from '../../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI } from '../../workers/protocol.js';
 
 let dir: string;
 let store: WorkerStore;
@@ -25,14 +25,14 @@ afterEach(async () => {
 
 /** `channels` writes for one user: channel c gets mention count c + bump, written at ts. */
 function writes(user: number, channels: number, bump: number, ts: number): Uint32Array {
-  const r = new Uint32Array(channels * STORED_WORDS);
+  const r = new Uint32Array(channels * StoredWord.Size);
   for (let c = 1; c <= channels; c++) {
-    const at = (c - 1) * STORED_WORDS;
-    r[at + S_KIND] = KIND_WRITE;
-    r[at + S_USER_LO] = user;
-    r[at + S_RS + R_CHAN_LO] = c;
-    r[at + S_RS + R_MENTION] = c + bump;
-    r[at + S_TS_LO] = ts;
+    const at = (c - 1) * StoredWord.Size;
+    r[at + StoredWord.Kind] = RecordKind.Write;
+    r[at + StoredWord.UserLo] = user;
+    r[at + StoredWord.Rs + RsWord.ChanLo] = c;
+    r[at + StoredWord.Rs + RsWord.Mention] = c + bump;
+    r[at + StoredWord.TsLo] = ts;
   }
   return r;
 }
@@ -41,7 +41,7 @@ function writes(user: number, channels: number, bump: number, ts: number): Uint3
 async function mentions(user: number): Promise<Map<number, number>> {
   const words = await store.load(user, 0);
   const out = new Map<number, number>();
-  for (let at = 0; at < words.length; at += RS_WORDS) if (words[at + R_PIN_HI] !== TOMB_PIN_HI) out.set(words[at + R_CHAN_LO], words[at + R_MENTION]);
+  for (let at = 0; at < words.length; at += RsWord.Size) if (words[at + RsWord.PinHi] !== TOMB_PIN_HI) out.set(words[at + RsWord.ChanLo], words[at + RsWord.Mention]);
   return out;
 }
 
@@ -89,6 +89,6 @@ it('loadMany answers many users in one call, each as load() would (present and a
   for (let u = 1; u <= 30; u++) users[(u - 1) * 2] = u;
   const many = unpackLoads(await store.loadMany(users), 30);
   for (let u = 1; u <= 30; u++) expect([...many[u - 1]], `user ${u}`).toEqual([...(await store.load(u, 0))]);
-  expect(many[2].length / RS_WORDS).toBe(3); // user 3: 3 channels
+  expect(many[2].length / RsWord.Size).toBe(3); // user 3: 3 channels
   expect(many[1].length).toBe(0); // user 2: none stored
 });

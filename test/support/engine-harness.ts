@@ -2,9 +2,9 @@
  * Drives a ShardEngine in-process and synchronously, exactly the way the shard worker
  * (workers/shard-worker.ts) and the main thread's lane (src/shard-lane.ts) do:
  *
- *   task  = [TASK_HEADER_WORDS][ops][load section]   -> installLoads first, then applyOps, then
+ *   task  = [TaskWord.HeaderSize][ops][load section]   -> installLoads first, then applyOps, then
  *           the write-behind flush the task flags (or flushDelayMs 0) ask for
- *   reply = [REPLY_HEADER_WORDS][results][load requests][mutations]
+ *   reply = [ReplyWord.HeaderSize][results][load requests][mutations]
  *   main  : mutations go to the store first, then results are delivered, then every load request
  *           is answered from the store and queued as a load section for the next task.
  *
@@ -16,77 +16,7 @@
  * The test API speaks bigint ids; the wire speaks (lo, hi) uint32 halves.
  */
 import { ShardEngine, type EngineOptions } from '../../workers/engine.js';
-import {
-  F_HAS_FLAGS,
-  F_HAS_MSG,
-  F_HAS_PIN,
-  F_MANUAL,
-  F_NO_BODY,
-  KIND_DELETE,
-  KIND_WRITE,
-  LOAD_FAILED,
-  LOAD_OK,
-  OP_ACK,
-  OP_DELETE,
-  OP_GET,
-  OP_GET_ALL,
-  OP_MENTION,
-  OP_PATCH,
-  OP_WORDS,
-  O_CHAN_HI,
-  O_CHAN_LO,
-  O_COUNT,
-  O_FLAGS,
-  O_HEAD,
-  O_MSG_HI,
-  O_MSG_LO,
-  O_PIN_HI,
-  O_PIN_LO,
-  O_TICKET,
-  O_USER_HI,
-  O_USER_LO,
-  REPLY_DIRTY,
-  REPLY_FAILED,
-  REPLY_HEADER_WORDS,
-  REPLY_LOAD_WORDS,
-  REPLY_MUTATION_WORDS,
-  REPLY_RESULT_WORDS,
-  RES_CHANGED,
-  RES_COUNT,
-  M_RS_COUNT,
-  RES_HEADER_WORDS,
-  RES_STATUS,
-  RES_TICKET,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  TASK_FLAGS,
-  TASK_HEADER_WORDS,
-  TASK_LOAD_WORDS,
-  TASK_OP_COUNT,
-  TF_FLUSH_ALL,
-  TF_FLUSH_DUE,
-  TF_STORE_DEGRADED,
-  hi32,
-  join53,
-  lo32,
-  ST_OK,
-} from '../../workers/protocol.js';
+import { ListMetaWord, LoadStatus, OpFlag, OpWord, Opcode, RecordKind, ReplyWord, ResultStatus, ResultWord, RsWord, StoredWord, TaskFlag, TaskWord, hi32, join53, lo32 } from '../../workers/protocol.js';
 import {
   H_DIRTY,
   H_LRU_HEAD,
@@ -158,60 +88,60 @@ export const patch = (user: bigint, channel: bigint, opts: { lastPinTimestamp?: 
 });
 export const del = (user: bigint, channel: bigint): Op => ({ kind: 'delete', user, channel });
 
-/** Writes one op at `buf[at..at + OP_WORDS)` exactly like the router does (zeroed, then filled). */
+/** Writes one op at `buf[at..at + OpWord.Size)` exactly like the router does (zeroed, then filled). */
 export function encodeOp(op: Op, ticket: number, buf: Uint32Array, at: number): void {
-  buf.fill(0, at, at + OP_WORDS);
+  buf.fill(0, at, at + OpWord.Size);
   checkId(op.user, 'user');
-  buf[at + O_TICKET] = ticket;
-  buf[at + O_USER_LO] = idLo(op.user);
-  buf[at + O_USER_HI] = idHi(op.user);
+  buf[at + OpWord.Ticket] = ticket;
+  buf[at + OpWord.UserLo] = idLo(op.user);
+  buf[at + OpWord.UserHi] = idHi(op.user);
   if (op.kind !== 'getAll') {
     checkId(op.channel, 'channel');
-    buf[at + O_CHAN_LO] = idLo(op.channel);
-    buf[at + O_CHAN_HI] = idHi(op.channel);
+    buf[at + OpWord.ChanLo] = idLo(op.channel);
+    buf[at + OpWord.ChanHi] = idHi(op.channel);
   }
   let head: number;
   switch (op.kind) {
     case 'get':
-      head = OP_GET;
+      head = Opcode.Get;
       break;
     case 'getAll':
-      head = OP_GET_ALL;
+      head = Opcode.GetAll;
       break;
     case 'delete':
-      head = OP_DELETE;
+      head = Opcode.Delete;
       break;
     case 'ack':
       checkId(op.messageId, 'message id');
-      head = OP_ACK | F_HAS_MSG | (op.manual ? F_MANUAL : 0);
-      buf[at + O_MSG_LO] = idLo(op.messageId);
-      buf[at + O_MSG_HI] = idHi(op.messageId);
-      buf[at + O_COUNT] = op.mentionCount;
+      head = Opcode.Ack | OpFlag.HasMsg | (op.manual ? OpFlag.Manual : 0);
+      buf[at + OpWord.MsgLo] = idLo(op.messageId);
+      buf[at + OpWord.MsgHi] = idHi(op.messageId);
+      buf[at + OpWord.Count] = op.mentionCount;
       break;
     case 'mention':
-      head = OP_MENTION | (op.noBody ? F_NO_BODY : 0);
+      head = Opcode.Mention | (op.noBody ? OpFlag.NoBody : 0);
       if (op.messageId !== undefined) {
         checkId(op.messageId, 'message id');
-        head |= F_HAS_MSG;
-        buf[at + O_MSG_LO] = idLo(op.messageId);
-        buf[at + O_MSG_HI] = idHi(op.messageId);
+        head |= OpFlag.HasMsg;
+        buf[at + OpWord.MsgLo] = idLo(op.messageId);
+        buf[at + OpWord.MsgHi] = idHi(op.messageId);
       }
-      buf[at + O_COUNT] = op.count;
+      buf[at + OpWord.Count] = op.count;
       break;
     case 'patch':
-      head = OP_PATCH;
+      head = Opcode.Patch;
       if (op.lastPinTimestamp !== undefined) {
-        head |= F_HAS_PIN;
-        buf[at + O_PIN_LO] = lo32(op.lastPinTimestamp);
-        buf[at + O_PIN_HI] = hi32(op.lastPinTimestamp);
+        head |= OpFlag.HasPin;
+        buf[at + OpWord.PinLo] = lo32(op.lastPinTimestamp);
+        buf[at + OpWord.PinHi] = hi32(op.lastPinTimestamp);
       }
       if (op.flags !== undefined) {
-        head |= F_HAS_FLAGS;
-        buf[at + O_FLAGS] = op.flags >>> 0;
+        head |= OpFlag.HasFlags;
+        buf[at + OpWord.Flags] = op.flags >>> 0;
       }
       break;
   }
-  buf[at + O_HEAD] = head;
+  buf[at + OpWord.Head] = head;
 }
 
 // ---- read states ----------------------------------------------------------------------------
@@ -227,26 +157,26 @@ export interface ReadState {
 
 export function decodeRs(b: Uint32Array, at: number): ReadState {
   return {
-    channelId: joinId(b[at + R_CHAN_LO], b[at + R_CHAN_HI]),
-    lastMessageId: joinId(b[at + R_MSG_LO], b[at + R_MSG_HI]),
-    mentionCount: b[at + R_MENTION],
-    lastPinTimestamp: join53(b[at + R_PIN_LO], b[at + R_PIN_HI]),
-    flags: b[at + R_FLAGS],
-    version: join53(b[at + R_VER_LO], b[at + R_VER_HI]),
+    channelId: joinId(b[at + RsWord.ChanLo], b[at + RsWord.ChanHi]),
+    lastMessageId: joinId(b[at + RsWord.MsgLo], b[at + RsWord.MsgHi]),
+    mentionCount: b[at + RsWord.Mention],
+    lastPinTimestamp: join53(b[at + RsWord.PinLo], b[at + RsWord.PinHi]),
+    flags: b[at + RsWord.Flags],
+    version: join53(b[at + RsWord.VerLo], b[at + RsWord.VerHi]),
   };
 }
 
 export function encodeRs(rs: ReadState, b: Uint32Array, at: number): void {
-  b[at + R_CHAN_LO] = idLo(rs.channelId);
-  b[at + R_CHAN_HI] = idHi(rs.channelId);
-  b[at + R_MSG_LO] = idLo(rs.lastMessageId);
-  b[at + R_MSG_HI] = idHi(rs.lastMessageId);
-  b[at + R_MENTION] = rs.mentionCount;
-  b[at + R_PIN_LO] = lo32(rs.lastPinTimestamp);
-  b[at + R_PIN_HI] = hi32(rs.lastPinTimestamp);
-  b[at + R_FLAGS] = rs.flags;
-  b[at + R_VER_LO] = lo32(rs.version);
-  b[at + R_VER_HI] = hi32(rs.version);
+  b[at + RsWord.ChanLo] = idLo(rs.channelId);
+  b[at + RsWord.ChanHi] = idHi(rs.channelId);
+  b[at + RsWord.MsgLo] = idLo(rs.lastMessageId);
+  b[at + RsWord.MsgHi] = idHi(rs.lastMessageId);
+  b[at + RsWord.Mention] = rs.mentionCount;
+  b[at + RsWord.PinLo] = lo32(rs.lastPinTimestamp);
+  b[at + RsWord.PinHi] = hi32(rs.lastPinTimestamp);
+  b[at + RsWord.Flags] = rs.flags;
+  b[at + RsWord.VerLo] = lo32(rs.version);
+  b[at + RsWord.VerHi] = hi32(rs.version);
 }
 
 export interface OpResult {
@@ -277,26 +207,26 @@ export class SyncStore {
     this.loads++;
     const states = this.users.get(user);
     if (states === undefined) return new Uint32Array(0);
-    const out = new Uint32Array(states.size * RS_WORDS);
+    const out = new Uint32Array(states.size * RsWord.Size);
     let at = 0;
     for (const rs of states.values()) {
       out.set(rs, at);
-      at += RS_WORDS;
+      at += RsWord.Size;
     }
     return out;
   }
 
   apply(records: Uint32Array, count: number): void {
     for (let i = 0; i < count; i++) {
-      const r = i * STORED_WORDS;
-      const user = joinId(records[r + S_USER_LO], records[r + S_USER_HI]);
-      const chan = joinId(records[r + S_RS + R_CHAN_LO], records[r + S_RS + R_CHAN_HI]);
-      const kind = records[r + S_KIND];
-      const ts = join53(records[r + S_TS_LO], records[r + S_TS_HI]);
+      const r = i * StoredWord.Size;
+      const user = joinId(records[r + StoredWord.UserLo], records[r + StoredWord.UserHi]);
+      const chan = joinId(records[r + StoredWord.Rs + RsWord.ChanLo], records[r + StoredWord.Rs + RsWord.ChanHi]);
+      const kind = records[r + StoredWord.Kind];
+      const ts = join53(records[r + StoredWord.TsLo], records[r + StoredWord.TsHi]);
       if (!(ts > this.lastTs)) throw new Error(`mutation timestamp ${ts} not after ${this.lastTs}`);
       this.lastTs = ts;
       let states = this.users.get(user);
-      if (kind === KIND_DELETE) {
+      if (kind === RecordKind.Delete) {
         this.deletes++;
         if (states !== undefined) {
           states.delete(chan);
@@ -304,13 +234,13 @@ export class SyncStore {
         }
         continue;
       }
-      if (kind !== KIND_WRITE) throw new Error(`unknown mutation kind ${kind}`);
+      if (kind !== RecordKind.Write) throw new Error(`unknown mutation kind ${kind}`);
       this.writes++;
       if (states === undefined) {
         states = new Map();
         this.users.set(user, states);
       }
-      states.set(chan, records.slice(r + S_RS, r + S_RS + RS_WORDS));
+      states.set(chan, records.slice(r + StoredWord.Rs, r + StoredWord.Rs + RsWord.Size));
     }
   }
 
@@ -321,7 +251,7 @@ export class SyncStore {
       states = new Map();
       this.users.set(user, states);
     }
-    const b = new Uint32Array(RS_WORDS);
+    const b = new Uint32Array(RsWord.Size);
     encodeRs(rs, b, 0);
     states.set(rs.channelId, b);
   }
@@ -345,7 +275,7 @@ export interface HarnessOptions {
   maxUsers: number;
   /** ShardEngine options; the default is the engine's (flushDelayMs 0: write-behind after every batch). */
   engine?: EngineOptions;
-  /** Called with each user id before its load is answered: return false to answer LOAD_FAILED. */
+  /** Called with each user id before its load is answered: return false to answer LoadStatus.Failed. */
   loadOk?: (user: bigint) => boolean;
 }
 
@@ -387,10 +317,10 @@ export class EngineHarness {
     const tickets: number[] = [];
     const loads = this.pendingLoads;
     this.pendingLoads = [];
-    const task = new Uint32Array(TASK_HEADER_WORDS + ops.length * OP_WORDS + loads.length);
-    task[TASK_OP_COUNT] = ops.length;
-    task[TASK_LOAD_WORDS] = loads.length;
-    task[TASK_FLAGS] = flags;
+    const task = new Uint32Array(TaskWord.HeaderSize + ops.length * OpWord.Size + loads.length);
+    task[TaskWord.OpCount] = ops.length;
+    task[TaskWord.LoadWords] = loads.length;
+    task[TaskWord.Flags] = flags;
     for (let i = 0; i < ops.length; i++) {
       const t = this.nextTicket;
       this.nextTicket = (this.nextTicket + 1) >>> 0 || 1;
@@ -398,9 +328,9 @@ export class EngineHarness {
       tickets.push(t);
       this.outstanding.add(t);
       if (ops[i].kind === 'getAll') this.getAllTickets.add(t);
-      encodeOp(ops[i], t, task, TASK_HEADER_WORDS + i * OP_WORDS);
+      encodeOp(ops[i], t, task, TaskWord.HeaderSize + i * OpWord.Size);
     }
-    task.set(loads, TASK_HEADER_WORDS + ops.length * OP_WORDS);
+    task.set(loads, TaskWord.HeaderSize + ops.length * OpWord.Size);
     this.handleReply(this.runBatch(task), flags);
     return tickets;
   }
@@ -448,18 +378,18 @@ export class EngineHarness {
   private runBatch(task: Uint32Array): Uint32Array {
     this.tasks++;
     const e = this.engine;
-    const opCount = task[TASK_OP_COUNT];
-    const loadWords = task[TASK_LOAD_WORDS];
-    const loadsAt = TASK_HEADER_WORDS + opCount * OP_WORDS;
-    const flags = task[TASK_FLAGS];
-    e.degraded = (flags & TF_STORE_DEGRADED) !== 0;
+    const opCount = task[TaskWord.OpCount];
+    const loadWords = task[TaskWord.LoadWords];
+    const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
+    const flags = task[TaskWord.Flags];
+    e.degraded = (flags & TaskFlag.StoreDegraded) !== 0;
     this.m.header[H_MUTATING] = 1;
     if (loadWords > 0) e.installLoads(task, loadsAt, loadsAt + loadWords);
-    e.applyOps(task, TASK_HEADER_WORDS, opCount);
+    e.applyOps(task, TaskWord.HeaderSize, opCount);
     let dirty = this.m.header[H_DIRTY];
     if (!e.degraded && dirty > 0) {
-      if ((flags & TF_FLUSH_ALL) !== 0) dirty = e.flushAll();
-      else if ((flags & TF_FLUSH_DUE) !== 0 || e.flushDelayMs === 0) dirty = e.flushDue();
+      if ((flags & TaskFlag.FlushAll) !== 0) dirty = e.flushAll();
+      else if ((flags & TaskFlag.FlushDue) !== 0 || e.flushDelayMs === 0) dirty = e.flushDue();
     }
     this.m.header[H_MUTATING] = 0;
     return this.buildReply(dirty);
@@ -470,13 +400,13 @@ export class EngineHarness {
     const r = e.results;
     const l = e.loadRequests;
     const mu = e.mutations;
-    const reply = new Uint32Array(REPLY_HEADER_WORDS + r.len + l.len + mu.len);
-    reply[REPLY_RESULT_WORDS] = r.len;
-    reply[REPLY_LOAD_WORDS] = l.len;
-    reply[REPLY_MUTATION_WORDS] = mu.len;
-    reply[REPLY_DIRTY] = dirty;
-    reply[REPLY_FAILED] = 0;
-    let at = REPLY_HEADER_WORDS;
+    const reply = new Uint32Array(ReplyWord.HeaderSize + r.len + l.len + mu.len);
+    reply[ReplyWord.ResultWords] = r.len;
+    reply[ReplyWord.LoadWords] = l.len;
+    reply[ReplyWord.MutationWords] = mu.len;
+    reply[ReplyWord.Dirty] = dirty;
+    reply[ReplyWord.Failed] = 0;
+    let at = ReplyWord.HeaderSize;
     reply.set(r.buf.subarray(0, r.len), at);
     at += r.len;
     reply.set(l.buf.subarray(0, l.len), at);
@@ -488,42 +418,42 @@ export class EngineHarness {
 
   /** src/shard-lane.ts onReply: mutations first, then results, then load requests. */
   private handleReply(reply: Uint32Array, taskFlags: number): void {
-    const resultWords = reply[REPLY_RESULT_WORDS];
-    const loadWords = reply[REPLY_LOAD_WORDS];
-    const mutationWords = reply[REPLY_MUTATION_WORDS];
-    if (REPLY_HEADER_WORDS + resultWords + loadWords + mutationWords !== reply.length) {
+    const resultWords = reply[ReplyWord.ResultWords];
+    const loadWords = reply[ReplyWord.LoadWords];
+    const mutationWords = reply[ReplyWord.MutationWords];
+    if (ReplyWord.HeaderSize + resultWords + loadWords + mutationWords !== reply.length) {
       throw new Error('reply header does not add up');
     }
-    if (reply[REPLY_FAILED] !== 0) throw new Error('batch failed');
-    if (reply[REPLY_DIRTY] !== this.m.header[H_DIRTY]) {
-      throw new Error(`reply says ${reply[REPLY_DIRTY]} dirty, the shard has ${this.m.header[H_DIRTY]}`);
+    if (reply[ReplyWord.Failed] !== 0) throw new Error('batch failed');
+    if (reply[ReplyWord.Dirty] !== this.m.header[H_DIRTY]) {
+      throw new Error(`reply says ${reply[ReplyWord.Dirty]} dirty, the shard has ${this.m.header[H_DIRTY]}`);
     }
-    if (mutationWords % STORED_WORDS !== 0 || loadWords % 2 !== 0) throw new Error('ragged reply section');
-    const loadsAt = REPLY_HEADER_WORDS + resultWords;
+    if (mutationWords % StoredWord.Size !== 0 || loadWords % 2 !== 0) throw new Error('ragged reply section');
+    const loadsAt = ReplyWord.HeaderSize + resultWords;
     const mutationsAt = loadsAt + loadWords;
     if (mutationWords > 0) {
-      this.store.apply(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / STORED_WORDS);
+      this.store.apply(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / StoredWord.Size);
     }
-    let at = REPLY_HEADER_WORDS;
+    let at = ReplyWord.HeaderSize;
     while (at < loadsAt) {
-      const ticket = reply[at + RES_TICKET];
-      const n = reply[at + RES_COUNT];
+      const ticket = reply[at + ResultWord.Ticket];
+      const n = reply[at + ResultWord.Count];
       const states: ReadState[] = [];
-      // a getAll answer: the meta record, then M_RS_COUNT read states (no deletes without since)
-      const all = this.getAllTickets.delete(ticket) && reply[at + RES_STATUS] === ST_OK;
+      // a getAll answer: the meta record, then ListMetaWord.RsCount read states (no deletes without since)
+      const all = this.getAllTickets.delete(ticket) && reply[at + ResultWord.Status] === ResultStatus.Ok;
       const first = all ? 1 : 0;
-      const count = all ? reply[at + RES_HEADER_WORDS + M_RS_COUNT] : n;
-      for (let i = 0; i < count; i++) states.push(decodeRs(reply, at + RES_HEADER_WORDS + (first + i) * RS_WORDS));
+      const count = all ? reply[at + ResultWord.HeaderSize + ListMetaWord.RsCount] : n;
+      for (let i = 0; i < count; i++) states.push(decodeRs(reply, at + ResultWord.HeaderSize + (first + i) * RsWord.Size));
       if (!this.outstanding.delete(ticket)) throw new Error(`result for unknown or answered ticket ${ticket}`);
       this.results.set(ticket, {
         ticket,
-        status: reply[at + RES_STATUS],
-        changed: reply[at + RES_CHANGED] !== 0,
+        status: reply[at + ResultWord.Status],
+        changed: reply[at + ResultWord.Changed] !== 0,
         states,
         taskFlags,
       });
       this.delivered.push(ticket);
-      at += RES_HEADER_WORDS + n * RS_WORDS;
+      at += ResultWord.HeaderSize + n * RsWord.Size;
     }
     if (at !== loadsAt) throw new Error('result records overrun the result section');
     for (let i = loadsAt; i < mutationsAt; i += 2) {
@@ -533,10 +463,10 @@ export class EngineHarness {
       const user = joinId(lo, hi);
       if (this.loadOk(user)) {
         const records = this.store.load(user);
-        this.pendingLoads.push(lo, hi, LOAD_OK, records.length / RS_WORDS);
+        this.pendingLoads.push(lo, hi, LoadStatus.Ok, records.length / RsWord.Size);
         for (let k = 0; k < records.length; k++) this.pendingLoads.push(records[k]);
       } else {
-        this.pendingLoads.push(lo, hi, LOAD_FAILED, 0);
+        this.pendingLoads.push(lo, hi, LoadStatus.Failed, 0);
       }
     }
   }

@@ -8,14 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { parseBatch, readsFast } from '../../src/batch-parser.js';
 import { ApiError } from '../../src/errors.js';
 import { MAX_BATCH_OPS } from '../../src/schemas.js';
-import { OP_WORDS } from '../../workers/protocol.js';
+import { OpWord } from '../../workers/protocol.js';
 
 type Outcome = { error: string } | { words: number[]; userIds: string[]; channelIds: string[] };
 
 function outcome(body: string, exactOnly: boolean): Outcome {
   try {
     const p = parseBatch(body, exactOnly);
-    return { words: [...p.ops.words.subarray(0, p.ops.length * OP_WORDS)], userIds: p.userIds, channelIds: p.channelIds };
+    return { words: [...p.ops.words.subarray(0, p.ops.length * OpWord.Size)], userIds: p.userIds, channelIds: p.channelIds };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     return { error: err.code };

@@ -7,22 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { renderBatchResult, renderList, renderReadState, renderSummary, renderUserReadStates } from '../../src/render-json.js';
 import type { ReadStateJson } from '../../src/replies.js';
-import {
-  DEL_PER_RECORD,
-  M_DEL_COUNT,
-  M_FULL,
-  M_MORE,
-  M_RS_COUNT,
-  M_VER_HI,
-  M_VER_LO,
-  RS_WORDS,
-  SUM_CHANNELS_WITH_MENTIONS,
-  SUM_MENTIONS_HI,
-  SUM_MENTIONS_LO,
-  SUM_READ_STATES,
-  SUM_VER_HI,
-  SUM_VER_LO,
-} from '../../workers/protocol.js';
+import { ListMetaWord, RsWord, SummaryWord } from '../../workers/protocol.js';
 
 const u32 = fc.oneof(fc.constant(0), fc.constant(0xffffffff), fc.integer({ min: 0, max: 0xffffffff }));
 /** high words of 53-bit values (pin timestamps, versions) */
@@ -47,7 +32,7 @@ describe('render-json', () => {
   it('renders one read state exactly as the reference object, at any offset', () => {
     fc.assert(
       fc.property(userId, record, fc.nat(7), (user, w, offset) => {
-        const b = new Uint32Array(offset + RS_WORDS);
+        const b = new Uint32Array(offset + RsWord.Size);
         b.set(w, offset);
         const text = renderReadState(JSON.stringify(user), null, b, offset);
         expect(JSON.parse(text)).toStrictEqual(reference(user, w));
@@ -62,17 +47,17 @@ describe('render-json', () => {
     const ids = fc.array(fc.tuple(u32, u32), { maxLength: 12 });
     fc.assert(
       fc.property(userId, fc.array(record, { maxLength: 40 }), fc.boolean(), fc.boolean(), ids, fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (user, rows, full, more, dels, version) => {
-        const delRecords = Math.ceil(dels.length / DEL_PER_RECORD);
-        const b = new Uint32Array(3 + (1 + rows.length + delRecords) * RS_WORDS);
+        const delRecords = Math.ceil(dels.length / ListMetaWord.DeletesPerRecord);
+        const b = new Uint32Array(3 + (1 + rows.length + delRecords) * RsWord.Size);
         const meta = 3;
-        b[meta + M_VER_LO] = version % 2 ** 32;
-        b[meta + M_VER_HI] = Math.floor(version / 2 ** 32);
-        b[meta + M_FULL] = full ? 1 : 0;
-        b[meta + M_RS_COUNT] = rows.length;
-        b[meta + M_DEL_COUNT] = full ? 0 : dels.length;
-        b[meta + M_MORE] = more ? 1 : 0;
-        rows.forEach((w, i) => b.set(w, meta + (1 + i) * RS_WORDS));
-        dels.forEach(([lo, hi], i) => b.set([lo, hi], meta + (1 + rows.length) * RS_WORDS + i * 2));
+        b[meta + ListMetaWord.VerLo] = version % 2 ** 32;
+        b[meta + ListMetaWord.VerHi] = Math.floor(version / 2 ** 32);
+        b[meta + ListMetaWord.Full] = full ? 1 : 0;
+        b[meta + ListMetaWord.RsCount] = rows.length;
+        b[meta + ListMetaWord.DelCount] = full ? 0 : dels.length;
+        b[meta + ListMetaWord.More] = more ? 1 : 0;
+        rows.forEach((w, i) => b.set(w, meta + (1 + i) * RsWord.Size));
+        dels.forEach(([lo, hi], i) => b.set([lo, hi], meta + (1 + rows.length) * RsWord.Size + i * 2));
         const parsed: unknown = JSON.parse(renderUserReadStates(user, b, meta));
         const states = rows.map((w) => reference(user, w));
         const expected: Record<string, unknown> = { user_id: user, version, full, read_states: states };
@@ -85,14 +70,14 @@ describe('render-json', () => {
   });
 
   it('renders a summary, alone and as a batch result', () => {
-    const b = new Uint32Array(RS_WORDS);
+    const b = new Uint32Array(RsWord.Size);
     const total = 10000 * 0x7fffffff;
-    b[SUM_VER_LO] = 5;
-    b[SUM_VER_HI] = 0x1fffff;
-    b[SUM_READ_STATES] = 10000;
-    b[SUM_MENTIONS_LO] = total % 2 ** 32;
-    b[SUM_MENTIONS_HI] = Math.floor(total / 2 ** 32);
-    b[SUM_CHANNELS_WITH_MENTIONS] = 10000;
+    b[SummaryWord.VerLo] = 5;
+    b[SummaryWord.VerHi] = 0x1fffff;
+    b[SummaryWord.ReadStates] = 10000;
+    b[SummaryWord.MentionsLo] = total % 2 ** 32;
+    b[SummaryWord.MentionsHi] = Math.floor(total / 2 ** 32);
+    b[SummaryWord.ChannelsWithMentions] = 10000;
     const summary = { user_id: '18446744073709551615', version: 0x1fffff * 2 ** 32 + 5, read_states: 10000, mention_total: total, channels_with_mentions: 10000 };
     const text = renderSummary('18446744073709551615', b, 0);
     expect(JSON.parse(text)).toStrictEqual(summary);
@@ -100,7 +85,7 @@ describe('render-json', () => {
   });
 
   it('renders batch results with a read state, an error or only a status, and lists of them', () => {
-    const b = new Uint32Array(RS_WORDS);
+    const b = new Uint32Array(RsWord.Size);
     b.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const rs = renderReadState('"7"', null, b, 0);
     const items = [renderBatchResult(200, rs, null), renderBatchResult(404, null, 'NOT_FOUND'), renderBatchResult(204, null, null)];

@@ -9,7 +9,7 @@ import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
 import { mentions, record } from '../support/store-records.js';
-import { KIND_DELETE, KIND_WRITE, STORED_WORDS } from '../../workers/protocol.js';
+import { RecordKind, StoredWord } from '../../workers/protocol.js';
 import { loadEach } from '../../workers/store/load-many.js';
 
 /** Reads the inner store when the load starts, answers when released (a slow read replica). */
@@ -41,16 +41,16 @@ const settle = () => new Promise((r) => setTimeout(r, 10));
 
 it('a load answered after a write it did not see was confirmed still shows that write', async () => {
   const inner = new MemoryStore();
-  await inner.apply(record(KIND_WRITE, 5, 1, 1, 10), 1);
-  await inner.apply(record(KIND_WRITE, 5, 2, 1, 10), 1);
+  await inner.apply(record(RecordKind.Write, 5, 1, 1, 10), 1);
+  await inner.apply(record(RecordKind.Write, 5, 2, 1, 10), 1);
   const store = new SnapshotReadStore(inner);
   const wb = new WriteBehind(store);
   const loading = wb.load(5, 0);
   await settle(); // the read has happened
-  const batch = new Uint32Array(STORED_WORDS * 3);
-  batch.set(record(KIND_WRITE, 5, 1, 7, 20), 0); // newer channel 1
-  batch.set(record(KIND_DELETE, 5, 2, 0, 20), STORED_WORDS); // channel 2 deleted
-  batch.set(record(KIND_WRITE, 6, 1, 9, 20), STORED_WORDS * 2); // another user: not part of the load
+  const batch = new Uint32Array(StoredWord.Size * 3);
+  batch.set(record(RecordKind.Write, 5, 1, 7, 20), 0); // newer channel 1
+  batch.set(record(RecordKind.Delete, 5, 2, 0, 20), StoredWord.Size); // channel 2 deleted
+  batch.set(record(RecordKind.Write, 6, 1, 9, 20), StoredWord.Size * 2); // another user: not part of the load
   wb.submit(batch, 3);
   expect(await wb.drain(5_000)).toBe(true); // confirmed: nothing pending any more
   store.answerLoad();
@@ -78,9 +78,9 @@ it('an older record confirmed after a newer one does not win over what the store
   }
   const store = new HoldFirstWrite(inner);
   const wb = new WriteBehind(store, { batchSize: 1, concurrency: 2 });
-  wb.submit(record(KIND_WRITE, 5, 1, 1, 10), 1); // in a store call, held
+  wb.submit(record(RecordKind.Write, 5, 1, 1, 10), 1); // in a store call, held
   await settle();
-  wb.submit(record(KIND_WRITE, 5, 1, 3, 30), 1); // newer: its own entry, written at once
+  wb.submit(record(RecordKind.Write, 5, 1, 3, 30), 1); // newer: its own entry, written at once
   await settle();
   const loading = wb.load(5, 0);
   await settle();
@@ -92,8 +92,8 @@ it('an older record confirmed after a newer one does not win over what the store
 
 it('the same holds for users loaded together in one store call (loadMany)', async () => {
   const inner = new MemoryStore();
-  await inner.apply(record(KIND_WRITE, 5, 1, 1, 10), 1);
-  await inner.apply(record(KIND_WRITE, 8, 1, 3, 10), 1);
+  await inner.apply(record(RecordKind.Write, 5, 1, 1, 10), 1);
+  await inner.apply(record(RecordKind.Write, 8, 1, 3, 10), 1);
   const slow = new SnapshotReadStore(inner);
   let calls = 0;
   // One call for all users, as the store thread answers them.
@@ -104,10 +104,10 @@ it('the same holds for users loaded together in one store call (loadMany)', asyn
     },
   });
   const wb = new WriteBehind(store);
-  wb.submit(record(KIND_WRITE, 8, 2, 4, 15), 1); // pending for user 8 (overlay)
+  wb.submit(record(RecordKind.Write, 8, 2, 4, 15), 1); // pending for user 8 (overlay)
   const loading = wb.loadMany(new Uint32Array([5, 0, 7, 0, 8, 0]));
   await settle();
-  wb.submit(record(KIND_WRITE, 5, 1, 7, 20), 1);
+  wb.submit(record(RecordKind.Write, 5, 1, 7, 20), 1);
   expect(await wb.drain(5_000)).toBe(true);
   slow.answerLoad();
   const [u5, u7, u8] = await loading;

@@ -9,41 +9,18 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { WriteBehind } from '../../src/write-behind.js';
-import {
-  KIND_DELETE,
-  KIND_WRITE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  TOMB_PIN_HI,
-  hi32,
-  join53,
-  lo32,
-} from '../../workers/protocol.js';
+import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI, hi32, join53, lo32 } from '../../workers/protocol.js';
 
 const SEED = 20240611;
 
-/** A stored record as plain numbers: kind, user, read state, timestamp (STORED_WORDS words). */
+/** A stored record as plain numbers: kind, user, read state, timestamp (StoredWord.Size words). */
 type Rec = number[];
 
 const userKey = (lo: number, hi: number) => `${lo}:${hi}`;
-const recUser = (r: ArrayLike<number>, at = 0) => userKey(r[at + S_USER_LO], r[at + S_USER_HI]);
-const recChan = (r: ArrayLike<number>, at = 0) => userKey(r[at + S_RS + R_CHAN_LO], r[at + S_RS + R_CHAN_HI]);
+const recUser = (r: ArrayLike<number>, at = 0) => userKey(r[at + StoredWord.UserLo], r[at + StoredWord.UserHi]);
+const recChan = (r: ArrayLike<number>, at = 0) => userKey(r[at + StoredWord.Rs + RsWord.ChanLo], r[at + StoredWord.Rs + RsWord.ChanHi]);
 const recKey = (r: ArrayLike<number>, at = 0) => recUser(r, at) + '/' + recChan(r, at);
-const recTs = (r: ArrayLike<number>, at = 0) => join53(r[at + S_TS_LO], r[at + S_TS_HI]);
+const recTs = (r: ArrayLike<number>, at = 0) => join53(r[at + StoredWord.TsLo], r[at + StoredWord.TsHi]);
 
 interface Call {
   records: Uint32Array;
@@ -68,9 +45,9 @@ class ControlledStore implements ReadStateStore {
   async close(): Promise<void> {}
 
   async load(lo: number, hi: number): Promise<Uint32Array> {
-    const live = [...(this.users.get(userKey(lo, hi))?.values() ?? [])].filter((r) => r[S_KIND] !== KIND_DELETE);
-    const out = new Uint32Array(live.length * RS_WORDS);
-    live.forEach((r, i) => out.set(r.slice(S_RS, S_RS + RS_WORDS), i * RS_WORDS));
+    const live = [...(this.users.get(userKey(lo, hi))?.values() ?? [])].filter((r) => r[StoredWord.Kind] !== RecordKind.Delete);
+    const out = new Uint32Array(live.length * RsWord.Size);
+    live.forEach((r, i) => out.set(r.slice(StoredWord.Rs, StoredWord.Rs + RsWord.Size), i * RsWord.Size));
     return out;
   }
 
@@ -89,8 +66,8 @@ class ControlledStore implements ReadStateStore {
 
   private commit(records: Uint32Array, count: number): void {
     for (let i = 0; i < count; i++) {
-      const at = i * STORED_WORDS;
-      const rec = Array.from(records.subarray(at, at + STORED_WORDS));
+      const at = i * StoredWord.Size;
+      const rec = Array.from(records.subarray(at, at + StoredWord.Size));
       let rows = this.users.get(recUser(rec));
       if (rows === undefined) this.users.set(recUser(rec), (rows = new Map()));
       const old = rows.get(recChan(rec));
@@ -136,16 +113,16 @@ const CHANNELS: [number, number][] = [
 ];
 
 function makeRecord(out: Uint32Array, at: number, kind: number, user: number, chan: number, mention: number, ts: number): void {
-  out[at + S_KIND] = kind;
-  out[at + S_USER_LO] = USERS[user][0];
-  out[at + S_USER_HI] = USERS[user][1];
-  for (let j = 0; j < RS_WORDS; j++) out[at + S_RS + j] = (ts * 31 + j) >>> 0; // distinct content per record
-  out[at + S_RS + R_CHAN_LO] = CHANNELS[chan][0];
-  out[at + S_RS + R_CHAN_HI] = CHANNELS[chan][1];
-  out[at + S_RS + R_MENTION] = mention;
-  out[at + S_RS + R_MSG_LO] = lo32(ts);
-  out[at + S_TS_LO] = lo32(ts);
-  out[at + S_TS_HI] = hi32(ts);
+  out[at + StoredWord.Kind] = kind;
+  out[at + StoredWord.UserLo] = USERS[user][0];
+  out[at + StoredWord.UserHi] = USERS[user][1];
+  for (let j = 0; j < RsWord.Size; j++) out[at + StoredWord.Rs + j] = (ts * 31 + j) >>> 0; // distinct content per record
+  out[at + StoredWord.Rs + RsWord.ChanLo] = CHANNELS[chan][0];
+  out[at + StoredWord.Rs + RsWord.ChanHi] = CHANNELS[chan][1];
+  out[at + StoredWord.Rs + RsWord.Mention] = mention;
+  out[at + StoredWord.Rs + RsWord.MsgLo] = lo32(ts);
+  out[at + StoredWord.TsLo] = lo32(ts);
+  out[at + StoredWord.TsHi] = hi32(ts);
 }
 
 /** Timestamps cross 2^32 after a few dozen records. */
@@ -154,21 +131,21 @@ const FIRST_TS = 0xffffffff - 40;
 /** A load result's tombstones as channel -> delete timestamp. */
 function tombsOf(loaded: Uint32Array): Map<string, number> {
   const out = new Map<string, number>();
-  for (let at = 0; at < loaded.length; at += RS_WORDS) {
-    if (loaded[at + R_PIN_HI] === TOMB_PIN_HI) out.set(userKey(loaded[at + R_CHAN_LO], loaded[at + R_CHAN_HI]), join53(loaded[at + R_VER_LO], loaded[at + R_VER_HI]));
+  for (let at = 0; at < loaded.length; at += RsWord.Size) {
+    if (loaded[at + RsWord.PinHi] === TOMB_PIN_HI) out.set(userKey(loaded[at + RsWord.ChanLo], loaded[at + RsWord.ChanHi]), join53(loaded[at + RsWord.VerLo], loaded[at + RsWord.VerHi]));
   }
   return out;
 }
 
 /** A load result's read states as channel -> read-state words; fails on a channel listed twice. */
 function byChannel(loaded: Uint32Array): Map<string, number[]> {
-  expect(loaded.length % RS_WORDS).toBe(0);
+  expect(loaded.length % RsWord.Size).toBe(0);
   const out = new Map<string, number[]>();
-  for (let at = 0; at < loaded.length; at += RS_WORDS) {
-    if (loaded[at + R_PIN_HI] === TOMB_PIN_HI) continue; // a delete (see tombsOf)
-    const ck = userKey(loaded[at + R_CHAN_LO], loaded[at + R_CHAN_HI]);
+  for (let at = 0; at < loaded.length; at += RsWord.Size) {
+    if (loaded[at + RsWord.PinHi] === TOMB_PIN_HI) continue; // a delete (see tombsOf)
+    const ck = userKey(loaded[at + RsWord.ChanLo], loaded[at + RsWord.ChanHi]);
     expect(out.has(ck), `channel ${ck} listed twice`).toBe(false);
-    out.set(ck, Array.from(loaded.subarray(at, at + RS_WORDS)));
+    out.set(ck, Array.from(loaded.subarray(at, at + RsWord.Size)));
   }
   return out;
 }
@@ -230,7 +207,7 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
       expect(c.count).toBe(Math.min(o.batchSize, queue.length));
       const keys = queue.splice(0, c.count);
       for (let i = 0; i < c.count; i++) {
-        const sent = Array.from(c.records.subarray(i * STORED_WORDS, (i + 1) * STORED_WORDS));
+        const sent = Array.from(c.records.subarray(i * StoredWord.Size, (i + 1) * StoredWord.Size));
         expect(recKey(sent)).toBe(keys[i]);
         expect(sent).toEqual(pending.get(keys[i]));
       }
@@ -244,7 +221,7 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
     // What the store holds in its calls is still what was submitted (no buffer handed over is reused).
     for (const c of store.held) {
       for (let i = 0; i < c.count; i++) {
-        const sent = Array.from(c.records.subarray(i * STORED_WORDS, (i + 1) * STORED_WORDS));
+        const sent = Array.from(c.records.subarray(i * StoredWord.Size, (i + 1) * StoredWord.Size));
         expect(sent).toEqual(submitted.get(recTs(sent)));
       }
     }
@@ -255,7 +232,7 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
     expect(stats.queued).toBe(queue.length);
     // Each pending read state is either queued or in a held call with its newest record.
     let currentInFlight = 0;
-    for (const c of store.held) for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * STORED_WORDS)) currentInFlight++;
+    for (const c of store.held) for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * StoredWord.Size)) currentInFlight++;
     expect(stats.queued + currentInFlight).toBe(pending.size);
     let oldest = 0;
     for (const r of pending.values()) if (oldest === 0 || recTs(r) < oldest) oldest = recTs(r);
@@ -266,15 +243,15 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
       const expected = byChannel(await store.load(lo, hi));
       for (const r of pending.values()) {
         if (recUser(r) !== userKey(lo, hi)) continue;
-        if (r[S_KIND] === KIND_DELETE) expected.delete(recChan(r));
-        else expected.set(recChan(r), r.slice(S_RS, S_RS + RS_WORDS));
+        if (r[StoredWord.Kind] === RecordKind.Delete) expected.delete(recChan(r));
+        else expected.set(recChan(r), r.slice(StoredWord.Rs, StoredWord.Rs + RsWord.Size));
       }
       const loaded = await wb.load(lo, hi);
       expect(byChannel(loaded)).toEqual(expected);
       // a pending delete is a tombstone with its timestamp
       const tombs = tombsOf(loaded);
       for (const r of pending.values()) {
-        if (recUser(r) === userKey(lo, hi) && r[S_KIND] === KIND_DELETE) expect(tombs.get(recChan(r))).toBe(recTs(r));
+        if (recUser(r) === userKey(lo, hi) && r[StoredWord.Kind] === RecordKind.Delete) expect(tombs.get(recChan(r))).toBe(recTs(r));
       }
     }
   }
@@ -283,11 +260,11 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
     for (const a of actions) {
       if (a.t === 'submit') {
         // Into the middle of a reused buffer, scribbled over afterwards: the write-behind copies.
-        const buf = new Uint32Array((a.recs.length + 2) * STORED_WORDS).fill(0xdeadbeef);
-        const view = buf.subarray(STORED_WORDS, STORED_WORDS + a.recs.length * STORED_WORDS);
-        a.recs.forEach((r, i) => makeRecord(view, i * STORED_WORDS, r.del ? KIND_DELETE : KIND_WRITE, r.user, r.chan, r.mention, ++ts));
+        const buf = new Uint32Array((a.recs.length + 2) * StoredWord.Size).fill(0xdeadbeef);
+        const view = buf.subarray(StoredWord.Size, StoredWord.Size + a.recs.length * StoredWord.Size);
+        a.recs.forEach((r, i) => makeRecord(view, i * StoredWord.Size, r.del ? RecordKind.Delete : RecordKind.Write, r.user, r.chan, r.mention, ++ts));
         for (let i = 0; i < a.recs.length; i++) {
-          const rec = Array.from(view.subarray(i * STORED_WORDS, (i + 1) * STORED_WORDS));
+          const rec = Array.from(view.subarray(i * StoredWord.Size, (i + 1) * StoredWord.Size));
           latest.set(recKey(rec), rec);
           pending.set(recKey(rec), rec);
           // A queued read state keeps its place; otherwise (new, or its record is with the store)
@@ -301,12 +278,12 @@ async function runModel(actions: Action[], o: { batchSize: number; concurrency: 
         if (store.held.length > 0) {
           const [c] = store.held.splice(a.pick % store.held.length, 1);
           if (a.t === 'confirm') {
-            for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * STORED_WORDS)) pending.delete(recKey(c.records, i * STORED_WORDS));
+            for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * StoredWord.Size)) pending.delete(recKey(c.records, i * StoredWord.Size));
             c.resolve();
           } else {
             // Back to the front in order, but only what no newer record has replaced.
             const back: string[] = [];
-            for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * STORED_WORDS)) back.push(recKey(c.records, i * STORED_WORDS));
+            for (let i = 0; i < c.count; i++) if (isNewest(c.records, i * StoredWord.Size)) back.push(recKey(c.records, i * StoredWord.Size));
             queue = [...back, ...queue];
             c.reject(new Error('injected'));
           }
@@ -358,7 +335,7 @@ describe('WriteBehind against a model', () => {
     const store = new ControlledStore();
     store.auto = true;
     const wb = new WriteBehind(store, { batchSize: 1, concurrency: 1 });
-    const buf = new Uint32Array(STORED_WORDS);
+    const buf = new Uint32Array(StoredWord.Size);
     let ts = FIRST_TS;
     const put = (kind: number, chan: number) => {
       makeRecord(buf, 0, kind, 0, chan, 1, ++ts);
@@ -368,15 +345,15 @@ describe('WriteBehind against a model', () => {
     const [lo, hi] = USERS[0];
     const chanOf = (c: number) => userKey(CHANNELS[c][0], CHANNELS[c][1]);
     try {
-      put(KIND_WRITE, 0);
+      put(RecordKind.Write, 0);
       expect(await wb.drain(1000)).toBe(true);
       store.auto = false;
-      put(KIND_DELETE, 0); // in flight
-      const other = put(KIND_WRITE, 1); // queued
-      const write = put(KIND_WRITE, 0); // queued behind it, a new entry (the delete is in flight)
+      put(RecordKind.Delete, 0); // in flight
+      const other = put(RecordKind.Write, 1); // queued
+      const write = put(RecordKind.Write, 0); // queued behind it, a new entry (the delete is in flight)
       const expected = new Map([
-        [chanOf(0), write.slice(S_RS, S_RS + RS_WORDS)],
-        [chanOf(1), other.slice(S_RS, S_RS + RS_WORDS)],
+        [chanOf(0), write.slice(StoredWord.Rs, StoredWord.Rs + RsWord.Size)],
+        [chanOf(1), other.slice(StoredWord.Rs, StoredWord.Rs + RsWord.Size)],
       ]);
       expect(byChannel(await wb.load(lo, hi))).toEqual(expected); // the store still has channel 0
       store.held.shift()!.resolve(); // the delete lands; the other write goes out, this one waits
@@ -400,34 +377,34 @@ describe('WriteBehind against a model', () => {
     const CHANS = 50; // 20,000 read states, the pool starts at 1024 entries
     const newest = new Map<string, Rec>();
     let ts = 0;
-    const buf = new Uint32Array(CHANS * STORED_WORDS);
+    const buf = new Uint32Array(CHANS * StoredWord.Size);
     const put = (user: number, chans: number[], kind: (c: number) => number) => {
       chans.forEach((c, i) => {
-        const at = i * STORED_WORDS;
-        buf[at + S_KIND] = kind(c);
-        buf[at + S_USER_LO] = user;
-        buf[at + S_USER_HI] = user % 3;
-        for (let j = 0; j < RS_WORDS; j++) buf[at + S_RS + j] = ++ts;
-        buf[at + S_RS + R_CHAN_LO] = 1000 + c;
-        buf[at + S_RS + R_CHAN_HI] = c % 2;
-        buf[at + S_RS + R_FLAGS] = user;
-        buf[at + S_TS_LO] = ts;
-        buf[at + S_TS_HI] = 0;
-        const rec = Array.from(buf.subarray(at, at + STORED_WORDS));
+        const at = i * StoredWord.Size;
+        buf[at + StoredWord.Kind] = kind(c);
+        buf[at + StoredWord.UserLo] = user;
+        buf[at + StoredWord.UserHi] = user % 3;
+        for (let j = 0; j < RsWord.Size; j++) buf[at + StoredWord.Rs + j] = ++ts;
+        buf[at + StoredWord.Rs + RsWord.ChanLo] = 1000 + c;
+        buf[at + StoredWord.Rs + RsWord.ChanHi] = c % 2;
+        buf[at + StoredWord.Rs + RsWord.Flags] = user;
+        buf[at + StoredWord.TsLo] = ts;
+        buf[at + StoredWord.TsHi] = 0;
+        const rec = Array.from(buf.subarray(at, at + StoredWord.Size));
         newest.set(recKey(rec), rec);
       });
       wb.submit(buf, chans.length);
     };
     const allChans = [...Array(CHANS).keys()];
     try {
-      for (let u = 0; u < USER_COUNT; u++) put(u, allChans, () => KIND_WRITE);
+      for (let u = 0; u < USER_COUNT; u++) put(u, allChans, () => RecordKind.Write);
       await settle();
       // Each submit sent a batch until four were in flight: users 0-3 are in the store's hands.
       expect(store.held.map((c) => c.count)).toEqual([CHANS, CHANS, CHANS, CHANS]);
       // Newer records for every 7th user, writes and deletes: user 0's go over entries in flight
       // (new entries), the others' over queued entries (in place).
       const some = allChans.filter((c) => c % 3 === 0);
-      for (let u = 0; u < USER_COUNT; u += 7) put(u, some, (c) => (c % 2 === 0 ? KIND_DELETE : KIND_WRITE));
+      for (let u = 0; u < USER_COUNT; u += 7) put(u, some, (c) => (c % 2 === 0 ? RecordKind.Delete : RecordKind.Write));
       const total = USER_COUNT * CHANS;
       expect(wb.pendingRecords).toBe(total);
       expect(wb.stats().queued).toBe(total - 4 * CHANS + some.length);
@@ -436,7 +413,7 @@ describe('WriteBehind against a model', () => {
       const expectLoads = async () => {
         const expected = [...Array(USER_COUNT)].map(() => new Map<string, number[]>());
         for (const r of newest.values()) {
-          if (r[S_KIND] !== KIND_DELETE) expected[r[S_USER_LO]].set(recChan(r), r.slice(S_RS, S_RS + RS_WORDS));
+          if (r[StoredWord.Kind] !== RecordKind.Delete) expected[r[StoredWord.UserLo]].set(recChan(r), r.slice(StoredWord.Rs, StoredWord.Rs + RsWord.Size));
         }
         for (let u = 0; u < USER_COUNT; u++) expect(byChannel(await wb.load(u, u % 3)), `user ${u}`).toEqual(expected[u]);
       };
@@ -456,7 +433,7 @@ describe('WriteBehind against a model', () => {
       await expectLoads();
 
       // The grown pool is reused: another full round fits and drains without mixing records up.
-      for (let u = 0; u < USER_COUNT; u++) put(u, allChans, () => KIND_WRITE);
+      for (let u = 0; u < USER_COUNT; u++) put(u, allChans, () => RecordKind.Write);
       expect(await wb.drain(10_000)).toBe(true);
       const after = store.all();
       for (const [k, r] of newest) expect(after.get(k)).toEqual(r);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { WriteBehind } from '../../src/write-behind.js';
 import { mentions, record, tombstones } from '../support/store-records.js';
-import { KIND_DELETE, KIND_WRITE } from '../../workers/protocol.js';
+import { RecordKind } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { FaultyStore } from '../support/faulty-store.js';
 
@@ -14,7 +14,7 @@ describe('WriteBehind', () => {
     const store = new FaultyStore(inner);
     store.holding = true;
     const wb = new WriteBehind(store, { poolSize: 16, shrinkIdleMs: 0 });
-    for (let c = 1; c <= 200; c++) wb.submit(record(KIND_WRITE, 3, c, c, c), 1);
+    for (let c = 1; c <= 200; c++) wb.submit(record(RecordKind.Write, 3, c, c, c), 1);
     expect(wb.poolSize).toBe(256);
     expect(wb.shrinkIfIdle()).toBe(false); // records held: never
     store.release();
@@ -25,8 +25,8 @@ describe('WriteBehind', () => {
     expect(wb.poolSize).toBe(16);
     // The shrunk pool works: overlay, coalescing, and growth again.
     store.holding = true;
-    for (let c = 1; c <= 40; c++) wb.submit(record(KIND_WRITE, 3, c, 1000 + c, 1000 + c), 1);
-    wb.submit(record(KIND_WRITE, 3, 1, 5, 2000), 1);
+    for (let c = 1; c <= 40; c++) wb.submit(record(RecordKind.Write, 3, c, 1000 + c, 1000 + c), 1);
+    wb.submit(record(RecordKind.Write, 3, 1, 5, 2000), 1);
     const loaded = mentions(await wb.load(3, 0));
     expect(loaded[1]).toBe(5);
     expect(loaded[40]).toBe(1040);
@@ -40,14 +40,14 @@ describe('WriteBehind', () => {
 
   it('a load sees pending writes and deletes before the store confirms them', async () => {
     const inner = new MemoryStore();
-    await inner.apply(record(KIND_WRITE, 1, 7, 1, 1), 1);
-    await inner.apply(record(KIND_WRITE, 1, 8, 1, 2), 1);
+    await inner.apply(record(RecordKind.Write, 1, 7, 1, 1), 1);
+    await inner.apply(record(RecordKind.Write, 1, 8, 1, 2), 1);
     const store = new FaultyStore(inner);
     store.holding = true;
     const wb = new WriteBehind(store);
-    wb.submit(record(KIND_WRITE, 1, 7, 5, 10), 1);
-    wb.submit(record(KIND_DELETE, 1, 8, 0, 11), 1);
-    wb.submit(record(KIND_WRITE, 1, 9, 3, 12), 1);
+    wb.submit(record(RecordKind.Write, 1, 7, 5, 10), 1);
+    wb.submit(record(RecordKind.Delete, 1, 8, 0, 11), 1);
+    wb.submit(record(RecordKind.Write, 1, 9, 3, 12), 1);
     expect(mentions(await inner.load(1, 0))).toEqual({ 7: 1, 8: 1 });
     expect(mentions(await wb.load(1, 0))).toEqual({ 7: 5, 9: 3 });
     // the pending delete comes back as a tombstone with its timestamp (delta sync reports it)
@@ -66,7 +66,7 @@ describe('WriteBehind', () => {
     store.failing = true;
     const states: boolean[] = [];
     const wb = new WriteBehind(store, { backoffMs: 5, maxBackoffMs: 20, batchSize: 10, onStateChange: (d) => states.push(d) });
-    for (let c = 1; c <= 100; c++) wb.submit(record(KIND_WRITE, 2, c, c, c), 1);
+    for (let c = 1; c <= 100; c++) wb.submit(record(RecordKind.Write, 2, c, c, c), 1);
     await tick();
     expect(wb.degraded).toBe(true);
     expect(wb.storeFailing).toBe(true);
@@ -88,9 +88,9 @@ describe('WriteBehind', () => {
     const store = new FaultyStore(inner);
     store.holding = true;
     const wb = new WriteBehind(store);
-    wb.submit(record(KIND_WRITE, 3, 1, 1, 100), 1);
+    wb.submit(record(RecordKind.Write, 3, 1, 1, 100), 1);
     await tick(); // the first write is now in flight (held)
-    wb.submit(record(KIND_WRITE, 3, 1, 2, 101), 1);
+    wb.submit(record(RecordKind.Write, 3, 1, 2, 101), 1);
     store.release();
     expect(await wb.drain(1000)).toBe(true);
     expect(mentions(await inner.load(3, 0))).toEqual({ 1: 2 });
@@ -101,9 +101,9 @@ describe('WriteBehind', () => {
     const store = new FaultyStore(new MemoryStore());
     store.holding = true;
     const wb = new WriteBehind(store, { maxPending: 10 });
-    for (let c = 1; c <= 9; c++) wb.submit(record(KIND_WRITE, 4, c, 1, c), 1);
+    for (let c = 1; c <= 9; c++) wb.submit(record(RecordKind.Write, 4, c, 1, c), 1);
     expect(wb.degraded).toBe(false);
-    wb.submit(record(KIND_WRITE, 4, 10, 1, 10), 1);
+    wb.submit(record(RecordKind.Write, 4, 10, 1, 10), 1);
     expect(wb.degraded).toBe(true);
     expect(wb.storeFailing).toBe(false);
     store.release();
@@ -115,7 +115,7 @@ describe('WriteBehind', () => {
     const store = new FaultyStore(new MemoryStore());
     store.failing = true;
     const wb = new WriteBehind(store, { backoffMs: 5 });
-    wb.submit(record(KIND_WRITE, 5, 1, 1, 1), 1);
+    wb.submit(record(RecordKind.Write, 5, 1, 1, 1), 1);
     expect(await wb.drain(50)).toBe(false);
     wb.close();
   });
@@ -136,8 +136,8 @@ describe('WriteBehind', () => {
     };
     const states: boolean[] = [];
     const wb = new WriteBehind(store, { batchSize: 1, concurrency: 2, backoffMs: 30, onStateChange: (d) => states.push(d) });
-    wb.submit(record(KIND_WRITE, 6, 1, 1, 1), 1);
-    wb.submit(record(KIND_WRITE, 6, 2, 1, 2), 1);
+    wb.submit(record(RecordKind.Write, 6, 1, 1, 1), 1);
+    wb.submit(record(RecordKind.Write, 6, 2, 1, 2), 1);
     expect(calls).toHaveLength(2);
     calls[0].fail(); // the outage starts: a retry is scheduled 30 ms out
     await tick();

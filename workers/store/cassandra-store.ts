@@ -40,27 +40,7 @@
  * nothing.
  */
 import cassandra from 'cassandra-driver';
-import {
-  KIND_DELETE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-} from '../protocol.js';
+import { RecordKind, RsWord, StoredWord } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 import { LoadedTombstones } from './tombstones.js';
 
@@ -195,9 +175,9 @@ export class CassandraStore implements ReadStateStore {
         pageState,
       });
       const rows = rs.rows;
-      if ((n + rows.length) * RS_WORDS > out.length) {
-        const grown = new Uint32Array(Math.max((n + rows.length) * RS_WORDS, out.length * 2));
-        grown.set(out.subarray(0, n * RS_WORDS));
+      if ((n + rows.length) * RsWord.Size > out.length) {
+        const grown = new Uint32Array(Math.max((n + rows.length) * RsWord.Size, out.length * 2));
+        grown.set(out.subarray(0, n * RsWord.Size));
         out = grown;
       }
       for (const row of rows) {
@@ -206,42 +186,42 @@ export class CassandraStore implements ReadStateStore {
           tombs.add(chan.low >>> 0, chan.high >>> 0, (row['version'] as Long).toNumber());
           continue;
         }
-        const o = n++ * RS_WORDS;
+        const o = n++ * RsWord.Size;
         const msg = row['last_message_id'] as Long;
         const pin = row['last_pin_timestamp'] as Long;
         const flags = row['flags'] as Long;
         const ver = row['version'] as Long;
-        out[o + R_CHAN_LO] = chan.low >>> 0;
-        out[o + R_CHAN_HI] = chan.high >>> 0;
-        out[o + R_MSG_LO] = msg.low >>> 0;
-        out[o + R_MSG_HI] = msg.high >>> 0;
-        out[o + R_MENTION] = (row['mention_count'] as number) >>> 0;
-        out[o + R_PIN_LO] = pin.low >>> 0;
-        out[o + R_PIN_HI] = pin.high >>> 0;
-        out[o + R_FLAGS] = flags.low >>> 0;
-        out[o + R_VER_LO] = ver.low >>> 0;
-        out[o + R_VER_HI] = ver.high >>> 0;
+        out[o + RsWord.ChanLo] = chan.low >>> 0;
+        out[o + RsWord.ChanHi] = chan.high >>> 0;
+        out[o + RsWord.MsgLo] = msg.low >>> 0;
+        out[o + RsWord.MsgHi] = msg.high >>> 0;
+        out[o + RsWord.Mention] = (row['mention_count'] as number) >>> 0;
+        out[o + RsWord.PinLo] = pin.low >>> 0;
+        out[o + RsWord.PinHi] = pin.high >>> 0;
+        out[o + RsWord.Flags] = flags.low >>> 0;
+        out[o + RsWord.VerLo] = ver.low >>> 0;
+        out[o + RsWord.VerHi] = ver.high >>> 0;
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
-    const result = new Uint32Array((n + tombs.records) * RS_WORDS);
-    result.set(out.subarray(0, n * RS_WORDS));
-    tombs.writeTo(result, n * RS_WORDS);
+    const result = new Uint32Array((n + tombs.records) * RsWord.Size);
+    result.set(out.subarray(0, n * RsWord.Size));
+    tombs.writeTo(result, n * RsWord.Size);
     return result;
   }
 
   async apply(records: Uint32Array, count: number): Promise<void> {
     const client = this.opened();
     if (count === 0) return;
-    if (records.length < count * STORED_WORDS) throw new RangeError(`apply: ${count} records need ${count * STORED_WORDS} words, got ${records.length}`);
+    if (records.length < count * StoredWord.Size) throw new RangeError(`apply: ${count} records need ${count * StoredWord.Size} words, got ${records.length}`);
 
     // Group by partition (user), in arrival order; then cut each partition into batches.
     const partitions = new Map<string, Statement[]>();
     for (let i = 0; i < count; i++) {
-      const r = i * STORED_WORDS;
-      const s = r + S_RS;
-      const userLo = records[r + S_USER_LO];
-      const userHi = records[r + S_USER_HI];
+      const r = i * StoredWord.Size;
+      const s = r + StoredWord.Rs;
+      const userLo = records[r + StoredWord.UserLo];
+      const userHi = records[r + StoredWord.UserHi];
       const key = userLo + ':' + userHi;
       let stmts = partitions.get(key);
       if (stmts === undefined) {
@@ -249,9 +229,9 @@ export class CassandraStore implements ReadStateStore {
         partitions.set(key, stmts);
       }
       const user = Long.fromBits(userLo, userHi, false);
-      const chan = Long.fromBits(records[s + R_CHAN_LO], records[s + R_CHAN_HI], false);
-      const ts = Long.fromBits(records[r + S_TS_LO], records[r + S_TS_HI], false);
-      if (records[r + S_KIND] === KIND_DELETE) {
+      const chan = Long.fromBits(records[s + RsWord.ChanLo], records[s + RsWord.ChanHi], false);
+      const ts = Long.fromBits(records[r + StoredWord.TsLo], records[r + StoredWord.TsHi], false);
+      if (records[r + StoredWord.Kind] === RecordKind.Delete) {
         stmts.push({ query: this.deleteCql, params: [user, chan, ts, ts] });
       } else {
         stmts.push({
@@ -259,11 +239,11 @@ export class CassandraStore implements ReadStateStore {
           params: [
             user,
             chan,
-            Long.fromBits(records[s + R_MSG_LO], records[s + R_MSG_HI], false),
-            records[s + R_MENTION] | 0,
-            Long.fromBits(records[s + R_PIN_LO], records[s + R_PIN_HI], false),
-            Long.fromBits(records[s + R_FLAGS], 0, false),
-            Long.fromBits(records[s + R_VER_LO], records[s + R_VER_HI], false),
+            Long.fromBits(records[s + RsWord.MsgLo], records[s + RsWord.MsgHi], false),
+            records[s + RsWord.Mention] | 0,
+            Long.fromBits(records[s + RsWord.PinLo], records[s + RsWord.PinHi], false),
+            Long.fromBits(records[s + RsWord.Flags], 0, false),
+            Long.fromBits(records[s + RsWord.VerLo], records[s + RsWord.VerHi], false),
             ts,
           ],
         });

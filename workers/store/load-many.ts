@@ -2,9 +2,9 @@
  * Loads of many users in one store call. A batch that creates or wakes a thousand users misses a
  * thousand times; one call per user is one thread hand-off each way per user, which made cold
  * users ten times slower than cached ones. Users travel as (lo, hi) pairs; the answer packs, per
- * user in the same order, [n, n * RS_WORDS read-state words].
+ * user in the same order, [n, n * RsWord.Size read-state words].
  */
-import { RS_WORDS } from '../protocol.js';
+import { RsWord } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 
 /** Runs store.load for every user at once (an asynchronous store overlaps them) and packs the answers. */
@@ -17,7 +17,7 @@ export async function loadEach(store: Pick<ReadStateStore, 'load'>, users: Uint3
   const out = new Uint32Array(words);
   let at = 0;
   for (const p of parts) {
-    out[at++] = p.length / RS_WORDS;
+    out[at++] = p.length / RsWord.Size;
     out.set(p, at);
     at += p.length;
   }
@@ -29,7 +29,7 @@ export function unpackLoads(packed: Uint32Array, users: number): Uint32Array[] {
   const out = new Array<Uint32Array>(users);
   let at = 0;
   for (let u = 0; u < users; u++) {
-    const n = packed[at++] * RS_WORDS;
+    const n = packed[at++] * RsWord.Size;
     out[u] = packed.subarray(at, at + n);
     at += n;
   }

@@ -39,28 +39,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { CheckpointerData, CheckpointerReport } from '../sqlite-checkpointer.js';
-import {
-  KIND_DELETE,
-  RS_WORDS,
-  R_CHAN_HI,
-  R_CHAN_LO,
-  R_FLAGS,
-  R_MENTION,
-  R_MSG_HI,
-  R_MSG_LO,
-  R_PIN_HI,
-  R_PIN_LO,
-  R_VER_HI,
-  R_VER_LO,
-  STORED_WORDS,
-  S_KIND,
-  S_RS,
-  S_TS_HI,
-  S_TS_LO,
-  S_USER_HI,
-  S_USER_LO,
-  join53,
-} from '../protocol.js';
+import { RecordKind, RsWord, StoredWord, join53 } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 import { LoadedTombstones } from './tombstones.js';
 import { fromSigned, toSigned } from './u64.js';
@@ -164,22 +143,22 @@ export class SqliteStore implements ReadStateStore {
       const upsert = this.upsert;
       this.applyTx = db.transaction((records: Uint32Array, count: number) => {
         for (let i = 0; i < count; i++) {
-          const r = i * STORED_WORDS;
-          const s = r + S_RS;
-          const ts = BigInt(join53(records[r + S_TS_LO], records[r + S_TS_HI]));
-          const user = toSigned(records[r + S_USER_LO], records[r + S_USER_HI]);
-          const chan = toSigned(records[s + R_CHAN_LO], records[s + R_CHAN_HI]);
-          if (records[r + S_KIND] === KIND_DELETE) {
+          const r = i * StoredWord.Size;
+          const s = r + StoredWord.Rs;
+          const ts = BigInt(join53(records[r + StoredWord.TsLo], records[r + StoredWord.TsHi]));
+          const user = toSigned(records[r + StoredWord.UserLo], records[r + StoredWord.UserHi]);
+          const chan = toSigned(records[s + RsWord.ChanLo], records[s + RsWord.ChanHi]);
+          if (records[r + StoredWord.Kind] === RecordKind.Delete) {
             upsert.run(user, chan, 0n, 0, 0n, 0, 0n, ts, 1);
           } else {
             upsert.run(
               user,
               chan,
-              toSigned(records[s + R_MSG_LO], records[s + R_MSG_HI]),
-              records[s + R_MENTION],
-              toSigned(records[s + R_PIN_LO], records[s + R_PIN_HI]),
-              records[s + R_FLAGS],
-              toSigned(records[s + R_VER_LO], records[s + R_VER_HI]),
+              toSigned(records[s + RsWord.MsgLo], records[s + RsWord.MsgHi]),
+              records[s + RsWord.Mention],
+              toSigned(records[s + RsWord.PinLo], records[s + RsWord.PinHi]),
+              records[s + RsWord.Flags],
+              toSigned(records[s + RsWord.VerLo], records[s + RsWord.VerHi]),
               ts,
               0,
             );
@@ -206,25 +185,25 @@ export class SqliteStore implements ReadStateStore {
         tombs.add(lo, hi, Number(row[7]));
       }
     }
-    const out = new Uint32Array((live + tombs.records) * RS_WORDS);
-    tombs.writeTo(out, live * RS_WORDS);
+    const out = new Uint32Array((live + tombs.records) * RsWord.Size);
+    tombs.writeTo(out, live * RsWord.Size);
     let i = 0;
     for (const row of rows) {
       if (row[6] !== 0n) continue;
-      const o = i++ * RS_WORDS;
-      [out[o + R_CHAN_LO], out[o + R_CHAN_HI]] = fromSigned(row[0]);
-      [out[o + R_MSG_LO], out[o + R_MSG_HI]] = fromSigned(row[1]);
-      out[o + R_MENTION] = Number(row[2]);
-      [out[o + R_PIN_LO], out[o + R_PIN_HI]] = fromSigned(row[3]);
-      out[o + R_FLAGS] = Number(row[4]);
-      [out[o + R_VER_LO], out[o + R_VER_HI]] = fromSigned(row[5]);
+      const o = i++ * RsWord.Size;
+      [out[o + RsWord.ChanLo], out[o + RsWord.ChanHi]] = fromSigned(row[0]);
+      [out[o + RsWord.MsgLo], out[o + RsWord.MsgHi]] = fromSigned(row[1]);
+      out[o + RsWord.Mention] = Number(row[2]);
+      [out[o + RsWord.PinLo], out[o + RsWord.PinHi]] = fromSigned(row[3]);
+      out[o + RsWord.Flags] = Number(row[4]);
+      [out[o + RsWord.VerLo], out[o + RsWord.VerHi]] = fromSigned(row[5]);
     }
     return out;
   }
 
   async apply(records: Uint32Array, count: number): Promise<void> {
     if (count === 0) return;
-    if (records.length < count * STORED_WORDS) throw new RangeError(`apply: ${count} records need ${count * STORED_WORDS} words, got ${records.length}`);
+    if (records.length < count * StoredWord.Size) throw new RangeError(`apply: ${count} records need ${count * StoredWord.Size} words, got ${records.length}`);
     this.opened().applyTx(records, count);
   }
 

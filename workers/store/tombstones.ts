@@ -4,7 +4,7 @@
  * TOMB_PIN_HI in protocol.ts). A shard then answers deltas from after the horizon exactly; the
  * bound keeps a user with a long history of deletes from making every load large.
  */
-import { RS_WORDS, R_CHAN_HI, R_CHAN_LO, R_PIN_HI, R_VER_HI, R_VER_LO, TOMB_PIN_HI, hi32, lo32 } from '../protocol.js';
+import { RsWord, TOMB_PIN_HI, hi32, lo32 } from '../protocol.js';
 
 export const MAX_LOADED_TOMBSTONES = 64;
 
@@ -40,12 +40,12 @@ export class LoadedTombstones {
     return this.ts.length + (this.horizon > 0 ? 1 : 0);
   }
 
-  /** Writes `records` records at `at` (RS_WORDS each). */
+  /** Writes `records` records at `at` (RsWord.Size each). */
   writeTo(out: Uint32Array, at: number): void {
     let o = at;
     for (let i = 0; i < this.ts.length; i++) {
       tomb(out, o, this.chanLo[i], this.chanHi[i], this.ts[i]);
-      o += RS_WORDS;
+      o += RsWord.Size;
     }
     if (this.horizon > 0) tomb(out, o, 0, 0, this.horizon);
   }
@@ -53,10 +53,10 @@ export class LoadedTombstones {
 
 /** One tombstone record of a load result. */
 export function tomb(out: Uint32Array, o: number, chanLo: number, chanHi: number, ts: number): void {
-  out.fill(0, o, o + RS_WORDS);
-  out[o + R_CHAN_LO] = chanLo;
-  out[o + R_CHAN_HI] = chanHi;
-  out[o + R_PIN_HI] = TOMB_PIN_HI;
-  out[o + R_VER_LO] = lo32(ts);
-  out[o + R_VER_HI] = hi32(ts);
+  out.fill(0, o, o + RsWord.Size);
+  out[o + RsWord.ChanLo] = chanLo;
+  out[o + RsWord.ChanHi] = chanHi;
+  out[o + RsWord.PinHi] = TOMB_PIN_HI;
+  out[o + RsWord.VerLo] = lo32(ts);
+  out[o + RsWord.VerHi] = hi32(ts);
 }
