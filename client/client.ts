@@ -41,11 +41,23 @@ import type {
   UserSummary,
 } from './types.js';
 import {
+  ACK_BULK_RESULT_SHAPE,
+  BATCH_RESULT_SHAPE,
+  FAN_OUT_RESULT_SHAPE,
+  HEALTH_STATUS_SHAPE,
+  READ_STATE_SHAPE,
+  USER_READ_STATES_SHAPE,
+  USER_SUMMARY_SHAPE,
+  mismatch,
+  type ObjectShape,
+} from './shapes.js';
+import {
   MAX_BATCH_OPS,
   MAX_BULK_ACKS,
   MAX_COUNT,
   MAX_FANOUT_USERS,
   MAX_I32,
+  MAX_PAGE,
   MAX_U32,
   bool,
   emptyPatch,
@@ -182,6 +194,13 @@ function badResponse(what: string, status: number | undefined, attempts: number)
   return new ServerError({ code: 'BAD_RESPONSE', message: `unexpected answer: ${what}`, status, applied: null, attempts });
 }
 
+/** The body as T if it has T's shape (shapes.ts), else BAD_RESPONSE. */
+function conforming<T>(res: HttpAnswer, shape: ObjectShape, what: string, attempts = 1): T {
+  const why = mismatch(res.body, shape);
+  if (why !== null) throw badResponse(`not ${what} (${why})`, res.status, attempts);
+  return res.body as T;
+}
+
 function describe(op: SingleOp): string {
   return `${op.op} ${op.user_id}/${op.channel_id}`;
 }
@@ -309,37 +328,36 @@ export class ReadStatesClient {
   // --- multi-op routes (one request each) -----------------------------------------------------
 
   /**
-   * GET /v1/users/{user}/read-states: all of them, ordered by channel id; with since / limit /
-   * after, a delta or a page (the answer then carries version and full; a server without them
-   * fails the call with UNSUPPORTED_BY_SERVER rather than pass a full list off as a delta).
+   * GET /v1/users/{user}/read-states: all of them, ordered by channel id (`full: true`). With
+   * `since` (a `version` an earlier answer gave for this user) a delta (`full: false`): the read
+   * states changed after it and `deleted_channel_ids`; if since is too old to answer exactly, a
+   * full answer instead. With `limit` (1..10000) and `after`, one page: `next_after` is present
+   * when more remain. When paging, keep the first page's `version` as the next `since`.
+   * A since above the user's version fails with SINCE_AHEAD: sync again without it.
    */
   getReadStates(user: Id, opts: GetReadStatesOptions = {}): Promise<UserReadStates> {
     return this.guard(() => {
       const userId = idText(user, 'user');
       const query: string[] = [];
-      if (opts.since !== undefined) query.push(`since=${intIn(opts.since, 'since', 0, Number.MAX_SAFE_INTEGER)}`);
-      if (opts.limit !== undefined) query.push(`limit=${intIn(opts.limit, 'limit', 1, Number.MAX_SAFE_INTEGER)}`);
-      if (opts.after !== undefined) query.push(`after=${idText(opts.after, 'after')}`);
+      if (opts.since !== undefined) query.push(`since=${intIn(opts.since, 'since', 0, Number.MAX_SAFE_INTEGER, 'INVALID_QUERY')}`);
+      if (opts.limit !== undefined) query.push(`limit=${intIn(opts.limit, 'limit', 1, MAX_PAGE, 'INVALID_QUERY')}`);
+      if (opts.after !== undefined) query.push(`after=${idText(opts.after, 'after', 0, 'INVALID_QUERY')}`);
       const path = `${this.base}/v1/users/${userId}/read-states${query.length > 0 ? '?' + query.join('&') : ''}`;
       return this.direct('GET', path, undefined, opts, true, (res) => {
         const b = res.body;
-        if (!isRecord(b) || typeof b.user_id !== 'string' || !Array.isArray(b.read_states)) throw badResponse('no read_states list', res.status, 1);
-        if (query.length > 0 && (typeof b.version !== 'number' || typeof b.full !== 'boolean')) {
-          throw new ServerError({ code: 'UNSUPPORTED_BY_SERVER', message: 'the server answered since/limit/after without version and full: it does not support them', status: res.status });
+        if (isRecord(b) && Array.isArray(b.read_states) && b.version === undefined && b.full === undefined) {
+          // Rather than pass a full list off as a delta or a page.
+          throw new ServerError({ code: 'UNSUPPORTED_BY_SERVER', message: 'the server answered without version and full: it predates delta sync and paging', status: res.status });
         }
-        return b as unknown as UserReadStates;
+        return conforming<UserReadStates>(res, USER_READ_STATES_SHAPE, "a user's read states");
       });
     });
   }
 
-  /** GET /v1/users/{user}/summary. */
+  /** GET /v1/users/{user}/summary: how many read states, their mention total, how many have mentions. */
   summary(user: Id, opts?: CallOptions): Promise<UserSummary> {
     return this.guard(() =>
-      this.direct('GET', `${this.base}/v1/users/${idText(user, 'user')}/summary`, undefined, opts, true, (res) => {
-        const b = res.body;
-        if (!isRecord(b) || typeof b.user_id !== 'string' || typeof b.mention_total !== 'number') throw badResponse('not a summary', res.status, 1);
-        return b as unknown as UserSummary;
-      }),
+      this.direct('GET', `${this.base}/v1/users/${idText(user, 'user')}/summary`, undefined, opts, true, (res) => conforming<UserSummary>(res, USER_SUMMARY_SHAPE, 'a summary')),
     );
   }
 
@@ -353,9 +371,9 @@ export class ReadStatesClient {
       const list = listOf<AckBulkItem>(items, 'items', 1, MAX_BULK_ACKS);
       const read_states = list.map((it, i) => ({ channel_id: idText(it.channelId, `items[${i}].channelId`), message_id: idText(it.messageId, `items[${i}].messageId`, 0) }));
       return this.direct('POST', `${this.base}/v1/users/${userId}/read-states/ack-bulk`, { read_states }, opts, true, (res) => {
-        const b = res.body;
-        if (!isRecord(b) || !Array.isArray(b.read_states) || b.read_states.length !== list.length) throw badResponse('not one read state per ack', res.status, 1);
-        return b as unknown as AckBulkResult;
+        const b = conforming<AckBulkResult>(res, ACK_BULK_RESULT_SHAPE, 'a list of read states');
+        if (b.read_states.length !== list.length) throw badResponse('not one read state per ack', res.status, 1);
+        return b;
       });
     });
   }
@@ -368,9 +386,7 @@ export class ReadStatesClient {
       const body: Record<string, unknown> = { message_id: idText(input.messageId, 'messageId'), user_ids };
       if (input.count !== undefined) body.count = intIn(input.count, 'count', 1, MAX_COUNT);
       return this.direct('POST', `${this.base}/v1/channels/${channelId}/mentions`, body, opts, true, (res) => {
-        const b = res.body;
-        if (!isRecord(b) || typeof b.updated !== 'number') throw badResponse('no updated count', res.status, 1);
-        return b as unknown as FanOutResult;
+        return conforming<FanOutResult>(res, FAN_OUT_RESULT_SHAPE, 'an updated count');
       });
     });
   }
@@ -378,26 +394,27 @@ export class ReadStatesClient {
   /**
    * POST /v1/batch as is: the ops go in one request (up to 10000) and the per-op results come back
    * raw, failures included; only a refusal of the whole request that says "not applied" is retried.
+   * A summary op (`{op: 'summary', user_id}`) is answered `{status: 200, summary}`.
    */
   batch(ops: BatchOp[], opts?: CallOptions): Promise<BatchResult> {
     return this.guard(() => {
       listOf<BatchOp>(ops, 'ops', 1, MAX_BATCH_OPS);
       return this.direct('POST', `${this.base}/v1/batch`, { ops }, opts, true, (res) => {
-        const b = res.body;
-        if (!isRecord(b) || !Array.isArray(b.results) || b.results.length !== ops.length) throw badResponse('not one result per op', res.status, 1);
-        return b as unknown as BatchResult;
+        const b = conforming<BatchResult>(res, BATCH_RESULT_SHAPE, 'batch results');
+        if (b.results.length !== ops.length) throw badResponse('not one result per op', res.status, 1);
+        return b;
       });
     });
   }
 
   /** GET /health: the process is up (never needs a token). */
   health(opts?: CallOptions): Promise<HealthStatus> {
-    return this.guard(() => this.direct('GET', `${this.base}/health`, undefined, opts, false, (res) => res.body as HealthStatus));
+    return this.guard(() => this.direct('GET', `${this.base}/health`, undefined, opts, false, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
   }
 
   /** GET /ready: every shard answers and the store works; else an UnavailableError (NOT_READY, STORE_UNAVAILABLE, SHUTTING_DOWN). */
   ready(opts?: CallOptions): Promise<HealthStatus> {
-    return this.guard(() => this.direct('GET', `${this.base}/ready`, undefined, opts, false, (res) => res.body as HealthStatus));
+    return this.guard(() => this.direct('GET', `${this.base}/ready`, undefined, opts, false, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
   }
 
   /**
@@ -725,7 +742,8 @@ export class ReadStatesClient {
         if (this.landed([c], carrier).length === 0) return;
         if (res.status === 204 && c.op.op === 'delete') return this.finish(c, null);
         if (res.status === 200 && c.op.op !== 'delete') {
-          if (!isRecord(res.body) || typeof res.body.channel_id !== 'string') return this.finish(c, badResponse('not a read state', res.status, c.attempts));
+          const why = mismatch(res.body, READ_STATE_SHAPE);
+          if (why !== null) return this.finish(c, badResponse(`not a read state (${why})`, res.status, c.attempts));
           return this.finish(c, null, res.body as unknown as ReadState);
         }
         if (res.status >= 200 && res.status < 300) return this.finish(c, badResponse(`status ${res.status}`, res.status, c.attempts));
@@ -782,7 +800,7 @@ export class ReadStatesClient {
       }
       const status = r.status;
       if (status === 204 && c.op.op === 'delete') this.finish(c, null);
-      else if (status === 200 && c.op.op !== 'delete' && isRecord(r.read_state)) this.finish(c, null, r.read_state as unknown as ReadState);
+      else if (status === 200 && c.op.op !== 'delete' && mismatch(r.read_state, READ_STATE_SHAPE) === null) this.finish(c, null, r.read_state as ReadState);
       else if (status >= 200 && status < 300) this.finish(c, badResponse(`result status ${status}`, status, c.attempts));
       else {
         const code = typeof r.error === 'string' ? r.error : `HTTP_${status}`;

@@ -13,6 +13,8 @@ export const SERVER_ERROR_STATUS = {
   INVALID_ID: 400,
   INVALID_BODY: 400,
   INVALID_JSON: 400,
+  INVALID_QUERY: 400,
+  SINCE_AHEAD: 400,
   EMPTY_PATCH: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
@@ -46,7 +48,7 @@ export const CLIENT_ERROR_CODES = [
   'CLIENT_CLOSED',
   /** the answer is not what the API documents (not JSON, wrong shape) */
   'BAD_RESPONSE',
-  /** a query the server answered without the fields it needs (the server predates them) */
+  /** the list route answered without version and full: the server predates delta sync and paging */
   'UNSUPPORTED_BY_SERVER',
 ] as const;
 

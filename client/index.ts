@@ -22,4 +22,18 @@ export {
   type ReadStatesErrorInit,
   type ServerErrorCode,
 } from './errors.js';
+export {
+  ACK_BULK_RESULT_SHAPE,
+  BATCH_OP_RESULT_SHAPE,
+  BATCH_RESULT_SHAPE,
+  FAN_OUT_RESULT_SHAPE,
+  HEALTH_STATUS_SHAPE,
+  READ_STATE_SHAPE,
+  RESPONSE_SHAPES,
+  USER_READ_STATES_SHAPE,
+  USER_SUMMARY_SHAPE,
+  type FieldShape,
+  type JsonType,
+  type ObjectShape,
+} from './shapes.js';
 export type * from './types.js';

@@ -14,29 +14,39 @@ export interface ReadState {
   mention_count: number;
   last_pin_timestamp: number;
   flags: number;
-  /** bumped when, and only when, an operation changes the read state */
+  /**
+   * changes when, and only when, an operation changes the read state, and then goes up: the
+   * timestamp of that change (microseconds, from the shard's clock, below 2^53). Not a counter.
+   */
   version: number;
 }
 
 /**
- * GET /v1/users/{id}/read-states. The sync fields (version, full, deleted_channel_ids,
- * next_after) are present when the server supports `since` / `limit` / `after`.
+ * GET /v1/users/{id}/read-states: everything (`full: true`), or with `since` a delta
+ * (`full: false`); with `limit` / `after` one page of either, ordered by channel id.
  */
 export interface UserReadStates {
   user_id: string;
+  /**
+   * the user's version: the timestamp of their latest change, deletes included (0: an unknown
+   * user). Pass it as `since` next time to get only what changed; when paging, keep the first
+   * page's version.
+   */
+  version: number;
+  /** true: read_states is the whole set (no since, or since too old to answer exactly: replace the local copy); false: a delta */
+  full: boolean;
+  /** all read states (full), or those changed after `since` (a delta), in this page's channel range */
   read_states: ReadState[];
-  /** the user's version: pass it as `since` next time to get only what changed */
-  version?: number;
-  /** false: a delta since `since` (read_states changed since, deleted_channel_ids deleted since) */
-  full?: boolean;
+  /** deltas only: channels whose read state was deleted after `since`, in this page's channel range */
   deleted_channel_ids?: string[];
-  /** present when `limit` cut the list: pass it as `after` for the next page */
+  /** present when more read states remain: pass it as `after` for the next page */
   next_after?: string;
 }
 
 /** GET /v1/users/{id}/summary. */
 export interface UserSummary {
   user_id: string;
+  /** the user's version, as in UserReadStates (a valid `since`) */
   version: number;
   /** how many read states the user has */
   read_states: number;
@@ -95,11 +105,11 @@ export interface FanOutInput {
 }
 
 export interface ReadStatesQuery {
-  /** a version from an earlier answer: only what changed since then */
+  /** a `version` an earlier answer (list or summary) gave for this user: only what changed after it */
   since?: number;
-  /** at most this many read states in the answer */
+  /** at most this many read states in the answer (1..10000) */
   limit?: number;
-  /** channel id to continue after (an earlier answer's next_after) */
+  /** only channels above this id (the previous page's next_after) */
   after?: Id;
 }
 
@@ -116,9 +126,13 @@ export type BatchOp =
 export interface BatchOpResult {
   /** what the single route would have answered: 200, 204, 404, 503, 507 */
   status: number;
+  /** 200 of get, ack, mention, patch */
   read_state?: ReadState;
+  /** 200 of summary */
   summary?: UserSummary;
+  /** a failed op's code */
   error?: string;
+  /** a refused op: false = not applied, null = it may have been */
   applied?: false | null;
 }
 

@@ -13,27 +13,35 @@ export const MAX_COUNT = 1000;
 export const MAX_BATCH_OPS = 10000;
 export const MAX_FANOUT_USERS = 10000;
 export const MAX_BULK_ACKS = 1000;
+/** largest `limit` of one page of the list route */
+export const MAX_PAGE = 10000;
 
-function invalid(code: 'INVALID_ID' | 'INVALID_BODY' | 'EMPTY_PATCH', message: string): InvalidRequestError {
+type InputCode = 'INVALID_ID' | 'INVALID_BODY' | 'INVALID_QUERY' | 'EMPTY_PATCH';
+
+function invalid(code: InputCode, message: string): InvalidRequestError {
   return new InvalidRequestError({ code, message, status: 400, applied: false });
 }
 
 /** The canonical decimal string of an id; `min` 1 for user and channel ids (and mention message ids). */
-export function idText(value: Id, name: string, min: 0 | 1 = 1): string {
+/**
+ * The canonical decimal string of an id; `min` 1 for user and channel ids (and mention message ids).
+ * `code`: what the server would answer for it (INVALID_QUERY for an id in the query string).
+ */
+export function idText(value: Id, name: string, min: 0 | 1 = 1, code: InputCode = 'INVALID_ID'): string {
   let text: string;
   if (typeof value === 'bigint') text = value.toString();
   else if (typeof value === 'string') text = value;
-  else throw invalid('INVALID_ID', `${name} must be a decimal string or a bigint`);
+  else throw invalid(code, `${name} must be a decimal string or a bigint`);
   if (!ID.test(text) || (text.length === 20 && text > MAX_U64)) {
-    throw invalid('INVALID_ID', `${name} must be a canonical unsigned 64-bit decimal string, got ${JSON.stringify(text)}`);
+    throw invalid(code, `${name} must be a canonical unsigned 64-bit decimal string, got ${JSON.stringify(text)}`);
   }
-  if (min === 1 && text === '0') throw invalid('INVALID_ID', `${name} must be at least 1`);
+  if (min === 1 && text === '0') throw invalid(code, `${name} must be at least 1`);
   return text;
 }
 
-export function intIn(value: unknown, name: string, min: number, max: number): number {
+export function intIn(value: unknown, name: string, min: number, max: number, code: InputCode = 'INVALID_BODY'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid('INVALID_BODY', `${name} must be an integer from ${min} to ${max}`);
+    throw invalid(code, `${name} must be an integer from ${min} to ${max}`);
   }
   return value;
 }

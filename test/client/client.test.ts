@@ -26,6 +26,11 @@ const ONE = '/v1/users/:user_id/read-states/:channel_id';
 let s: RunningService;
 let client: ReadStatesClient;
 
+/** A read state's version: the timestamp (µs) of its last change, a positive integer below 2^53. */
+function expectVersion(v: unknown): void {
+  expect(Number.isSafeInteger(v) && (v as number) > 0, `version ${String(v)}`).toBe(true);
+}
+
 /** Users (small ids) owned by each of 2 shards. */
 function usersOfShard(shard: number, n: number, from = 1): string[] {
   const out: string[] = [];
@@ -48,13 +53,22 @@ describe('each method, one round trip', () => {
     const c = new ReadStatesClient({ url: s.url, coalesce: false });
     try {
       const m = await c.mention('1001', '7', { messageId: '500', count: 3 });
-      expect(m).toEqual({ user_id: '1001', channel_id: '7', last_message_id: '0', mention_count: 3, last_pin_timestamp: 0, flags: 0, version: 1 });
+      expect(m).toEqual({ user_id: '1001', channel_id: '7', last_message_id: '0', mention_count: 3, last_pin_timestamp: 0, flags: 0, version: m.version });
+      expectVersion(m.version);
+      // every change moves the version up (a timestamp, not a counter)
       const a = await c.ack(1001n, '7', { messageId: '600' });
-      expect(a).toMatchObject({ last_message_id: '600', mention_count: 0, version: 2 });
+      expect(a).toMatchObject({ last_message_id: '600', mention_count: 0 });
+      expect(a.version).toBeGreaterThan(m.version);
       const manual = await c.ack('1001', '7', { messageId: '550', mentionCount: 2, manual: true });
       expect(manual).toMatchObject({ last_message_id: '550', mention_count: 2 });
+      expect(manual.version).toBeGreaterThan(a.version);
       const p = await c.patch('1001', '7', { lastPinTimestamp: 1_700_000_000_000, flags: 5 });
       expect(p).toMatchObject({ last_pin_timestamp: 1_700_000_000_000, flags: 5 });
+      expect(p.version).toBeGreaterThan(manual.version);
+      expect(await c.getReadState('1001', '7')).toEqual(p);
+      // what changes nothing leaves the version as it was
+      expect(await c.ack('1001', '7', { messageId: '549' })).toEqual(p);
+      expect(await c.mention('1001', '7', { messageId: '550' })).toEqual(p);
       expect(await c.getReadState('1001', '7')).toEqual(p);
       await expect(c.deleteReadState('1001', '7')).resolves.toBeUndefined();
       const gone = await c.getReadState('1001', '7').catch((e: unknown) => e);
@@ -164,7 +178,10 @@ describe('coalescing', () => {
     const singles = await requestsOn(s.url, ONE + '/mentions');
     const users = Array.from({ length: 50 }, (_, i) => String(2000 + i));
     const results = await Promise.all(users.map((u, i) => client.mention(u, '5', { count: (i % 7) + 1 })));
-    results.forEach((r, i) => expect(r).toMatchObject({ user_id: users[i], channel_id: '5', mention_count: (i % 7) + 1, version: 1 }));
+    results.forEach((r, i) => {
+      expect(r).toMatchObject({ user_id: users[i], channel_id: '5', mention_count: (i % 7) + 1 });
+      expectVersion(r.version);
+    });
     expect(await requestsOn(s.url, '/v1/batch')).toBe(batches + 1);
     expect(await requestsOn(s.url, ONE + '/mentions')).toBe(singles);
   });
@@ -201,7 +218,10 @@ describe('coalescing', () => {
     ];
     const r = await Promise.all(ops);
     expect(r.map((x) => x.mention_count)).toEqual([1, 2, 0, 1]);
-    expect(r.map((x) => x.version)).toEqual([1, 2, 3, 4]);
+    // each op changed the read state: strictly increasing versions, in call order
+    expectVersion(r[0].version);
+    for (let i = 1; i < r.length; i++) expect(r[i].version).toBeGreaterThan(r[i - 1].version);
+    expect(await client.getReadState('2200', '1')).toEqual(r[3]);
   });
 
   it('a batch that straddles both shards', async () => {
