@@ -34,6 +34,8 @@ export interface BatchResult {
   read_state?: ReadStateJson;
   summary?: SummaryJson;
   error?: string;
+  /** on refusals: false = not applied, null = may have been applied */
+  applied?: boolean | null;
 }
 
 /** Observer of refusals (503/507), set by the metrics module; nothing is counted until it is. */

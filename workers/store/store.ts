@@ -1,10 +1,10 @@
 /**
  * The narrow boundary between the shard engines and durable storage. Records use the shard wire
  * format (workers/protocol.ts):
- * - load() returns RS_WORDS words per stored read state of the user (any order), then the user's
+ * - load() returns RsWord.Size words per stored read state of the user (any order), then the user's
  *   newest tombstones and their horizon as tombstone records (TOMB_PIN_HI, workers/store/tombstones.ts);
- * - apply() takes STORED_WORDS words per mutation: S_KIND (KIND_WRITE or KIND_DELETE), the user
- *   id halves, the read state (RS_WORDS), and a write timestamp in microseconds (S_TS_LO/HI).
+ * - apply() takes StoredWord.Size words per mutation: StoredWord.Kind (RecordKind.Write or Delete), the user
+ *   id halves, the read state (RsWord.Size words), and a write timestamp in microseconds (StoredWord.TsLo/Hi).
  *
  * Stores are last-write-wins by that timestamp: a write or delete older than what the store holds
  * for the same (user, channel) changes nothing, so batches may be retried and may land out of
