@@ -3,7 +3,7 @@
  * autocannon from this process.
  *
  *   node dist/bench/http.js [--duration 15] [--warmup 3] [--connections 50] [--pipelining 1]
- *        [--targets slab,ceiling] [--scenarios mention,ack,get,batch] [--batch-ops 100]
+ *        [--targets slab,ceiling] [--scenarios mention,ack,get,batch,connect,connect-delta] [--batch-ops 100]
  *        [--prefill-users 20000] [--prefill-channels 10] [--shards 1] [--cpu-prof]
  *        [--quiet-max 40] [--quiet-timeout 90] [--client autocannon|wrk] [--wrk-variants 20000]
  *
@@ -192,6 +192,8 @@ for (let k = 0; k < prefillUsers; k++) {
   }
 }
 const rng = new Rng(987654321);
+/** each pre-filled user's version right after the pre-fill (connect-delta's `since`) */
+const userVersions: number[] = [];
 let msgCounter = 1;
 /** A newer message id on every call (19 digits, below 2^64). */
 function nextMessageId(): string {
@@ -229,6 +231,22 @@ const SCENARIOS: Record<string, Scenario> = {
     name: 'get',
     opsPerRequest: 1,
     build: () => ({ method: 'GET', path: readStatePaths[rng.below(readStatePaths.length)] }),
+  },
+  // A gateway's connect: all of a user's read states (10 here).
+  connect: {
+    name: 'connect',
+    opsPerRequest: 1,
+    build: () => ({ method: 'GET', path: `/v1/users/${userIds[rng.below(userIds.length)]}/read-states` }),
+  },
+  // A reconnect with delta sync: only what changed since the version the client got after the
+  // pre-fill (the scenarios run before this one changed some of the read states meanwhile).
+  'connect-delta': {
+    name: 'connect-delta',
+    opsPerRequest: 1,
+    build: () => {
+      const k = rng.below(userIds.length);
+      return { method: 'GET', path: `/v1/users/${userIds[k]}/read-states?since=${userVersions[k] ?? 0}` };
+    },
   },
   batch: {
     name: 'batch',
@@ -526,6 +544,12 @@ async function main(): Promise<void> {
         const t0 = Date.now();
         const n = await prefill(t);
         console.log(`  pre-filled ${fmt(n)} read states (${fmt(prefillUsers)} users x ${prefillChannels}) in ${fmt((Date.now() - t0) / 1000, 1)} s`);
+        if (scenarioNames.includes('connect-delta')) {
+          for (let k = 0; k < prefillUsers; k++) {
+            const r = await fetch(`${t.url}/v1/users/${userIds[k]}/read-states`);
+            userVersions[k] = ((await r.json()) as { version: number }).version;
+          }
+        }
         serviceInfo.statsAfterPrefill = await stats(t);
       }
     }
