@@ -1,6 +1,6 @@
 /**
  * The body of POST /v1/batch, parsed straight into the operation list (workers/op-list.ts): no
- * JS object per operation, and the schema checked while the text is read instead of by a
+ * JS object per operation (only the id strings the answer echoes), and the schema checked while the text is read instead of by a
  * second walk over a parsed tree.
  *
  * Two readers, one meaning:
@@ -76,8 +76,9 @@ const enum Ch {
   RBracket = 93,
   LBrace = 123,
   RBrace = 125,
-  F = 102,
-  T = 116,
+  Dot = 46,
+  UpperE = 69,
+  LowerE = 101,
 }
 
 /** The ops as read, before encode(): one column per field, `present` the Field bits. */
@@ -247,7 +248,7 @@ function int(min: number, max: number): number {
   // 16 digits can exceed 2^53 (inexact); a fraction, exponent or leading zero: the exact reader.
   if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === Ch.Zero)) return -1;
   const c = text.charCodeAt(pos);
-  if (c === 46 || c === 69 || c === 101) return -1; // . E e
+  if (c === Ch.Dot || c === Ch.UpperE || c === Ch.LowerE) return -1;
   return v >= min && v <= max ? v : -1;
 }
 

@@ -9,7 +9,7 @@ function chain(q: ParkedOps, u: number): number[] {
   for (let e = q.first(u); e !== 0; e = q.after(e)) {
     const at = q.offsetOf(e);
     // every word of the op came through, not only the ticket
-    for (let j = 0; j < OpWord.Size; j++) expect(q.buffer[at + j]).toBe(j === OpWord.Ticket ? q.buffer[at + OpWord.Ticket] : (q.buffer[at + OpWord.Ticket] * 31 + j) >>> 0);
+    for (let j = 0; j < OpWord.Size; j++) if (j !== OpWord.Ticket) expect(q.buffer[at + j]).toBe((q.buffer[at + OpWord.Ticket] * 31 + j) >>> 0);
     out.push(q.buffer[at + OpWord.Ticket]);
   }
   return out;

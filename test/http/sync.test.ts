@@ -7,18 +7,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../support/http-client.js';
+import type { ReadStateJson } from '../../src/replies.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { startService, type RunningService } from '../support/service.js';
 
-interface RS {
-  user_id: string;
-  channel_id: string;
-  last_message_id: string;
-  mention_count: number;
-  last_pin_timestamp: number;
-  flags: number;
-  version: number;
-}
+type RS = ReadStateJson;
 
 interface ListBody {
   user_id: string;
