@@ -34,6 +34,9 @@ export const ERRORS = {
   STORE_BACKLOG: { status: 503, message: 'the cache is full of changes the store has not taken yet; the operation was not applied, retry later', applied: false },
   USER_TOO_LARGE: { status: 507, message: "the user's read states do not fit in their shard", applied: false },
   USER_READ_STATE_LIMIT: { status: 507, message: 'the user already has --max-read-states-per-user read states; delete some first', applied: false },
+  PARTITION_UNAVAILABLE: { status: 503, message: "the user's partition has no owner right now (an instance stopped, died or is handing it over) or its owner cannot be reached; the operation was not applied, retry after Retry-After", applied: false },
+  FORWARD_FAILED: { status: 503, message: "the instance owning the user's partition did not answer in time: the operation may have been applied there; retry later (a mention may then count twice)", applied: null },
+  LEASE_LOST: { status: 503, message: "this instance lost the partition's lease before it could answer: the operation may have been applied but may not be kept; retry it (a mention may then count twice)", applied: null },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, ErrorDef>;
 

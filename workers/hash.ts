@@ -27,3 +27,14 @@ export const CHAN_INDEX_SEED = 0x165667b1;
 export function shardOf(lo: number, hi: number, shards: number): number {
   return hash64(lo, hi, ROUTE_SEED) % shards;
 }
+
+export const PARTITION_SEED = 0x3c6ef372;
+
+/**
+ * Which cluster partition a user belongs to (--cluster mode): another mix of the same id, mod the
+ * cluster's partition count. Its own seed, so that a partition's users spread over every shard
+ * instead of all sitting in one.
+ */
+export function partitionOf(lo: number, hi: number, partitions: number): number {
+  return hash64(lo, hi, PARTITION_SEED) % partitions;
+}
