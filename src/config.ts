@@ -2,6 +2,7 @@
  * Service configuration: CLI flags, then READ_STATES_* environment variables, then defaults.
  * Validated once at start-up; every message names the flag and what it must be.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -41,6 +42,20 @@ export interface Config {
   /** the bearer token every route but /health requires; never logged (see loggableConfig) */
   authToken: string | undefined;
   cassandra: CassandraConfig;
+  /** several instances over one Cassandra keyspace (--cluster); null: a single instance */
+  cluster: ClusterConfig | null;
+}
+
+export interface ClusterConfig {
+  name: string;
+  /** how the other instances reach this one: http://host:port, no trailing slash */
+  advertiseUrl: string;
+  /** partitions of the user space; fixed when the cluster is created */
+  partitions: number;
+  /** a lease lasts this long (ms) from the start of its last successful renewal */
+  leaseMs: number;
+  /** unique per process start (a restarted instance is a new member) */
+  instanceId: string;
 }
 
 
@@ -70,6 +85,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'journal-segment-ms': { env: 'READ_STATES_JOURNAL_SEGMENT_MS', kind: 'int', min: 10, max: 3_600_000, help: 'ms after which a journal segment is closed and can be retired (default 10000)' },
   'journal-fsync-ms': { env: 'READ_STATES_JOURNAL_FSYNC_MS', kind: 'int', min: 0, max: 10_000, help: 'redo journal fsync: unset = none (survives kill -9), 0 = before each answer, N = group commit every N ms' },
   'auth-token-file': { env: 'READ_STATES_AUTH_TOKEN_FILE', kind: 'string', help: 'file holding the bearer token every route but /health requires (default: none, no auth)' },
+  cluster: { env: 'READ_STATES_CLUSTER', kind: 'string', help: 'run as one of several instances over one Cassandra keyspace, under this cluster name (default: off, a single instance); needs --store cassandra' },
+  'advertise-url': { env: 'READ_STATES_ADVERTISE_URL', kind: 'string', help: '--cluster: the URL other instances forward to (default http://<host>:<port>)' },
+  partitions: { env: 'READ_STATES_PARTITIONS', kind: 'int', min: 1, max: 65536, help: '--cluster: partitions of the user space, fixed when the cluster is created (default 1024)' },
+  'lease-ms': { env: 'READ_STATES_LEASE_MS', kind: 'int', min: 1000, max: 600_000, help: '--cluster: partition lease time in ms; renewed every quarter of it (default 10000)' },
+  'instance-id': { env: 'READ_STATES_INSTANCE_ID', kind: 'string', help: '--cluster: this process\'s member id (default: random; must differ per process start)' },
   'cassandra-contact-points': { env: 'READ_STATES_CASSANDRA_CONTACT_POINTS', kind: 'string', help: 'comma-separated hosts (default 127.0.0.1)' },
   'cassandra-port': { env: 'READ_STATES_CASSANDRA_PORT', kind: 'int', min: 1, max: 65535, help: 'CQL port (default 9042)' },
   'cassandra-local-dc': { env: 'READ_STATES_CASSANDRA_LOCAL_DC', kind: 'string', help: 'local data center (default datacenter1)' },
@@ -163,6 +183,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       replicationFactor: int('cassandra-replication-factor', 1),
       consistency: (raw('cassandra-consistency') ?? 'local_quorum') as Consistency,
     },
+    cluster: null,
   };
   if (!(STORE_KINDS as readonly string[]).includes(config.store)) throw new ConfigError(`--store must be one of ${STORE_KINDS.join('|')}`);
   if (!(CONSISTENCIES as readonly string[]).includes(config.cassandra.consistency)) {
@@ -173,11 +194,43 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   if (config.cassandra.contactPoints.some((h) => h.length === 0)) throw new ConfigError('--cassandra-contact-points must not contain empty hosts');
   if (config.host.length === 0) throw new ConfigError('--host must not be empty');
+  config.cluster = clusterConfig(raw, int, config);
+  if (config.cluster !== null) {
+    if (raw('journal') === 'on') throw new ConfigError('--journal on is not supported with --cluster: the next owner of a partition could not replay this instance\'s local journal (see README, Running several instances)');
+    config.journal = false;
+  }
   if (!['on', 'off'].includes(raw('journal') ?? 'on')) throw new ConfigError('--journal must be on or off');
   if (!LOG_LEVELS.has(config.logLevel)) throw new ConfigError(`--log-level must be one of ${[...LOG_LEVELS].join('|')}`);
   if (config.capacity < config.shards) throw new ConfigError('--capacity must be at least --shards (one read state per shard)');
   if (config.maxUsers < config.shards) throw new ConfigError('--max-users must be at least --shards');
   return config;
+}
+
+function clusterConfig(raw: (name: string) => string | undefined, int: (name: string, fallback: number) => number, c: Config): ClusterConfig | null {
+  const name = raw('cluster');
+  if (name === undefined) {
+    for (const f of ['advertise-url', 'partitions', 'lease-ms', 'instance-id']) if (raw(f) !== undefined) throw new ConfigError(`--${f} only applies with --cluster`);
+    return null;
+  }
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError('--cluster must be 1 to 64 letters, digits, _ . or -');
+  if (c.store !== 'cassandra') throw new ConfigError('--cluster needs --store cassandra: the instances share it and keep their leases in it');
+  let advertiseUrl = raw('advertise-url');
+  if (advertiseUrl === undefined) {
+    if (c.host === '0.0.0.0' || c.host === '::') throw new ConfigError('--cluster with --host ' + c.host + ' needs --advertise-url: other instances cannot reach a wildcard address');
+    advertiseUrl = `http://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(advertiseUrl);
+  } catch {
+    throw new ConfigError(`--advertise-url must be an http:// URL, got "${advertiseUrl}"`);
+  }
+  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '') {
+    throw new ConfigError(`--advertise-url must be http://host:port with no path, got "${advertiseUrl}"`);
+  }
+  const instanceId = raw('instance-id') ?? `${url.host}-${randomBytes(4).toString('hex')}`;
+  if (!/^[A-Za-z0-9_.:\[\]-]{1,100}$/.test(instanceId)) throw new ConfigError('--instance-id must be 1 to 100 letters, digits or _ . : - [ ]');
+  return { name, advertiseUrl: url.origin, partitions: int('partitions', 1024), leaseMs: int('lease-ms', 10_000), instanceId };
 }
 
 /** The config as the start-up log shows it: the token itself never reaches a log. */
