@@ -360,6 +360,38 @@ describe('POST /v1/batch', () => {
       await stub.close();
     }
   });
+
+  it("an owner's refusal of the whole sub-batch becomes each op's result; an answer not ours, FORWARD_FAILED", async () => {
+    let answer: { status: number; text: string } = { status: 503, text: JSON.stringify({ error: 'SHARD_OVERLOADED', message: 'full', applied: false }) };
+    const stub = await startStub((_r, res) => {
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.text);
+    });
+    cluster.setUrl('d', stub.url);
+    cluster.assign(UNOWNED, 'd', 1);
+    const ops = [
+      { op: 'get', user_id: uA, channel_id: '20' },
+      { op: 'ack', user_id: uX, channel_id: '1', message_id: '1' },
+      { op: 'get', user_id: uX, channel_id: '2' },
+    ];
+    try {
+      const refused = ((await req('a', 'POST', '/v1/batch', { ops })).body as { results: Record<string, unknown>[] }).results;
+      expect(refused[0]).toMatchObject({ status: 200 });
+      expect(refused.slice(1)).toEqual([
+        { status: 503, error: 'SHARD_OVERLOADED', applied: false },
+        { status: 503, error: 'SHARD_OVERLOADED', applied: false },
+      ]);
+      answer = { status: 200, text: 'not json' };
+      const odd = ((await req('a', 'POST', '/v1/batch', { ops })).body as { results: Record<string, unknown>[] }).results;
+      expect(odd.slice(1)).toEqual([
+        { status: 503, error: 'FORWARD_FAILED', applied: null },
+        { status: 503, error: 'FORWARD_FAILED', applied: null },
+      ]);
+    } finally {
+      cluster.assign(UNOWNED, null, 0);
+      await stub.close();
+    }
+  });
 });
 
 describe('POST /v1/channels/:channel_id/mentions', () => {
@@ -389,6 +421,19 @@ describe('POST /v1/channels/:channel_id/mentions', () => {
     const hop = await req('b', 'POST', '/v1/channels/78/mentions', { message_id: '1', user_ids: [uA, uB] }, { 'read-states-forwarded-by': 'a' });
     expectRefused(hop, 'PARTITION_UNAVAILABLE', false);
     expect((await req('b', 'GET', `/v1/users/${uB}/read-states/78`)).status).toBe(404);
+  });
+
+  it('a part that fails fails the request, as may have been applied when another part was', async () => {
+    cluster.setUrl('d', await closedPortUrl());
+    cluster.assign(UNOWNED, 'd', 1);
+    try {
+      expectRefused(await req('a', 'POST', '/v1/channels/79/mentions', { message_id: '1', user_ids: [uA, uX] }), 'PARTITION_UNAVAILABLE', null);
+      expect((await req('a', 'GET', `/v1/users/${uA}/read-states/79`)).body).toMatchObject({ mention_count: 1 });
+      // only the unreachable owner's users: nothing was applied
+      expectRefused(await req('a', 'POST', '/v1/channels/79/mentions', { message_id: '2', user_ids: [uX] }), 'PARTITION_UNAVAILABLE', false);
+    } finally {
+      cluster.assign(UNOWNED, null, 0);
+    }
   });
 });
 
