@@ -1,7 +1,7 @@
 /**
  * Cluster mode on the HTTP side: each single-user request is served here only while this instance
- * owns the user's partition, is sent on to the owner otherwise (one hop at most), and is refused
- * when the partition has no owner. An answer served here goes out as a success only if the lease
+ * owns the user's partition (when it arrives, and again when its op is submitted), is sent on to
+ * the owner otherwise (one hop at most), and is refused when the partition has no owner. An answer served here goes out as a success only if the lease
  * still allows it when it is sent. /v1/batch and the channel mentions fan-out split their
  * operations by owner (batch-split.ts, mentions-split.ts) through the ClusterRouting returned here.
  */
@@ -152,6 +152,20 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
     new BodyReader(req, reply, p, bodyLimit, forwardWithBody);
   }
 
+  /**
+   * Again right before the handler submits the op (same turn), for routes with a body: reading it
+   * may take a while, and a handover that began meanwhile has already waited for the shards and
+   * flushed, so an op applied now would be acknowledged yet not handed over. Nothing is applied.
+   */
+  function recheckBeforeApply(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const p = req.clusterPartition;
+    if (p === -1 || view.ownsNow(p)) return done();
+    req.clusterPartition = -1;
+    reply.removeHeader(OWNER_HEADER);
+    counters.refusedMoving++;
+    sendError(reply, 'PARTITION_UNAVAILABLE');
+  }
+
   function checkLeaseOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
     const p = req.clusterPartition;
     const status = reply.statusCode;
@@ -167,6 +181,9 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
     if (route.url !== USER_ROUTE && !route.url.startsWith(USER_ROUTE + '/')) return;
     route.onRequest = appendHook(route.onRequest, onUserRequest);
     route.onSend = appendHook(route.onSend, checkLeaseOnSend);
+    // Without a body, fastify runs the handler in the turn onRequest ran in.
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => m !== 'GET' && m !== 'HEAD')) route.preHandler = appendHook(route.preHandler, recheckBeforeApply);
   });
 
   return { batch: new ClusterBatch(ctx.router, view, forwarder), mentions: new ClusterMentions(ctx.router, view, forwarder) };

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, type HttpResult } from '../support/http-client.js';
 import { startService, type RunningService } from '../support/service.js';
 import { startStub, type Stub } from '../support/stub-server.js';
+import { until } from '../support/until.js';
 import { FakeCluster, type FakeClusterView, usersOfPartition } from '../support/fake-cluster-view.js';
 
 const PARTITIONS = 4;
@@ -227,6 +228,42 @@ describe('refusals', () => {
       view('a').handing.delete(0);
     }
     expect((await req('a', 'GET', `/v1/users/${uA}/read-states/1`)).status).toBe(404);
+  });
+
+  it('a handover that begins while the body arrives refuses the op before it is applied', async () => {
+    const text = JSON.stringify({ message_id: '77' });
+    let release: () => void = () => {};
+    const rest = new Promise<void>((r) => (release = r));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 0) controller.enqueue(new TextEncoder().encode(text.slice(0, 4)));
+        else if (sent === 1) {
+          await rest;
+          controller.enqueue(new TextEncoder().encode(text.slice(4)));
+        } else controller.close();
+        sent++;
+      },
+    });
+    const a = view('a');
+    const asked = a.ownsNowCalls;
+    const init = { method: 'POST', body, duplex: 'half', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } };
+    const answer = fetch(url('a') + `/v1/users/${uA}/read-states/31/ack`, init as RequestInit);
+    try {
+      // admitted (a owns the partition), then the handover starts before the body is complete
+      await until('the request at its owner', () => a.ownsNowCalls > asked, 5000);
+      a.handing.add(0);
+      release();
+      const res = await answer;
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(res.headers.get('read-states-owner')).toBeNull();
+      expect(await res.json()).toMatchObject({ error: 'PARTITION_UNAVAILABLE', applied: false });
+    } finally {
+      release();
+      a.handing.delete(0);
+    }
+    expect((await req('a', 'GET', `/v1/users/${uA}/read-states/31`)).status).toBe(404);
   });
 
   it('an owner that cannot be reached: not applied', async () => {

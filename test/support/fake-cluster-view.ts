@@ -18,6 +18,8 @@ export class FakeClusterView implements ClusterView {
   readonly handing = new Set<number>();
   /** the lease of every partition this instance holds has ended */
   leaseEnded = false;
+  /** how often ownsNow was asked (a test waits on it to know a request has arrived) */
+  ownsNowCalls = 0;
   private endAtNextAnswer = false;
 
   constructor(
@@ -33,6 +35,7 @@ export class FakeClusterView implements ClusterView {
   }
 
   ownsNow(p: number): boolean {
+    this.ownsNowCalls++;
     return this.owners[p] === this.instanceId && !this.leaseEnded && !this.handing.has(p);
   }
 
