@@ -7,7 +7,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
-import { OpList } from '../../workers/op-list.js';
+import type { OpList } from '../../workers/op-list.js';
 import { OpWord, ResultStatus, ResultWord } from '../../workers/protocol.js';
 import { ApiError, ERRORS, codeForStatus, type ErrorCode, type ErrorDef } from '../errors.js';
 import { formatId } from '../ids.js';
