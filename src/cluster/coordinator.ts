@@ -333,6 +333,8 @@ export class Coordinator implements ClusterView {
   /** One round: read, decide, act. True when something is still moving (sync again soon). */
   private async sync(): Promise<boolean> {
     const [members, rows] = await Promise.all([this.table.members(), this.table.partitions(this.partitions)]);
+    // Back from a pause, this may run before the renewal notices the lease ran out: say so first.
+    this.checkLapse();
     const now = performance.now();
     this.observe(members, rows, now);
     this.members = members;
