@@ -262,3 +262,36 @@ export const healthSchema = {
     ...errors,
   },
 } as const;
+
+export const clusterSchema = {
+  response: {
+    200: {
+      type: 'object',
+      required: ['cluster'],
+      properties: {
+        cluster: { type: ['string', 'null'] },
+        instance_id: { type: 'string' },
+        partitions: { type: 'integer' },
+        lease_ms: { type: 'integer' },
+        members: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['instance_id', 'url', 'alive', 'leaving'],
+            properties: { instance_id: { type: 'string' }, url: { type: 'string' }, alive: { type: 'boolean' }, leaving: { type: 'boolean' } },
+          },
+        },
+        owners: {
+          type: 'array',
+          description: 'owners[p] is partition p: p = fmix32-based hash of the user id (see README, Running several instances)',
+          items: {
+            type: 'object',
+            required: ['owner', 'url', 'epoch'],
+            properties: { owner: { type: ['string', 'null'] }, url: { type: ['string', 'null'] }, epoch: { type: 'integer' } },
+          },
+        },
+      },
+    },
+    ...errors,
+  },
+} as const;

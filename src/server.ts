@@ -27,6 +27,10 @@ import { reapplyShard, replayJournal, type ReplayReport } from './journal-replay
 import { createStore } from './store/open-store.js';
 import type { ReadStateStore } from '../workers/store/store.js';
 import { WriteBehind } from './write-behind.js';
+import { Coordinator } from './cluster/coordinator.js';
+import { registerClusterMetrics } from './cluster/metrics.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { Fence, allocateFence } from '../workers/cluster-fence.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 /** a journal segment is closed at this size (or after --journal-segment-ms when not empty) */
@@ -39,6 +43,8 @@ export interface Service {
   router: ShardRouter;
   store: ReadStateStore;
   writeBehind: WriteBehind;
+  /** cluster mode's coordinator (null for a single instance) */
+  cluster: Coordinator | null;
   /** what start-up replayed from the redo journal (null without a durable store) */
   replay: ReplayReport | null;
   retirer: JournalRetirer | null;
@@ -57,13 +63,17 @@ export interface ServiceOptions {
 }
 
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
-  const store = options.store ?? createStore(config);
+  // Cluster mode: store writes are fenced on this instance's leases (workers/cluster-fence.ts).
+  const fenceBuffers = config.cluster === null ? null : allocateFence(config.cluster.partitions);
+  const store = options.store ?? createStore(config, fenceBuffers ?? undefined);
   await store.open();
   // A durable store gets a redo journal; whatever a previous run left in it goes to the store
   // first (also with --journal off: an earlier run may have had it on).
   const durableDir = config.store === 'memory' ? null : join(config.dataDir, 'journal');
   if (durableDir !== null) mkdirSync(durableDir, { recursive: true });
-  const replay = durableDir === null ? null : await replayJournal(durableDir, store);
+  // In cluster mode there is no journal to replay: records of partitions now owned elsewhere must
+  // not be written (the fence would drop them anyway).
+  const replay = durableDir === null || config.cluster !== null ? null : await replayJournal(durableDir, store);
   const journalDir = config.journal ? durableDir : null;
   const journal: ShardJournalConfig | null =
     journalDir === null
@@ -106,6 +116,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     clockFloorUs: replay?.maxTs ?? 0,
     clockSkewMs: clockSkewMs(),
     writeBehind,
+    fence: fenceBuffers,
     onRestart:
       journalDir === null
         ? undefined
@@ -137,7 +148,12 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
-  const ctx: RouteContext = { router, writeBehind, metrics, isClosing: () => closing };
+  const cluster =
+    config.cluster === null || fenceBuffers === null
+      ? null
+      : new Coordinator({ cluster: config.cluster, cassandra: config.cassandra, router, writeBehind, fence: new Fence(fenceBuffers), log: app.log });
+  if (cluster !== null) registerClusterMetrics(metrics.registry, cluster);
+  const ctx: RouteContext = { router, writeBehind, metrics, cluster, isClosing: () => closing };
 
   installErrorHandlers(app);
   // Before anything else: a caller without the token learns nothing, not even that we are stopping.
@@ -162,21 +178,29 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   readStateRoutes(app, ctx);
   channelRoutes(app, ctx);
   batchRoutes(app, ctx);
+  clusterRoutes(app, ctx);
   faultRoutes(app, router);
 
   // Wait for every worker to start and attach to its slabs before answering anything.
   if (!(await router.ready(30_000))) throw new Error('shard workers did not start');
+  // Joins, and takes the partitions it should own, before the port opens.
+  await cluster?.start();
 
   return {
     app,
     router,
     store,
     writeBehind,
+    cluster,
     replay,
     retirer,
     async close() {
       closing = true;
       const deadline = Date.now() + config.shutdownTimeoutMs;
+      // Hand every partition over first (flushed and confirmed), so the next owners lose nothing.
+      if (cluster !== null && !(await cluster.leave(Math.max(0, deadline - Date.now())))) {
+        app.log.error('cluster: not every partition was handed over in time; the others take them once the lease runs out');
+      }
       const http = await closeHttp(app, inFlightGraceMs(config.shutdownTimeoutMs), deadline);
       if (http.forced > 0) app.log.warn({ connections: http.forced }, `closed ${http.forced} connections whose requests had not ended in time`);
       if (!http.closed) app.log.error('the HTTP server did not close before the shutdown deadline');
@@ -189,6 +213,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       writeBehind.close();
       metrics.close();
       retirer?.close();
+      await cluster?.close();
       await router.close();
       // Every change is in the store: nothing for the next start to replay. Otherwise the journal
       // stays, and the next start applies it.

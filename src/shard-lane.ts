@@ -24,6 +24,7 @@ import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
 import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
 import type { ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
 import type { WriteBehind } from './write-behind.js';
+import type { FenceBuffers } from '../workers/cluster-fence.js';
 
 /** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
 export interface OpSink {
@@ -49,6 +50,8 @@ export interface LaneOptions {
   clockFloorUs: number;
   clockSkewMs: number;
   writeBehind: WriteBehind;
+  /** cluster mode: the fence whose drop marks TaskFlag.DiscardUsers reads; null otherwise */
+  fence: FenceBuffers | null;
   /**
    * After the worker died: applies the shard's journal to the store again (what the dying batch
    * evicted, deleted or snapshotted never reached this thread). Loads wait for it.
@@ -130,6 +133,7 @@ export class ShardLane {
       clockDir: o.clockDir,
       clockFloorUs: o.clockFloorUs,
       clockSkewMs: o.clockSkewMs,
+      fence: o.fence,
     };
     this.pool = new Piscina({
       filename: o.workerFile,
@@ -489,6 +493,16 @@ export class ShardLane {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Cluster mode: the worker drops, unwritten, the cached users of the partitions the fence marks.
+   * Sent as a task of its own, which runs after every batch sent before it.
+   */
+  async discardUsers(): Promise<void> {
+    const task = new Uint32Array(TaskWord.HeaderSize);
+    task[TaskWord.Flags] = TaskFlag.DiscardUsers | (this.writeBehind.degraded ? TaskFlag.StoreDegraded : 0);
+    this.takeMutations((await this.pool.run(task)) as Uint32Array);
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, allocateShardBuffers, type Sha
 import { ShardLane, type OpSink } from './shard-lane.js';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
 import type { WriteBehind } from './write-behind.js';
+import type { FenceBuffers } from '../workers/cluster-fence.js';
 
 export interface RouterOptions {
   shards: number;
@@ -28,6 +29,8 @@ export interface RouterOptions {
   /** added to the shards' wall clock (fault injection) */
   clockSkewMs: number;
   writeBehind: WriteBehind;
+  /** cluster mode: the store fence (its drop marks are read by TaskFlag.DiscardUsers) */
+  fence?: FenceBuffers | null;
   onRestart?: (shard: number) => Promise<void>;
   /** see LaneOptions.onRescue; by default the records only go to the write-behind (no journal) */
   onRescue?: (shard: number, records: Uint32Array) => void;
@@ -124,6 +127,7 @@ export class ShardRouter {
           clockFloorUs: o.clockFloorUs,
           clockSkewMs: o.clockSkewMs,
           writeBehind: o.writeBehind,
+          fence: o.fence ?? null,
           onRestart: o.onRestart,
           onRescue: o.onRescue ?? ((_shard, records) => o.writeBehind.submit(records, records.length / StoredWord.Size)),
           schedule: this.scheduleBound,
@@ -212,6 +216,11 @@ export class ShardRouter {
   /** Hands every dirty read state of every shard to the write-behind. */
   async flushAll(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.flushAll()));
+  }
+
+  /** Cluster mode: every shard drops the cached users of the partitions the fence marks. */
+  async discardUsers(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.discardUsers()));
   }
 
   async close(): Promise<void> {

@@ -29,6 +29,7 @@ import {
   RS_DIRTY,
   RS_LIVE,
   H_RS_HWM,
+  H_USER_HWM,
   USER_LOADING,
   USER_RESIDENT,
   type ShardMemory,
@@ -45,6 +46,8 @@ export interface EngineCounters {
   rejectedFull: number;
   /** read states handed to the store by the write-behind timer (not by evictions) */
   flushed: number;
+  /** users dropped unwritten because their cluster partition moved (discardUsers) */
+  discarded: number;
 }
 
 export interface EngineOptions {
@@ -95,7 +98,7 @@ export class ShardEngine {
   private readonly journaling: boolean;
   private readonly maxPerUser: number;
   readonly clock: HybridClock;
-  readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0 };
+  readonly counters: EngineCounters = { hits: 0, misses: 0, loads: 0, evictions: 0, rejectedFull: 0, flushed: 0, discarded: 0 };
   /** Set per batch from the task flags: the store cannot take more right now. */
   degraded = false;
   /** Set per batch from the task flags: no room for one more store record (deletes wait). */
@@ -635,6 +638,28 @@ export class ShardEngine {
     lruUnlink(m, u);
     this.releaseUser(u);
     this.counters.evictions++;
+  }
+
+  /**
+   * Drops every cached user `selects` picks, writing nothing for them: in cluster mode their
+   * partition is moving to another instance (or was lost), whose copy comes from the store, so what
+   * this shard still holds for them must neither be served nor written later. Users being loaded
+   * stay (their ops are answered and refused at the HTTP layer); a scan of the user slots, run
+   * only when ownership changes. Returns the users dropped.
+   */
+  discardUsers(selects: (lo: number, hi: number) => boolean): number {
+    const m = this.m;
+    const hwm = m.header[H_USER_HWM];
+    let dropped = 0;
+    for (let u = 0; u < hwm; u++) {
+      if (m.userState[u] !== USER_RESIDENT || !selects(m.userLo[u], m.userHi[u])) continue;
+      for (let s = m.userHead[u]; s !== NIL; s = m.rsNext[s]) if ((m.rsState[s] & RS_DIRTY) !== 0) this.clearDirty(s);
+      this.evict(u);
+      this.counters.evictions--;
+      dropped++;
+    }
+    this.counters.discarded += dropped;
+    return dropped;
   }
 
   private releaseUser(u: number): void {

@@ -185,6 +185,8 @@ export const enum TaskFlag {
   FaultExitInSecondOp = 32,
   /** Hand over the next slice of what an earlier flush found due (ReplyWord.FlushBehind). */
   FlushBehind = 64,
+  /** Cluster mode: drop, unwritten, the cached users of partitions the fence marks to drop (Fence.dropsUser). */
+  DiscardUsers = 128,
 }
 
 export const enum ReplyWord {

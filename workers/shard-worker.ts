@@ -15,6 +15,7 @@ import { awaitRescue } from './crash-ledger.js';
 import { shardDirName } from './journal-format.js';
 import { OpWord, ReplyWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
 import { hasState, recoverShard } from './recovery.js';
+import { Fence, type FenceBuffers } from './cluster-fence.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
 import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
@@ -40,6 +41,8 @@ export interface ShardWorkerData {
   clockFloorUs: number;
   /** added to the wall clock (fault injection: a clock that is off or steps) */
   clockSkewMs: number;
+  /** cluster mode: which partitions' users to drop (TaskFlag.DiscardUsers); null otherwise */
+  fence: FenceBuffers | null;
 }
 
 const data = workerData as ShardWorkerData;
@@ -64,6 +67,8 @@ if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);
 }
+const fence = data.fence === null ? null : new Fence(data.fence);
+const dropsUser = fence === null ? (): boolean => false : (lo: number, hi: number): boolean => fence.dropsUser(lo, hi);
 const journal =
   jc === null
     ? null
@@ -143,6 +148,7 @@ function applyBatch(task: Uint32Array): unknown {
   clock.beginBatch();
   journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
+  if ((flags & TaskFlag.DiscardUsers) !== 0) engine.discardUsers(dropsUser);
   if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
   if ((flags & TaskFlag.FaultExitInSecondOp) !== 0 && opCount >= 2) dieInSecondOp(task);
   engine.applyOps(task, TaskWord.HeaderSize, opCount);

@@ -11,11 +11,14 @@ import { loadEach } from './store/load-many.js';
 import type { CassandraConfig, StoreKind } from './store/store-config.js';
 import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
+import { Fence, type FenceBuffers } from './cluster-fence.js';
 
 export interface StoreWorkerData {
   kind: Exclude<StoreKind, 'memory'>;
   dataDir: string;
   cassandra: CassandraConfig;
+  /** cluster mode: writes are fenced by the leases (cluster-fence.ts) */
+  fence?: FenceBuffers;
 }
 
 export type StoreTask =
@@ -122,6 +125,7 @@ async function create(): Promise<ReadStateStore> {
     keyspace: c.keyspace,
     replicationFactor: c.replicationFactor,
     consistency: c.consistency,
+    fence: data.fence === undefined ? undefined : new Fence(data.fence),
   });
 }
 

@@ -15,6 +15,12 @@ export interface ClusterView {
    * only then may its answer be sent as a success.
    */
   ownsNow(p: number): boolean;
+  /**
+   * True while the answer of an operation of p that was already applied here may go out as a
+   * success: p is held or being handed over (its changes are flushed before it is released) and
+   * the lease is valid. Weaker than ownsNow, which also refuses new operations during a handover.
+   */
+  mayAnswer(p: number): boolean;
   /** The base URL (no trailing slash) of the instance that holds p, when another one does; else null. */
   ownerUrl(p: number): string | null;
   /** The epoch under which this instance holds p (0 when it does not). */

@@ -1,12 +1,15 @@
 import type { ShardRouter } from '../shard-router.js';
 import type { Metrics } from '../metrics.js';
 import type { WriteBehind } from '../write-behind.js';
+import type { Coordinator } from '../cluster/coordinator.js';
 
 /** What route plugins need from the service. */
 export interface RouteContext {
   router: ShardRouter;
   writeBehind: WriteBehind;
   metrics: Metrics;
+  /** cluster mode's coordinator; null for a single instance */
+  cluster: Coordinator | null;
   /** True once shutdown has begun: new operations get 503. */
   isClosing(): boolean;
 }

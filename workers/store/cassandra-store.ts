@@ -43,6 +43,7 @@ import cassandra from 'cassandra-driver';
 import { RecordKind, RsWord, StoredWord } from '../protocol.js';
 import type { ReadStateStore } from './store.js';
 import { LoadedTombstones } from './tombstones.js';
+import { monotonicMs, type Fence } from '../cluster-fence.js';
 
 type Long = cassandra.types.Long;
 const Long = cassandra.types.Long;
@@ -64,6 +65,12 @@ export interface CassandraStoreOptions {
   concurrency?: number;
   /** statements per batch, default 100 (a statement is ~100 bytes: ~10 KiB per batch) */
   maxBatch?: number;
+  /**
+   * Cluster mode: writes of partitions this instance no longer holds, or any write once its lease
+   * has ended, are dropped instead of sent (checked as the call starts and again before each batch
+   * leaves, so a process paused in between does not send after its lease).
+   */
+  fence?: Fence;
 }
 
 const CONSISTENCY: Record<CassandraConsistency, number> = {
@@ -92,6 +99,9 @@ export class CassandraStore implements ReadStateStore {
   private readonly deleteCql: string;
   private readonly selectCql: string;
   private client: cassandra.Client | undefined;
+  private readonly fence: Fence | undefined;
+  /** records the fence kept from being written */
+  fenced = 0;
 
   constructor(options: CassandraStoreOptions) {
     if (!KEYSPACE_RE.test(options.keyspace)) throw new Error(`invalid Cassandra keyspace name: ${JSON.stringify(options.keyspace)}`);
@@ -105,6 +115,7 @@ export class CassandraStore implements ReadStateStore {
     this.pageSize = options.pageSize ?? 5000;
     this.concurrency = Math.max(1, options.concurrency ?? 16);
     this.maxBatch = Math.max(1, options.maxBatch ?? 100);
+    this.fence = options.fence;
     const table = `${options.keyspace}.read_states`;
     this.insertCql =
       `INSERT INTO ${table} (user_id, channel_id, last_message_id, mention_count, last_pin_timestamp, flags, version, deleted) ` +
@@ -212,8 +223,13 @@ export class CassandraStore implements ReadStateStore {
 
   async apply(records: Uint32Array, count: number): Promise<void> {
     const client = this.opened();
-    if (count === 0) return;
     if (records.length < count * StoredWord.Size) throw new RangeError(`apply: ${count} records need ${count * StoredWord.Size} words, got ${records.length}`);
+    if (this.fence !== undefined) {
+      const kept = this.fence.filter(records, count);
+      this.fenced += count - kept;
+      count = kept;
+    }
+    if (count === 0) return;
 
     // Group by partition (user), in arrival order; then cut each partition into batches.
     const partitions = new Map<string, Statement[]>();
@@ -264,6 +280,10 @@ export class CassandraStore implements ReadStateStore {
   }
 
   private async send(client: cassandra.Client, batch: Statement[]): Promise<void> {
+    if (this.fence !== undefined && monotonicMs() >= this.fence.validUntil) {
+      this.fenced += batch.length;
+      return;
+    }
     const options = { prepare: true, isIdempotent: true, consistency: this.consistency };
     if (batch.length === 1) {
       await client.execute(batch[0].query, batch[0].params, options);
