@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChildService, freePort } from './child-service.js';
+import { ChildService, freePort, stopAllChildren } from './child-service.js';
 
 export interface ClusterMember {
   instance_id: string;
@@ -50,7 +50,8 @@ export interface HarnessOptions {
   extraArgs?: string[];
 }
 
-export type InstanceState = 'new' | 'running' | 'paused' | 'stopped' | 'killed';
+/** starting: the process runs but is not ready yet (tests send it nothing, as a load balancer would) */
+export type InstanceState = 'new' | 'starting' | 'running' | 'paused' | 'stopped' | 'killed';
 
 export class ClusterInstance {
   state: InstanceState = 'new';
@@ -84,14 +85,15 @@ export class ClusterInstance {
 
   /** Starts a new process (a new instance id) and waits for /ready 200, i.e. for a valid member lease. */
   async start(timeoutMs = 120_000): Promise<void> {
-    if (this.state === 'running' || this.state === 'paused') throw new Error(`${this.name} is already ${this.state}`);
+    if (this.state === 'running' || this.state === 'paused' || this.state === 'starting') throw new Error(`${this.name} is already ${this.state}`);
     this.earlierOutput += this.svc?.output ?? '';
     this.instanceId = `${this.name}-${this.instanceIds.length + 1}-${randomBytes(3).toString('hex')}`;
     this.instanceIds.push(this.instanceId);
     this.svc = new ChildService(this.port, this.argsFor(this.instanceId));
-    this.state = 'running';
+    this.state = 'starting';
     try {
       await this.svc.start(timeoutMs);
+      this.state = 'running';
     } catch (err) {
       this.state = 'stopped';
       throw err;
@@ -256,6 +258,8 @@ export class ClusterHarness {
     await Promise.all(
       this.instances.filter((i) => i.state === 'running' || i.state === 'paused').map((i) => i.kill().catch(() => {})),
     );
+    // and any process whose start failed half-way
+    await stopAllChildren();
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
   }
 
