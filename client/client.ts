@@ -10,6 +10,9 @@
  *   established); never for `applied: null`, an unknown outcome, or a 4xx. In a batch only the ops
  *   whose result said "not applied" are retried.
  * - Every call has a deadline (timeoutMs, retries included) and may take an AbortSignal.
+ * - With `cluster` (cluster.ts), each single-user call goes straight to the instance that owns the
+ *   user's partition, by the map GET /v1/cluster gives; a coalesced batch is split by owner. One
+ *   Pool per instance, made when first needed.
  */
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -20,15 +23,18 @@ import {
   ReadStatesError,
   ServerError,
   TimeoutError,
+  UnavailableError,
   copyError,
   errorForAnswer,
 } from './errors.js';
+import { ClusterRouter, type ClusterRoutingOptions } from './cluster.js';
 import type {
   AckBulkItem,
   AckBulkResult,
   AckInput,
   BatchOp,
   BatchResult,
+  ClusterState,
   FanOutInput,
   FanOutResult,
   HealthStatus,
@@ -43,6 +49,7 @@ import type {
 import {
   ACK_BULK_RESULT_SHAPE,
   BATCH_RESULT_SHAPE,
+  CLUSTER_STATE_SHAPE,
   FAN_OUT_RESULT_SHAPE,
   HEALTH_STATUS_SHAPE,
   READ_STATE_SHAPE,
@@ -96,6 +103,13 @@ export interface ReadStatesClientOptions {
   maxBatchOps?: number;
   /** retry policy; false: never retry */
   retry?: RetryOptions | false;
+  /**
+   * Route each single-user call (and each op of a coalesced batch) straight to the instance that
+   * owns the user's partition, by the map GET /v1/cluster answers at `url` (loaded at first use,
+   * reloaded every refreshMs and when an answer says it is stale). Default false: every call goes
+   * to `url`. Against a single instance (`{cluster: null}`) it changes nothing.
+   */
+  cluster?: boolean | ClusterRoutingOptions;
 }
 
 export interface CallOptions {
@@ -119,6 +133,17 @@ interface HttpAnswer {
   headers: IncomingHttpHeaders;
   body: unknown;
 }
+
+/** Where a request goes: an instance's pool and the path prefix of its URL. */
+interface Target {
+  /** the instance's base URL as the map gives it; '' for the configured URL */
+  readonly url: string;
+  readonly pool: Pool;
+  readonly base: string;
+}
+
+/** Answers that say the client's map is stale: the partition is not (or no longer) where it sent the call. */
+const STALE_MAP_CODES = new Set(['PARTITION_UNAVAILABLE', 'FORWARD_FAILED', 'LEASE_LOST']);
 
 /** One HTTP request carrying one or more op calls. */
 interface Carrier {
@@ -205,41 +230,47 @@ function describe(op: SingleOp): string {
   return `${op.op} ${op.user_id}/${op.channel_id}`;
 }
 
-function opPath(base: string, op: SingleOp): string {
-  return `${base}/v1/users/${op.user_id}/read-states/${op.channel_id}`;
+function opPath(op: SingleOp): string {
+  return `/v1/users/${op.user_id}/read-states/${op.channel_id}`;
 }
 
-/** A single op as a request of its own route. */
-function singleRequest(base: string, op: SingleOp): { method: Dispatcher.HttpMethod; path: string; body?: unknown } {
+/** A single op as a request of its own route (the path without the target's prefix). */
+function singleRequest(op: SingleOp): { method: Dispatcher.HttpMethod; path: string; body?: unknown } {
   switch (op.op) {
     case 'get':
-      return { method: 'GET', path: opPath(base, op) };
+      return { method: 'GET', path: opPath(op) };
     case 'delete':
-      return { method: 'DELETE', path: opPath(base, op) };
+      return { method: 'DELETE', path: opPath(op) };
     case 'ack': {
       const body: Record<string, unknown> = { message_id: op.message_id };
       if (op.mention_count !== undefined) body.mention_count = op.mention_count;
       if (op.manual !== undefined) body.manual = op.manual;
-      return { method: 'POST', path: opPath(base, op) + '/ack', body };
+      return { method: 'POST', path: opPath(op) + '/ack', body };
     }
     case 'mention': {
       const body: Record<string, unknown> = {};
       if (op.message_id !== undefined) body.message_id = op.message_id;
       if (op.count !== undefined) body.count = op.count;
-      return { method: 'POST', path: opPath(base, op) + '/mentions', body };
+      return { method: 'POST', path: opPath(op) + '/mentions', body };
     }
     case 'patch': {
       const body: Record<string, unknown> = {};
       if (op.last_pin_timestamp !== undefined) body.last_pin_timestamp = op.last_pin_timestamp;
       if (op.flags !== undefined) body.flags = op.flags;
-      return { method: 'PATCH', path: opPath(base, op), body };
+      return { method: 'PATCH', path: opPath(op), body };
     }
   }
 }
 
 export class ReadStatesClient {
-  private readonly pool: Pool;
-  private readonly base: string;
+  /** the configured URL's */
+  private readonly home: Target;
+  private readonly poolOptions: Pool.Options;
+  /** every pool, by origin (an owner on the configured URL's origin shares its pool) */
+  private readonly pools = new Map<string, Pool>();
+  /** owners' targets, by their URL as the map gives it */
+  private readonly targets = new Map<string, Target>();
+  private readonly router: ClusterRouter | null;
   private readonly authorization: string | undefined;
   private readonly timeoutMs: number;
   private readonly coalesce: boolean;
@@ -259,7 +290,6 @@ export class ReadStatesClient {
   constructor(options: ReadStatesClientOptions) {
     const url = new URL(options.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`url must be http(s), got ${url.protocol}`);
-    this.base = url.pathname.replace(/\/+$/, '');
     const connections = options.connections ?? 8;
     if (!Number.isInteger(connections) || connections < 1) throw new TypeError('connections must be an integer >= 1');
     this.maxBatchOps = options.maxBatchOps ?? 1000;
@@ -274,12 +304,21 @@ export class ReadStatesClient {
       if (!/^[\x21-\x7e]+$/.test(options.authToken)) throw new TypeError('authToken must be one token of visible ASCII');
       this.authorization = `Bearer ${options.authToken}`;
     }
-    this.pool = new Pool(url.origin, {
+    this.poolOptions = {
       connections,
       pipelining: 1,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 10_000,
       connect: { timeout: options.connectTimeoutMs ?? 5_000 },
-    });
+    };
+    this.home = { url: '', pool: this.poolOf(url.origin), base: url.pathname.replace(/\/+$/, '') };
+    const cluster = options.cluster ?? false;
+    if (cluster === false) this.router = null;
+    else {
+      const refreshMs = (cluster === true ? undefined : cluster.refreshMs) ?? 5_000;
+      if (!Number.isFinite(refreshMs) || refreshMs < 100) throw new TypeError('cluster.refreshMs must be >= 100');
+      // One load never outlives the next refresh, nor a call's deadline.
+      this.router = new ClusterRouter((signal) => this.http(this.home, 'GET', '/v1/cluster', undefined, signal), refreshMs, Math.min(refreshMs, this.timeoutMs));
+    }
   }
 
   // --- one read state (coalesced) -------------------------------------------------------------
@@ -342,8 +381,8 @@ export class ReadStatesClient {
       if (opts.since !== undefined) query.push(`since=${intIn(opts.since, 'since', 0, Number.MAX_SAFE_INTEGER, 'INVALID_QUERY')}`);
       if (opts.limit !== undefined) query.push(`limit=${intIn(opts.limit, 'limit', 1, MAX_PAGE, 'INVALID_QUERY')}`);
       if (opts.after !== undefined) query.push(`after=${idText(opts.after, 'after', 0, 'INVALID_QUERY')}`);
-      const path = `${this.base}/v1/users/${userId}/read-states${query.length > 0 ? '?' + query.join('&') : ''}`;
-      return this.direct('GET', path, undefined, opts, true, (res) => {
+      const path = `/v1/users/${userId}/read-states${query.length > 0 ? '?' + query.join('&') : ''}`;
+      return this.direct('GET', path, undefined, opts, true, userId, (res) => {
         const b = res.body;
         if (isRecord(b) && Array.isArray(b.read_states) && b.version === undefined && b.full === undefined) {
           // Rather than pass a full list off as a delta or a page.
@@ -356,9 +395,10 @@ export class ReadStatesClient {
 
   /** GET /v1/users/{user}/summary: how many read states, their mention total, how many have mentions. */
   summary(user: Id, opts?: CallOptions): Promise<UserSummary> {
-    return this.guard(() =>
-      this.direct('GET', `${this.base}/v1/users/${idText(user, 'user')}/summary`, undefined, opts, true, (res) => conforming<UserSummary>(res, USER_SUMMARY_SHAPE, 'a summary')),
-    );
+    return this.guard(() => {
+      const userId = idText(user, 'user');
+      return this.direct('GET', `/v1/users/${userId}/summary`, undefined, opts, true, userId, (res) => conforming<UserSummary>(res, USER_SUMMARY_SHAPE, 'a summary'));
+    });
   }
 
   /**
@@ -370,7 +410,7 @@ export class ReadStatesClient {
       const userId = idText(user, 'user');
       const list = listOf<AckBulkItem>(items, 'items', 1, MAX_BULK_ACKS);
       const read_states = list.map((it, i) => ({ channel_id: idText(it.channelId, `items[${i}].channelId`), message_id: idText(it.messageId, `items[${i}].messageId`, 0) }));
-      return this.direct('POST', `${this.base}/v1/users/${userId}/read-states/ack-bulk`, { read_states }, opts, true, (res) => {
+      return this.direct('POST', `/v1/users/${userId}/read-states/ack-bulk`, { read_states }, opts, true, userId, (res) => {
         const b = conforming<AckBulkResult>(res, ACK_BULK_RESULT_SHAPE, 'a list of read states');
         if (b.read_states.length !== list.length) throw badResponse('not one read state per ack', res.status, 1);
         return b;
@@ -385,7 +425,8 @@ export class ReadStatesClient {
       const user_ids = listOf<Id>(users, 'users', 1, MAX_FANOUT_USERS).map((u, i) => idText(u, `users[${i}]`));
       const body: Record<string, unknown> = { message_id: idText(input.messageId, 'messageId'), user_ids };
       if (input.count !== undefined) body.count = intIn(input.count, 'count', 1, MAX_COUNT);
-      return this.direct('POST', `${this.base}/v1/channels/${channelId}/mentions`, body, opts, true, (res) => {
+      // Many users, many partitions: one request to the configured instance, which splits it by owner.
+      return this.direct('POST', `/v1/channels/${channelId}/mentions`, body, opts, true, undefined, (res) => {
         return conforming<FanOutResult>(res, FAN_OUT_RESULT_SHAPE, 'an updated count');
       });
     });
@@ -399,7 +440,9 @@ export class ReadStatesClient {
   batch(ops: BatchOp[], opts?: CallOptions): Promise<BatchResult> {
     return this.guard(() => {
       listOf<BatchOp>(ops, 'ops', 1, MAX_BATCH_OPS);
-      return this.direct('POST', `${this.base}/v1/batch`, { ops }, opts, true, (res) => {
+      // As is, to the configured instance (which forwards the parts it does not own): the caller
+      // reads its results raw, failures included, and one request stays one request.
+      return this.direct('POST', '/v1/batch', { ops }, opts, true, undefined, (res) => {
         const b = conforming<BatchResult>(res, BATCH_RESULT_SHAPE, 'batch results');
         if (b.results.length !== ops.length) throw badResponse('not one result per op', res.status, 1);
         return b;
@@ -409,12 +452,20 @@ export class ReadStatesClient {
 
   /** GET /health: the process is up (never needs a token). */
   health(opts?: CallOptions): Promise<HealthStatus> {
-    return this.guard(() => this.direct('GET', `${this.base}/health`, undefined, opts, false, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
+    return this.guard(() => this.direct('GET', '/health', undefined, opts, false, undefined, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
   }
 
   /** GET /ready: every shard answers and the store works; else an UnavailableError (NOT_READY, STORE_UNAVAILABLE, SHUTTING_DOWN). */
   ready(opts?: CallOptions): Promise<HealthStatus> {
-    return this.guard(() => this.direct('GET', `${this.base}/ready`, undefined, opts, false, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
+    return this.guard(() => this.direct('GET', '/ready', undefined, opts, false, undefined, (res) => conforming<HealthStatus>(res, HEALTH_STATUS_SHAPE, 'a status')));
+  }
+
+  /**
+   * GET /v1/cluster at the configured URL, as is: the cluster's members and who owns each partition
+   * (`{cluster: null}` from a single instance). The `cluster` option routes by it on its own.
+   */
+  clusterState(opts?: CallOptions): Promise<ClusterState> {
+    return this.guard(() => this.direct('GET', '/v1/cluster', undefined, opts, true, undefined, (res) => conforming<ClusterState>(res, CLUSTER_STATE_SHAPE, 'a cluster map')));
   }
 
   /**
@@ -430,11 +481,19 @@ export class ReadStatesClient {
         clearImmediate(this.flushHandle);
         this.flush();
       }
+      if (this.router !== null) {
+        // Calls held for a map go out (to the configured URL) once its load is abandoned.
+        await this.router.close();
+        if (this.flushHandle !== undefined) {
+          clearImmediate(this.flushHandle);
+          this.flush();
+        }
+      }
       for (const c of [...this.calls]) {
         if (c.phase === 'backoff') this.finish(c, c.lastError ?? this.closedError());
       }
       while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
-      await this.pool.close();
+      await Promise.all([...this.pools.values()].map((p) => p.close()));
     })();
     return this.closing;
   }
@@ -482,7 +541,42 @@ export class ReadStatesClient {
     return p;
   }
 
-  private async http(method: Dispatcher.HttpMethod, path: string, body: unknown, signal: AbortSignal): Promise<HttpAnswer> {
+  private poolOf(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, this.poolOptions);
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** Where a call about this user goes now: its partition's owner by the map, else the configured URL. */
+  private targetOf(userId: string | undefined): Target {
+    if (this.router === null || userId === undefined) return this.home;
+    const url = this.router.ownerOf(userId);
+    if (url === null) return this.home;
+    let t = this.targets.get(url);
+    if (t === undefined) {
+      // The map's URLs were checked to be http(s) when it was loaded.
+      const u = new URL(url);
+      t = { url, pool: this.poolOf(u.origin), base: u.pathname.replace(/\/+$/, '') };
+      this.targets.set(url, t);
+    }
+    return t;
+  }
+
+  /**
+   * A failed attempt that says the map is stale: an answer that the partition is not where the
+   * call went, or no connection to an owner (the map still names it: it may have died). The
+   * call's own retry rules are not changed by it.
+   */
+  private noteFailure(target: Target, err: ReadStatesError): void {
+    if (this.router === null || this.closed) return;
+    if (err instanceof ConnectionError && target !== this.home) this.router.unreachable(target.url);
+    else if (err instanceof UnavailableError && STALE_MAP_CODES.has(err.code)) this.router.stale();
+  }
+
+  private async http(target: Target, method: Dispatcher.HttpMethod, path: string, body: unknown, signal: AbortSignal): Promise<HttpAnswer> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     let payload: string | undefined;
@@ -490,7 +584,7 @@ export class ReadStatesClient {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
     }
-    const res = await this.pool.request({ method, path, headers, body: payload, signal });
+    const res = await target.pool.request({ method, path: target.base + path, headers, body: payload, signal });
     const text = await res.body.text();
     let json: unknown;
     if (text.length > 0) {
@@ -537,8 +631,9 @@ export class ReadStatesClient {
   }
 
   /**
-   * One request (retried as the policy allows) for the routes that are not coalesced. `accept`
-   * turns a 2xx answer into the result (or throws BAD_RESPONSE).
+   * One request (retried as the policy allows) for the routes that are not coalesced. `user`: the
+   * one user the route is about, for routing (undefined: the configured URL). `accept` turns a 2xx
+   * answer into the result (or throws BAD_RESPONSE).
    */
   private direct<T>(
     method: Dispatcher.HttpMethod,
@@ -546,6 +641,7 @@ export class ReadStatesClient {
     body: unknown,
     opts: CallOptions | undefined,
     retries: boolean,
+    user: string | undefined,
     accept: (res: HttpAnswer) => T,
   ): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
@@ -576,10 +672,16 @@ export class ReadStatesClient {
           throw gaveUp(false);
         }
         for (;;) {
+          const wait = user === undefined ? undefined : this.router?.waitFor(attempts > 0);
+          if (wait !== undefined) {
+            await this.settledOrAborted(wait, ctrl.signal);
+            if (why !== null) throw gaveUp(false);
+          }
+          const target = this.targetOf(user);
           attempts++;
           let err: ReadStatesError;
           try {
-            const res = await this.http(method, path, body, ctrl.signal);
+            const res = await this.http(target, method, path, body, ctrl.signal);
             if (res.status >= 200 && res.status < 300) return accept(res);
             err = this.answerError(res, attempts);
           } catch (e) {
@@ -587,6 +689,7 @@ export class ReadStatesClient {
             err = this.transportError(e, attempts);
           }
           err.attempts = attempts;
+          this.noteFailure(target, err);
           const delay = this.retryDelay(retry, attempts, err, deadline);
           if (delay === null) throw err;
           await this.sleep(delay, ctrl.signal);
@@ -599,6 +702,19 @@ export class ReadStatesClient {
       }
     };
     return this.track(run());
+  }
+
+  /** Waits for `p` (which never rejects), or less if `signal` fires. */
+  private settledOrAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      void p.then(done);
+    });
   }
 
   /** Waits `ms`, or less if `signal` fires or the client closes. */
@@ -654,17 +770,42 @@ export class ReadStatesClient {
 
   private dispatch(c: OpCall): void {
     c.phase = 'queued';
-    if (!this.coalesce) return this.send([c]);
+    const wait = this.router?.waitFor(c.attempts > 0);
+    if (wait !== undefined) {
+      // Held (still 'queued': its deadline and signal apply, and it was not sent) until the map
+      // it is to be routed by is there.
+      void wait.then(() => {
+        if (c.phase !== 'queued') return;
+        // A retry held when the client closed fails as one waiting for its backoff would.
+        if (this.closed && c.attempts > 0) return this.finish(c, c.lastError ?? this.closedError());
+        this.enqueue(c);
+      });
+      return;
+    }
+    this.enqueue(c);
+  }
+
+  private enqueue(c: OpCall): void {
+    if (!this.coalesce) return this.send([c], this.targetOf(c.op.user_id));
     this.queue.push(c);
     this.flushHandle ??= setImmediate(() => this.flush());
   }
 
-  /** Sends what this event-loop turn queued: one batch per maxBatchOps ops. */
+  /** Sends what this event-loop turn queued: by target (the owner of each op's user), one batch per maxBatchOps ops. */
   private flush(): void {
     this.flushHandle = undefined;
     const queued = this.queue.filter((c) => c.phase === 'queued');
     this.queue = [];
-    for (let i = 0; i < queued.length; i += this.maxBatchOps) this.send(queued.slice(i, i + this.maxBatchOps));
+    const byTarget = new Map<Target, OpCall[]>();
+    for (const c of queued) {
+      const t = this.targetOf(c.op.user_id);
+      const list = byTarget.get(t);
+      if (list === undefined) byTarget.set(t, [c]);
+      else list.push(c);
+    }
+    for (const [t, calls] of byTarget) {
+      for (let i = 0; i < calls.length; i += this.maxBatchOps) this.send(calls.slice(i, i + this.maxBatchOps), t);
+    }
   }
 
   /** The call's deadline passed or its signal fired. */
@@ -728,16 +869,22 @@ export class ReadStatesClient {
     return live;
   }
 
-  private send(calls: OpCall[]): void {
-    if (calls.length === 1) this.sendSingle(calls[0]);
-    else this.sendBatch(calls);
+  private send(calls: OpCall[], target: Target): void {
+    if (calls.length === 1) this.sendSingle(calls[0], target);
+    else this.sendBatch(calls, target);
+  }
+
+  /** A failed attempt of an op sent to `target`. */
+  private failedAt(c: OpCall, target: Target, err: ReadStatesError): void {
+    this.noteFailure(target, err);
+    this.failed(c, err);
   }
 
   /** One op on its own route. */
-  private sendSingle(c: OpCall): void {
+  private sendSingle(c: OpCall, target: Target): void {
     const carrier = this.carry([c]);
-    const req = singleRequest(this.base, c.op);
-    const p = this.http(req.method, req.path, req.body, carrier.ctrl.signal).then(
+    const req = singleRequest(c.op);
+    const p = this.http(target, req.method, req.path, req.body, carrier.ctrl.signal).then(
       (res) => {
         if (this.landed([c], carrier).length === 0) return;
         if (res.status === 204 && c.op.op === 'delete') return this.finish(c, null);
@@ -747,48 +894,50 @@ export class ReadStatesClient {
           return this.finish(c, null, res.body as unknown as ReadState);
         }
         if (res.status >= 200 && res.status < 300) return this.finish(c, badResponse(`status ${res.status}`, res.status, c.attempts));
-        this.failed(c, this.answerError(res, c.attempts));
+        this.failedAt(c, target, this.answerError(res, c.attempts));
       },
       (err: unknown) => {
         if (this.landed([c], carrier).length === 0) return;
-        this.failed(c, this.transportError(err, c.attempts));
+        this.failedAt(c, target, this.transportError(err, c.attempts));
       },
     );
     this.track(p);
   }
 
   /** Several ops in one POST /v1/batch; each call is answered from its own result. */
-  private sendBatch(calls: OpCall[]): void {
+  private sendBatch(calls: OpCall[], target: Target): void {
     const carrier = this.carry(calls);
     const ops = calls.map((c) => c.op);
-    const p = this.http('POST', `${this.base}/v1/batch`, { ops }, carrier.ctrl.signal).then(
+    const p = this.http(target, 'POST', '/v1/batch', { ops }, carrier.ctrl.signal).then(
       (res) => {
         const live = this.landed(calls, carrier);
         if (live.length === 0) return;
-        if (res.status === 200) return this.answerBatch(calls, res);
+        if (res.status === 200) return this.answerBatch(calls, res, target);
         if (res.status === 400 || res.status === 413) {
           // Bad input (or too big) rejects the whole batch and changes nothing: split it to
           // find the op at fault, so that the others still get their answers.
           for (const c of live) c.attempts--;
           const half = Math.ceil(live.length / 2);
-          this.send(live.slice(0, half));
-          this.send(live.slice(half));
+          this.send(live.slice(0, half), target);
+          this.send(live.slice(half), target);
           return;
         }
         const err = this.answerError(res, 0);
+        this.noteFailure(target, err);
         for (const c of live) this.failed(c, copyError(err));
       },
       (err: unknown) => {
         const live = this.landed(calls, carrier);
         if (live.length === 0) return;
         const e = this.transportError(err, 0);
+        this.noteFailure(target, e);
         for (const c of live) this.failed(c, copyError(e));
       },
     );
     this.track(p);
   }
 
-  private answerBatch(calls: OpCall[], res: HttpAnswer): void {
+  private answerBatch(calls: OpCall[], res: HttpAnswer, target: Target): void {
     const results = isRecord(res.body) && Array.isArray(res.body.results) && res.body.results.length === calls.length ? (res.body.results as unknown[]) : null;
     for (let i = 0; i < calls.length; i++) {
       const c = calls[i];
@@ -805,7 +954,7 @@ export class ReadStatesClient {
       else {
         const code = typeof r.error === 'string' ? r.error : `HTTP_${status}`;
         const applied = r.applied === false || r.applied === null ? r.applied : undefined;
-        this.failed(c, errorForAnswer({ code, message: `${describe(c.op)}: ${code} (status ${status} in a batch)`, status, applied, attempts: c.attempts }));
+        this.failedAt(c, target, errorForAnswer({ code, message: `${describe(c.op)}: ${code} (status ${status} in a batch)`, status, applied, attempts: c.attempts }));
       }
     }
   }

@@ -3,6 +3,7 @@
  * on the service's own sources, so that another program can take it as a dependency.
  */
 export { ReadStatesClient, type CallOptions, type GetReadStatesOptions, type ReadStatesClientOptions, type RetryOptions } from './client.js';
+export type { ClusterRoutingOptions } from './cluster.js';
 export {
   AbortError,
   CLIENT_ERROR_CODES,
@@ -26,8 +27,11 @@ export {
   ACK_BULK_RESULT_SHAPE,
   BATCH_OP_RESULT_SHAPE,
   BATCH_RESULT_SHAPE,
+  CLUSTER_MEMBER_SHAPE,
+  CLUSTER_STATE_SHAPE,
   FAN_OUT_RESULT_SHAPE,
   HEALTH_STATUS_SHAPE,
+  PARTITION_OWNER_SHAPE,
   READ_STATE_SHAPE,
   RESPONSE_SHAPES,
   USER_READ_STATES_SHAPE,

@@ -6,7 +6,19 @@
  * The compiler ties each shape to its interface: the same field names, required exactly when the
  * interface's field is not optional.
  */
-import type { AckBulkResult, BatchOpResult, BatchResult, FanOutResult, HealthStatus, ReadState, UserReadStates, UserSummary } from './types.js';
+import type {
+  AckBulkResult,
+  BatchOpResult,
+  BatchResult,
+  ClusterMember,
+  ClusterState,
+  FanOutResult,
+  HealthStatus,
+  PartitionOwner,
+  ReadState,
+  UserReadStates,
+  UserSummary,
+} from './types.js';
 
 export type JsonType = 'string' | 'integer' | 'boolean' | 'null' | 'array' | 'object';
 
@@ -72,6 +84,27 @@ export const BATCH_RESULT_SHAPE = {
 
 export const HEALTH_STATUS_SHAPE = { status: str } as const satisfies ShapeOf<HealthStatus>;
 
+export const CLUSTER_MEMBER_SHAPE = {
+  instance_id: str,
+  url: str,
+  alive: { type: 'boolean', required: true },
+  leaving: { type: 'boolean', required: true },
+} as const satisfies ShapeOf<ClusterMember>;
+
+const strOrNull = { type: ['string', 'null'], required: true } as const;
+
+export const PARTITION_OWNER_SHAPE = { owner: strOrNull, url: strOrNull, epoch: int } as const satisfies ShapeOf<PartitionOwner>;
+
+/** Only `cluster` is always there: a single instance answers `{cluster: null}` alone. */
+export const CLUSTER_STATE_SHAPE = {
+  cluster: strOrNull,
+  instance_id: { type: 'string', required: false },
+  partitions: { type: 'integer', required: false },
+  lease_ms: { type: 'integer', required: false },
+  members: { type: 'array', required: false, items: CLUSTER_MEMBER_SHAPE },
+  owners: { type: 'array', required: false, items: PARTITION_OWNER_SHAPE },
+} as const satisfies ShapeOf<ClusterState>;
+
 /** The shape of every 2xx JSON body, by the client's type name. */
 export const RESPONSE_SHAPES = {
   ReadState: READ_STATE_SHAPE,
@@ -81,6 +114,7 @@ export const RESPONSE_SHAPES = {
   FanOutResult: FAN_OUT_RESULT_SHAPE,
   BatchResult: BATCH_RESULT_SHAPE,
   HealthStatus: HEALTH_STATUS_SHAPE,
+  ClusterState: CLUSTER_STATE_SHAPE,
 } as const satisfies Record<string, ObjectShape>;
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -139,3 +139,41 @@ export interface BatchOpResult {
 export interface BatchResult {
   results: BatchOpResult[];
 }
+
+// --- GET /v1/cluster, as on the wire --------------------------------------------------------------
+
+/** An instance of the cluster, as GET /v1/cluster lists it. */
+export interface ClusterMember {
+  instance_id: string;
+  /** its advertised base URL */
+  url: string;
+  /** its member lease was renewed recently, as the answering instance sees it */
+  alive: boolean;
+  /** it is stopping and handing its partitions over */
+  leaving: boolean;
+}
+
+/** Who holds one partition. */
+export interface PartitionOwner {
+  /** the owner's instance id; null: nobody holds it right now */
+  owner: string | null;
+  /** the owner's base URL; null when there is no owner */
+  url: string | null;
+  /** goes up with every new owner */
+  epoch: number;
+}
+
+/**
+ * GET /v1/cluster. A single instance answers `{cluster: null}` and nothing else; an instance in
+ * cluster mode answers every field, `owners[p]` being partition p.
+ */
+export interface ClusterState {
+  /** the cluster's name; null: not in cluster mode */
+  cluster: string | null;
+  /** the answering instance */
+  instance_id?: string;
+  partitions?: number;
+  lease_ms?: number;
+  members?: ClusterMember[];
+  owners?: PartitionOwner[];
+}

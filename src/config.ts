@@ -77,7 +77,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'data-dir': { env: 'READ_STATES_DATA_DIR', kind: 'string', help: 'directory for a durable store (default ./data)' },
   'log-level': { env: 'READ_STATES_LOG_LEVEL', kind: 'string', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   store: { env: 'READ_STATES_STORE', kind: 'string', help: 'sqlite (embedded, in --data-dir) | cassandra | memory (default sqlite)' },
-  'flush-delay': { env: 'READ_STATES_FLUSH_DELAY', kind: 'int', min: 0, max: 3_600_000, help: 'ms from first unflushed change to its write (default 30000; 0 = asap)' },
+  'flush-delay': { env: 'READ_STATES_FLUSH_DELAY', kind: 'int', min: 0, max: 3_600_000, help: 'ms from first unflushed change to its write (default 30000, with --cluster 1000; 0 = asap)' },
   'shutdown-timeout': { env: 'READ_STATES_SHUTDOWN_TIMEOUT', kind: 'int', min: 0, max: 3_600_000, help: 'ms a graceful shutdown may take (default 30000)' },
   'max-pending-writes': { env: 'READ_STATES_MAX_PENDING_WRITES', kind: 'int', min: 1, max: 100_000_000, help: 'changes waiting for the store before shards hold back (default 1000000)' },
   'max-read-states-per-user': { env: 'READ_STATES_MAX_READ_STATES_PER_USER', kind: 'int', min: 1, max: 10_000_000, help: 'read states one user may have; a new one beyond gets 507 (default 10000)' },
@@ -97,6 +97,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'cassandra-replication-factor': { env: 'READ_STATES_CASSANDRA_REPLICATION_FACTOR', kind: 'int', min: 1, max: 9, help: 'replication factor for a new keyspace (default 1)' },
   'cassandra-consistency': { env: 'READ_STATES_CASSANDRA_CONSISTENCY', kind: 'string', help: 'one|local_one|quorum|local_quorum|all (default local_quorum)' },
 };
+
+/** --flush-delay's default with --cluster (ms) */
+export const CLUSTER_FLUSH_DELAY_MS = 1000;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -196,6 +199,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (config.host.length === 0) throw new ConfigError('--host must not be empty');
   config.cluster = clusterConfig(raw, int, config);
   if (config.cluster !== null) {
+    // The next owner of a partition reads Cassandra: what is not written there yet is what a
+    // SIGKILL loses, so changes go out within a second unless asked otherwise.
+    if (raw('flush-delay') === undefined) config.flushDelayMs = CLUSTER_FLUSH_DELAY_MS;
     if (raw('journal') === 'on') throw new ConfigError('--journal on is not supported with --cluster: the next owner of a partition could not replay this instance\'s local journal (see README, Running several instances)');
     config.journal = false;
   }

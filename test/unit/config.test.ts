@@ -99,3 +99,40 @@ describe('journal flags', () => {
     expect(() => loadConfig(['--max-read-states-per-user', '0'], {})).toThrow(/--max-read-states-per-user/);
   });
 });
+
+describe('cluster flags', () => {
+  const base = ['--store', 'cassandra', '--cluster', 'prod-1'];
+
+  it('is off by default, and its flags are refused without --cluster', () => {
+    expect(loadConfig([], {}).cluster).toBeNull();
+    expect(() => loadConfig(['--partitions', '64'], {})).toThrow(/--partitions only applies with --cluster/);
+    expect(() => loadConfig(['--advertise-url', 'http://a:1'], {})).toThrow(/only applies with --cluster/);
+  });
+
+  it('defaults: advertised as http://host:port, 1024 partitions, 10 s leases, a random id, journal off, 1 s flush delay', () => {
+    const c = loadConfig([...base, '--port', '3100'], {});
+    expect(c.cluster).toMatchObject({ name: 'prod-1', advertiseUrl: 'http://127.0.0.1:3100', partitions: 1024, leaseMs: 10_000 });
+    expect(c.cluster!.instanceId).toMatch(/^127\.0\.0\.1:3100-[0-9a-f]{8}$/);
+    expect(loadConfig([...base], {}).cluster!.instanceId).not.toBe(c.cluster!.instanceId);
+    expect([c.journal, c.flushDelayMs]).toEqual([false, 1000]);
+    expect(loadConfig([...base, '--flush-delay', '250'], {}).flushDelayMs).toBe(250);
+  });
+
+  it('reads every flag and the environment', () => {
+    const c = loadConfig([...base, '--advertise-url', 'http://10.0.0.5:3000', '--partitions', '64', '--lease-ms', '3000', '--instance-id', 'node-a'], {});
+    expect(c.cluster).toEqual({ name: 'prod-1', advertiseUrl: 'http://10.0.0.5:3000', partitions: 64, leaseMs: 3000, instanceId: 'node-a' });
+    expect(loadConfig([], { READ_STATES_STORE: 'cassandra', READ_STATES_CLUSTER: 'x', READ_STATES_LEASE_MS: '2000' }).cluster?.leaseMs).toBe(2000);
+  });
+
+  it('refuses what cannot work, saying why', () => {
+    expect(() => loadConfig(['--cluster', 'a'], {})).toThrow(/--cluster needs --store cassandra/);
+    expect(() => loadConfig([...base, '--journal', 'on'], {})).toThrow(/--journal on is not supported with --cluster/);
+    expect(() => loadConfig([...base, '--host', '0.0.0.0'], {})).toThrow(/needs --advertise-url/);
+    expect(() => loadConfig([...base, '--advertise-url', 'https://a:1'], {})).toThrow(/--advertise-url must be/);
+    expect(() => loadConfig([...base, '--advertise-url', 'http://a:1/path'], {})).toThrow(/no path/);
+    expect(() => loadConfig([...base, '--lease-ms', '500'], {})).toThrow(/--lease-ms/);
+    expect(() => loadConfig([...base, '--partitions', '0'], {})).toThrow(/--partitions/);
+    expect(() => loadConfig(['--store', 'cassandra', '--cluster', 'bad name'], {})).toThrow(/--cluster must be/);
+    expect(() => loadConfig([...base, '--instance-id', 'a b'], {})).toThrow(/--instance-id/);
+  });
+});

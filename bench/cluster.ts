@@ -1,0 +1,258 @@
+/**
+ * Cluster mode against one instance, over the same Cassandra, measured with wrk (closed loop):
+ *
+ *   node dist/bench/cluster.js [--users 20000] [--duration 15] [--warmup 3] [--connections 32]
+ *        [--partitions 1024] [--scenarios get,mention]
+ *
+ * Needs a Cassandra answering on 127.0.0.1:9042 (npm run cassandra:start). Each layout gets a fresh
+ * keyspace, is filled through /v1/batch (users of 10 channels), then waits until Cassandra has
+ * every change (the write-behind settled) before anything is measured:
+ * - single: one instance, no --cluster (today's default mode, on Cassandra);
+ * - cluster-1: one instance with --cluster (leases, fencing, owner checks; nothing forwarded);
+ * - cluster-3: three instances with --cluster; one wrk per instance with a third of the
+ *   connections, each request for a random user, so about two thirds are forwarded once;
+ * - hop: in cluster-3, one wrk against instance A with only users A owns (direct) and then only
+ *   users another instance owns (every request forwarded): the extra hop's cost.
+ * Every instance runs --shards 1. On one 2-core machine the three instances share the cores (and
+ * Cassandra): the figures say what the ownership and forwarding cost, not how a cluster of
+ * machines scales. wrk's and the servers' CPU come from /proc.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import cassandra from 'cassandra-driver';
+import { partitionOf } from '../workers/hash.js';
+import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, writeResults } from './common.js';
+import { CHANNELS_PER_USER, fillBody, userId } from './fill-users.js';
+
+const flags = parseFlags(process.argv.slice(2));
+const users = intFlag(flags, 'users', 20_000);
+const duration = intFlag(flags, 'duration', 15);
+const warmup = intFlag(flags, 'warmup', 3);
+const connections = intFlag(flags, 'connections', 32);
+const partitions = intFlag(flags, 'partitions', 1024);
+const scenarios = strFlag(flags, 'scenarios', 'get,mention').split(',');
+const basePort = intFlag(flags, 'port', 21_000 + Math.floor(Math.random() * 10_000));
+
+interface Instance {
+  url: string;
+  proc: ChildProcess;
+  dir: string;
+}
+
+interface Run {
+  layout: string;
+  scenario: string;
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  non2xx: number;
+  serverCpuPct: number;
+  wrkCpuPct: number;
+}
+
+function channelOfUser(k: number, c: number): string {
+  return String(2_000_000 + c * 7919 + (k % 1000));
+}
+
+async function start(port: number, keyspace: string, cluster: boolean): Promise<Instance> {
+  const dir = mkdtempSync(join(tmpdir(), 'rs-cluster-bench-'));
+  const args = ['dist/src/main.js', '--port', String(port), '--shards', '1', '--log-level', 'warn', '--store', 'cassandra', '--cassandra-keyspace', keyspace, '--data-dir', dir];
+  if (cluster) args.push('--cluster', 'bench', '--partitions', String(partitions));
+  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(url + '/ready')).status === 200) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`instance on ${port} not ready`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, proc, dir };
+}
+
+async function stop(i: Instance): Promise<void> {
+  const exited = new Promise((r) => i.proc.once('exit', r));
+  i.proc.kill('SIGTERM');
+  await exited;
+  rmSync(i.dir, { recursive: true, force: true });
+}
+
+async function fill(url: string): Promise<void> {
+  const per = 500;
+  for (let k = 0; k < users; k += per) {
+    const res = await fetch(url + '/v1/batch', { method: 'POST', headers: { 'content-type': 'application/json' }, body: fillBody(k, Math.min(per, users - k)) });
+    const text = await res.text();
+    if (res.status !== 200 || text.includes('"status":5')) throw new Error(`fill refused (${res.status}): ${text.slice(0, 300)}`);
+  }
+}
+
+/** Waits until Cassandra holds one row per filled read state (the write-behind has settled). */
+async function settled(keyspace: string): Promise<void> {
+  const client = new cassandra.Client({ contactPoints: ['127.0.0.1'], localDataCenter: 'datacenter1' });
+  await client.connect();
+  try {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const rs = await client.execute(`SELECT COUNT(*) AS n FROM ${keyspace}.read_states`, [], { readTimeout: 60_000 });
+      if ((rs.first()['n'] as cassandra.types.Long).toNumber() >= users * CHANNELS_PER_USER) return;
+      if (Date.now() > deadline) throw new Error('the write-behind did not settle');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    await client.shutdown();
+  }
+}
+
+function lua(s: string): string {
+  return `[==[${s}]==]`;
+}
+
+/** A wrk script with prepared requests for users picked by `pick`. */
+function script(url: string, scenario: string, pick: (rng: Rng) => number): string {
+  const rng = new Rng(7);
+  const host = `["Host"] = ${lua(new URL(url).host)}`;
+  const lines = ['local r = {}'];
+  for (let i = 0; i < 20_000; i++) {
+    const k = pick(rng);
+    const u = userId(k);
+    const c = channelOfUser(k, rng.below(CHANNELS_PER_USER));
+    if (scenario === 'get') lines.push(`r[${i + 1}] = wrk.format("GET", ${lua(`/v1/users/${u}/read-states/${c}`)}, {${host}})`);
+    else lines.push(`r[${i + 1}] = wrk.format("POST", ${lua(`/v1/users/${u}/read-states/${c}/mentions`)}, {${host}, ["content-type"] = "application/json"}, ${lua('{}')})`);
+  }
+  lines.push(
+    'local i = 0',
+    'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end',
+    'done = function(summary, latency, requests)',
+    '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"non2xx":%d,"p50":%d,"p99":%d,"p999":%d}\\n\', summary.requests, summary.duration, summary.errors.status, latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))',
+    'end',
+  );
+  return lines.join('\n') + '\n';
+}
+
+function ticksOf(pid: number): number {
+  try {
+    let sum = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const f = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ');
+      sum += Number(f[11]) + Number(f[12]);
+    }
+    return sum;
+  } catch {
+    return 0;
+  }
+}
+
+interface WrkOut {
+  requests: number;
+  durationUs: number;
+  non2xx: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpuTicks: number;
+}
+
+async function wrk(url: string, conns: number, seconds: number, lua: string): Promise<WrkOut> {
+  const file = join(tmpdir(), `rs-cluster-${process.pid}-${Math.random().toString(16).slice(2)}.lua`);
+  writeFileSync(file, lua);
+  const p = spawn('wrk', ['-t', '1', '-c', String(conns), '-d', `${seconds}s`, '--timeout', '30s', '-s', file, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  let ticks = 0;
+  const sampler = setInterval(() => (ticks = Math.max(ticks, ticksOf(p.pid!))), 200);
+  const code = await new Promise<number | null>((r) => p.on('exit', r));
+  clearInterval(sampler);
+  rmSync(file, { force: true });
+  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (code !== 0 || line === undefined) throw new Error(`wrk exited with ${code}: ${out}`);
+  return { ...(JSON.parse(line.slice(9)) as Omit<WrkOut, 'cpuTicks'>), cpuTicks: ticks };
+}
+
+/** Runs one wrk per (url, picker) at once, warm-up first; sums throughput, takes the worst percentiles. */
+async function measure(layout: string, scenario: string, targets: { url: string; pick: (rng: Rng) => number }[], procs: ChildProcess[]): Promise<Run> {
+  const conns = Math.max(1, Math.floor(connections / targets.length));
+  await Promise.all(targets.map((t) => wrk(t.url, conns, warmup, script(t.url, scenario, t.pick))));
+  const t0 = procs.map((p) => ticksOf(p.pid!));
+  const w0 = Date.now();
+  const outs = await Promise.all(targets.map((t) => wrk(t.url, conns, duration, script(t.url, scenario, t.pick))));
+  const wallS = (Date.now() - w0) / 1000;
+  const serverTicks = procs.reduce((a, p, i) => a + ticksOf(p.pid!) - t0[i], 0);
+  const run: Run = {
+    layout,
+    scenario,
+    reqPerSec: outs.reduce((a, o) => a + o.requests / (o.durationUs / 1e6), 0),
+    p50Ms: Math.max(...outs.map((o) => o.p50)) / 1000,
+    p99Ms: Math.max(...outs.map((o) => o.p99)) / 1000,
+    p999Ms: Math.max(...outs.map((o) => o.p999)) / 1000,
+    non2xx: outs.reduce((a, o) => a + o.non2xx, 0),
+    serverCpuPct: Math.round((100 * serverTicks) / CLK_TCK / wallS),
+    wrkCpuPct: Math.round((100 * outs.reduce((a, o) => a + o.cpuTicks, 0)) / CLK_TCK / wallS),
+  };
+  console.log(`${layout} ${scenario}: ${fmt(run.reqPerSec)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, non-2xx ${run.non2xx}, servers ${run.serverCpuPct}% CPU, wrk ${run.wrkCpuPct}%`);
+  return run;
+}
+
+const anyUser = (rng: Rng): number => rng.below(users);
+
+async function layout(name: string, count: number, cluster: boolean, runs: Run[]): Promise<void> {
+  const keyspace = `rs_bench_${name.replace(/-/g, '_')}_${Date.now() % 1_000_000}`;
+  const instances: Instance[] = [];
+  try {
+    for (let i = 0; i < count; i++) instances.push(await start(basePort + runs.length * 10 + i, keyspace, cluster));
+    if (count > 1) {
+      // every instance has its share before the fill
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const d = (await (await fetch(instances[0].url + '/v1/cluster')).json()) as { owners: { owner: string | null }[] };
+        if (new Set(d.owners.map((o) => o.owner)).size === count && d.owners.every((o) => o.owner !== null)) break;
+        if (Date.now() > deadline) throw new Error('partitions did not settle');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    await fill(instances[0].url);
+    await settled(keyspace);
+    const procs = instances.map((i) => i.proc);
+    for (const s of scenarios) runs.push(await measure(name, s, instances.map((i) => ({ url: i.url, pick: anyUser })), procs));
+    if (count > 1) {
+      const d = (await (await fetch(instances[0].url + '/v1/cluster')).json()) as { instance_id: string; owners: { owner: string | null }[] };
+      const mine = (k: number): boolean => {
+        const id = BigInt(userId(k));
+        return d.owners[partitionOf(Number(id & 0xffffffffn), Number(id >> 32n), partitions)].owner === d.instance_id;
+      };
+      const own: number[] = [];
+      const other: number[] = [];
+      for (let k = 0; k < users; k++) (mine(k) ? own : other).push(k);
+      for (const s of scenarios) {
+        runs.push(await measure(`${name} direct (A's users at A)`, s, [{ url: instances[0].url, pick: (rng) => own[rng.below(own.length)] }], procs));
+        runs.push(await measure(`${name} forwarded (others' users at A)`, s, [{ url: instances[0].url, pick: (rng) => other[rng.below(other.length)] }], procs));
+      }
+    }
+  } finally {
+    for (const i of instances) await stop(i).catch(() => {});
+  }
+}
+
+async function main(): Promise<void> {
+  const m = machine();
+  console.log(describeMachine(m));
+  const runs: Run[] = [];
+  await layout('single', 1, false, runs);
+  await layout('cluster-1', 1, true, runs);
+  await layout('cluster-3', 3, true, runs);
+  console.log(
+    table(
+      ['layout', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'servers CPU %', 'wrk CPU %'],
+      runs.map((r) => [r.layout, r.scenario, fmt(r.reqPerSec), r.p50Ms, r.p99Ms, r.p999Ms, r.non2xx, r.serverCpuPct, r.wrkCpuPct]),
+    ),
+  );
+  const file = writeResults('cluster', { machine: m, flags: Object.fromEntries(flags), users, duration, warmup, connections, partitions, runs });
+  console.log(`results: ${file}`);
+}
+
+await main();
