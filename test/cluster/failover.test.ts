@@ -29,6 +29,8 @@ const USERS = 300;
 const CHANNELS = 3;
 /** what SIGKILL or SIGSTOP may cost: changes acknowledged this long before the fault were maybe not written yet */
 const LOSS_WINDOW_MS = FLUSH_DELAY_MS + 1000;
+/** owners unchanged this long (two syncs at lease/4) = no handover under way */
+const SETTLED_MS = LEASE_MS / 2;
 
 let client: cassandra.Client;
 let cassandraPort = 9042;
@@ -44,7 +46,11 @@ beforeAll(async () => {
 afterEach(async (ctx) => {
   // A failed scenario leaves its instances' last log lines as evidence.
   if (harness !== undefined && ctx.task.result?.state === 'fail') {
-    for (const i of harness.instances) console.log(`--- ${i.name} (${i.instanceIds.join(', ')}) last log lines:\n${i.output.trimEnd().split('\n').slice(-25).join('\n')}`);
+    for (const i of harness.instances) {
+      const lines = i.output.trimEnd().split('\n');
+      const moves = lines.filter((l) => l.includes('cluster:') || /"level":(40|50|60)/.test(l));
+      console.log(`--- ${i.name} (${i.instanceIds.join(', ')}): cluster moves, warnings and errors:\n${moves.slice(-60).join('\n')}\n--- last lines:\n${lines.slice(-10).join('\n')}`);
+    }
   }
   await harness?.dispose();
   harness = undefined;
@@ -75,7 +81,9 @@ async function begin(tag: string, firstUser: number): Promise<Scenario & { stopT
   const h = new ClusterHarness({ keyspace, cassandraPort, cluster: `failover_${tag}_${randomBytes(3).toString('hex')}`, partitions: PARTITIONS, leaseMs: LEASE_MS, flushDelayMs: FLUSH_DELAY_MS });
   harness = h;
   await h.startNew(3);
-  await h.waitAllOwned(60_000);
+  // Settled: the traffic starts once the initial joins' handovers are over, so that each scenario's
+  // moves are those of its fault.
+  await h.waitAllOwned(60_000, SETTLED_MS);
   const rec = new ClusterRecord({
     firstUser,
     users: USERS,
@@ -104,15 +112,21 @@ function lossAllowed(m: Mismatch, faults: LossyFault[]): boolean {
   return m.skipped.every((s) => faults.some((f) => s.instanceId === f.instanceId && s.end >= f.at - LOSS_WINDOW_MS && s.end <= f.at + 500));
 }
 
+/** A client-clock time as wall-clock time, to line evidence up with the instances' logs (pino `time`). */
+function wall(t: number): string {
+  const ms = performance.timeOrigin + t;
+  return `${new Date(ms).toISOString().slice(11, 23)} (${Math.round(ms)})`;
+}
+
 function describeMismatch(m: Mismatch): string {
-  const skipped = m.skipped.map((s) => `${s.instanceId}@p${s.partition}e${s.epoch} via ${s.sentTo} ${s.start.toFixed(0)}-${s.end.toFixed(0)} ms`).join('; ');
+  const skipped = m.skipped.map((s) => `${s.instanceId}@p${s.partition}e${s.epoch} via ${s.sentTo} ${wall(s.start)}-${wall(s.end)}`).join('; ');
   return `${m.key} ${m.where}: observed ${m.observed}, expected ${m.expected}${m.explained ? `; skips acknowledged [${skipped}]` : '; follows from nothing acknowledged'}`;
 }
 
 /** The checks every scenario ends with; resolves to the number of losses the fault allowed. */
 async function finish(s: Scenario, faults: LossyFault[]): Promise<number> {
   const { h, rec, firstUser } = s;
-  const owners = await h.waitAllOwned(60_000);
+  const owners = await h.waitAllOwned(60_000, SETTLED_MS);
   const live = h.live();
   let allowed = 0;
   const violations: string[] = [];
@@ -239,12 +253,12 @@ describe('cluster failover (3 instances, one keyspace)', () => {
     const s = await begin('rolling', 3_000_000);
     await sleep(2000);
     for (const i of s.h.instances) {
-      console.log(`(c) ${i.name} SIGTERM at ${performance.now().toFixed(0)} ms`);
+      console.log(`(c) ${i.name} SIGTERM at ${wall(performance.now())}`);
       expect(await i.stop(), `${i.name} graceful stop`).toBe(0);
-      console.log(`(c) ${i.name} exited at ${performance.now().toFixed(0)} ms`);
+      console.log(`(c) ${i.name} exited at ${wall(performance.now())}`);
       await i.start();
       // a deploy waits for the new process to be serving before it moves on to the next one
-      await s.h.waitAllOwned(60_000);
+      await s.h.waitAllOwned(60_000, SETTLED_MS);
       await sleep(1000);
     }
     await sleep(1000);
@@ -269,8 +283,9 @@ describe('cluster failover (3 instances, one keyspace)', () => {
     // What it held before the pause: (partition, epoch) pairs it acknowledged under.
     const heldBefore = new Set(s.rec.acks.filter((a) => a.instanceId === id && a.end <= pausedAt).map((a) => `${a.partition}/${a.epoch}`));
     expect(heldBefore.size).toBeGreaterThan(0);
-    // Requests it had taken in before the pause and answered after: they must not be successes of its own.
-    const inFlight = s.rec.answers.filter((a) => a.sentTo === victim.name && a.start < pausedAt && a.end > resumedAt);
+    // Requests it had taken in before the pause and answered after the resume (their status and
+    // headers arrived after it, so it decided then): they must not be successes of its own.
+    const inFlight = s.rec.answers.filter((a) => a.sentTo === victim.name && a.start < pausedAt && a.headersAt !== undefined && a.headersAt > resumedAt);
     const inFlightAcked = inFlight.filter((a) => [200, 204, 404].includes(a.status) && a.owner?.instanceId === id);
     expect(inFlightAcked.map((a) => `${a.key} ${a.status} epoch ${a.owner?.epoch}`).slice(0, 10), 'answered as a success after its lease lapsed').toEqual([]);
     // After the resume, nothing acknowledged by it under an epoch of before the pause.

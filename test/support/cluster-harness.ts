@@ -207,18 +207,33 @@ export class ClusterHarness {
 
   /**
    * Waits until every live instance is ready and answers GET /v1/cluster with the same owner and
-   * epoch for every partition, and every owner is a live instance's current id. Resolves to that
-   * agreed owner table; on timeout, throws with what each instance said last.
+   * epoch for every partition, and every owner is a live instance's current id. With `settledMs`,
+   * also until every live instance owns some partition (the assignment spreads partitions over all
+   * live members, so until then handovers are still under way) and the owner table has not changed
+   * for that long. Resolves to the agreed owner table; on timeout, throws with what each instance
+   * said last.
    */
-  async waitAllOwned(timeoutMs = 60_000): Promise<PartitionOwner[]> {
+  async waitAllOwned(timeoutMs = 60_000, settledMs = 0): Promise<PartitionOwner[]> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
+    let stable: { sig: string; since: number } | undefined;
     for (;;) {
       const live = this.live();
       const states = await Promise.all(live.map((i) => i.cluster()));
       const ready = await Promise.all(live.map((i) => i.ready()));
-      const why = this.disagreement(live, states, ready);
+      let why = this.disagreement(live, states, ready);
+      if (why === undefined && settledMs > 0) {
+        const owners = states[0]!.owners;
+        const idle = live.find((i) => !owners.some((o) => o.owner === i.instanceId));
+        const sig = owners.map((o) => `${o.owner}@${o.epoch}`).join(',');
+        if (idle !== undefined) why = `${idle.name} owns no partition yet`;
+        else if (stable === undefined || stable.sig !== sig) {
+          stable = { sig, since: Date.now() };
+          why = 'owners changed';
+        } else if (Date.now() - stable.since < settledMs) why = 'owners not settled yet';
+      }
       if (why === undefined) return states[0]!.owners;
+      if (why !== 'owners not settled yet' && why !== 'owners changed') stable = undefined;
       last = why;
       if (Date.now() > deadline) throw new Error(`partitions not all owned after ${timeoutMs} ms: ${last}`);
       await new Promise((r) => setTimeout(r, 200));

@@ -50,6 +50,12 @@ export interface Answer {
   sentTo: string;
   start: number;
   end: number;
+  /**
+   * When the status line and headers arrived (undefined without an answer): by then the instance
+   * had decided the answer. A process stopped while writing its answer delivers the rest later,
+   * so `end` alone does not tell when it decided.
+   */
+  headersAt?: number;
   /** HTTP status, or 0 for no answer (connection error, timeout) */
   status: number;
   error?: string;
@@ -207,6 +213,7 @@ export interface LoadOptions {
 }
 
 interface Reply {
+  headersAt: number;
   status: number;
   body: unknown;
   owner: string | undefined;
@@ -226,6 +233,7 @@ function send(agent: Agent, url: string, method: string, path: string, body: unk
         headers: data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
       },
       (res) => {
+        const headersAt = performance.now();
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
@@ -238,7 +246,7 @@ function send(agent: Agent, url: string, method: string, path: string, body: unk
             parsed = text;
           }
           const owner = res.headers['read-states-owner'];
-          resolve({ status: res.statusCode ?? 0, body: parsed, owner: Array.isArray(owner) ? owner[0] : owner });
+          resolve({ headersAt, status: res.statusCode ?? 0, body: parsed, owner: Array.isArray(owner) ? owner[0] : owner });
         });
         res.on('error', (err) => {
           clearTimeout(timer);
@@ -352,6 +360,7 @@ export class ClusterRecord {
       const a: Answer = { key, op, sentTo: target.name, start, end, status: reply?.status ?? 0 };
       if (error !== undefined) a.error = error;
       if (reply !== undefined) {
+        a.headersAt = reply.headersAt;
         const applied = (reply.body as { applied?: unknown } | null)?.applied;
         if (applied === false || applied === null) a.applied = applied;
         const owner = parseOwner(reply.owner);
