@@ -24,6 +24,9 @@ import { BATCH_OPS, MAX_BATCH_OPS, MAX_COUNT, MAX_I32, MAX_PIN, MAX_U32, batchSc
 
 /** What a parsed body hands the route: the operations, and the ids as sent (to render results). */
 export class ParsedBatch {
+  /** the body as received, kept only in cluster mode (ops of other owners go on as they were sent) */
+  raw: string | null = null;
+
   constructor(
     readonly ops: OpList,
     readonly userIds: string[],

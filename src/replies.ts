@@ -49,11 +49,26 @@ export function observeRejections(fn: ((code: ErrorCode) => void) | null): void 
  * (ERRORS). `partial`: the request carried several operations and some may have been applied.
  */
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string, partial = false): void {
+  reply.send(prepareError(reply, code, message, partial));
+}
+
+/** An error answer's body, {error, message, applied?}. */
+export interface ErrorBody {
+  error: ErrorCode;
+  message: string;
+  applied?: false | null;
+}
+
+/**
+ * Everything sendError does but sending: status, Retry-After, the refusal counted; returns the
+ * body. For hooks that replace an answer already on its way (onSend), where send() is not allowed.
+ */
+export function prepareError(reply: FastifyReply, code: ErrorCode, message?: string, partial = false): ErrorBody {
   const def: ErrorDef = ERRORS[code];
   if (def.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   if (def.status === 503 || def.status === 507) onRejected?.(code);
-  const body = def.applied === undefined ? { error: code, message: message ?? def.message } : { error: code, message: message ?? def.message, applied: partial ? null : def.applied };
-  reply.code(def.status).send(body);
+  reply.code(def.status);
+  return def.applied === undefined ? { error: code, message: message ?? def.message } : { error: code, message: message ?? def.message, applied: partial ? null : def.applied };
 }
 
 /** One single-op request: answers with the read state, 204, or the error for the status. */
@@ -133,22 +148,11 @@ export class GatherSink implements OpSink {
 
   onResult(index: number, b: Uint32Array, at: number): void {
     const raw = b[at + ResultWord.Status];
-    // A store backlog is a 503 like any other retryable refusal; its code says which.
-    const status = httpStatusOf(raw);
     this.statuses[index] = raw;
-    if (this.channelIds[index] === SUMMARY_OP) {
-      const summary = raw === ResultStatus.Ok ? renderSummary(this.userIds[index], b, at + ResultWord.HeaderSize) : null;
-      const code = raw !== ResultStatus.Ok ? codeForStatus(raw) : null;
-      this.rendered[index] = renderBatchResult(status, null, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied, summary);
-      if (--this.pending === 0) this.finish();
-      return;
-    }
-    const readState = raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0 ? renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + ResultWord.HeaderSize) : null;
     if (this.shape === 'batch') {
-      const code = raw !== ResultStatus.Ok && raw !== ResultStatus.NoContent ? codeForStatus(raw) : null;
-      this.rendered[index] = renderBatchResult(status, readState, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied);
-    } else if (readState !== null) {
-      this.rendered[index] = readState;
+      this.rendered[index] = renderBatchOpResult(this.userIds[index], this.channelIds[index], b, at);
+    } else if (raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0) {
+      this.rendered[index] = renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + ResultWord.HeaderSize);
     }
     if (--this.pending === 0) this.finish();
   }
@@ -162,6 +166,24 @@ export class GatherSink implements OpSink {
     }
     this.reply.header('content-type', JSON_TYPE).send(renderList(this.shape === 'batch' ? 'results' : 'read_states', this.rendered));
   }
+}
+
+/**
+ * One op's entry of a /v1/batch answer from its result record at `at`: the status, and the read
+ * state, summary (SUMMARY_OP channel) or error code.
+ */
+export function renderBatchOpResult(userId: string, channelId: string, b: Uint32Array, at: number): string {
+  const raw = b[at + ResultWord.Status];
+  // A store backlog is a 503 like any other retryable refusal; its code says which.
+  const status = httpStatusOf(raw);
+  if (channelId === SUMMARY_OP) {
+    const summary = raw === ResultStatus.Ok ? renderSummary(userId, b, at + ResultWord.HeaderSize) : null;
+    const code = raw !== ResultStatus.Ok ? codeForStatus(raw) : null;
+    return renderBatchResult(status, null, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied, summary);
+  }
+  const readState = raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0 ? renderReadState('"' + userId + '"', channelId, b, at + ResultWord.HeaderSize) : null;
+  const code = raw !== ResultStatus.Ok && raw !== ResultStatus.NoContent ? codeForStatus(raw) : null;
+  return renderBatchResult(status, readState, code, code === null ? undefined : (ERRORS[code] as ErrorDef).applied);
 }
 
 /** Fan-out mentions: counts the read states that changed. */

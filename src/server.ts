@@ -31,6 +31,9 @@ import { Coordinator } from './cluster/coordinator.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { Fence, allocateFence } from '../workers/cluster-fence.js';
+import type { ClusterView } from './cluster/view.js';
+import { Forwarder } from './cluster/forward.js';
+import { installClusterRouting } from './cluster/http-routing.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 /** a journal segment is closed at this size (or after --journal-segment-ms when not empty) */
@@ -60,6 +63,10 @@ export interface Service {
 export interface ServiceOptions {
   store?: ReadStateStore;
   logger?: boolean | { level: string };
+  /** the cluster as the HTTP layer sees it, in place of the coordinator's view (tests) */
+  clusterView?: ClusterView;
+  /** how long a request sent on to its partition's owner may take (default 10 s) */
+  forwardTimeoutMs?: number;
 }
 
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
@@ -153,7 +160,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       ? null
       : new Coordinator({ cluster: config.cluster, cassandra: config.cassandra, router, writeBehind, fence: new Fence(fenceBuffers), log: app.log });
   if (cluster !== null) registerClusterMetrics(metrics.registry, cluster);
-  const ctx: RouteContext = { router, writeBehind, metrics, cluster, isClosing: () => closing };
+  const ctx: RouteContext = { router, writeBehind, metrics, cluster, clusterRouting: null, isClosing: () => closing };
 
   installErrorHandlers(app);
   // Before anything else: a caller without the token learns nothing, not even that we are stopping.
@@ -164,6 +171,10 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     if (closing) return sendError(reply, 'SHUTTING_DOWN');
     done();
   });
+  // Cluster mode: requests of partitions owned elsewhere go to their owner (before the routes: it hooks them).
+  const view: ClusterView | null = options.clusterView ?? cluster;
+  const forwarder = view === null ? null : new Forwarder(view.instanceId, { timeoutMs: options.forwardTimeoutMs });
+  if (view !== null && forwarder !== null) ctx.clusterRouting = installClusterRouting(app, ctx, view, forwarder);
 
   // OpenAPI document generated from the route schemas, so the API docs cannot drift from the code.
   await app.register(swagger, {
@@ -204,6 +215,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       const http = await closeHttp(app, inFlightGraceMs(config.shutdownTimeoutMs), deadline);
       if (http.forced > 0) app.log.warn({ connections: http.forced }, `closed ${http.forced} connections whose requests had not ended in time`);
       if (!http.closed) app.log.error('the HTTP server did not close before the shutdown deadline');
+      await forwarder?.close();
       const flushed = await Promise.race([
         router.flushAll().then(() => true),
         new Promise<boolean>((r) => setTimeout(r, Math.max(0, deadline - Date.now()), false).unref()),

@@ -2,7 +2,8 @@
  * POST /v1/batch: up to 10,000 operations of any users in one request, the high-throughput path.
  * The body is read straight into the operation list by its own content-type parser
  * (batch-parser.ts), which also validates it: one bad op rejects the batch and changes nothing.
- * The ops are then split by shard; results come back in request order.
+ * The ops are then split by shard; results come back in request order. In cluster mode they are
+ * first split by partition owner (cluster/batch-split.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { ParsedBatch, parseBatch } from '../batch-parser.js';
@@ -21,7 +22,9 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
       try {
-        done(null, parseBatch(body as string));
+        const batch = parseBatch(body as string);
+        if (ctx.clusterRouting !== null) batch.raw = body as string;
+        done(null, batch);
       } catch (err) {
         done(err as ApiError, undefined);
       }
@@ -31,6 +34,7 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (ctx.isClosing()) throw new ApiError('SHUTTING_DOWN');
       // Another content type fastify parses (text/plain): a string, not a batch.
       if (!(req.body instanceof ParsedBatch)) throw new ApiError('INVALID_BODY', 'body must be a JSON object (content-type application/json)');
+      if (ctx.clusterRouting !== null) return ctx.clusterRouting.batch.submit(reply, req.body, req.headers);
       const { ops, userIds, channelIds } = req.body;
       if (!router.submitAll(ops, new GatherSink(reply, userIds, channelIds, 'batch'))) throw new ApiError('SHARD_OVERLOADED');
       return reply;

@@ -1,6 +1,7 @@
 /**
  * POST /v1/channels/:channel_id/mentions: one message mentions many users; each user's read
- * state in the channel gets the same rule as a single mention. Split by shard and gathered.
+ * state in the channel gets the same rule as a single mention. Split by shard and gathered (in
+ * cluster mode first by partition owner, cluster/mentions-split.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { OpFlag, Opcode } from '../../workers/protocol.js';
@@ -46,6 +47,7 @@ export function channelRoutes(app: FastifyInstance, ctx: RouteContext): void {
         ops.setMessage(at, mLo, mHi);
         ops.setCount(at, count);
       }
+      if (ctx.clusterRouting !== null) return ctx.clusterRouting.mentions.submit(reply, ops, { url: req.url, messageId: req.body.message_id, count, headers: req.headers });
       if (!router.submitAll(ops, new CountChangedSink(reply, ops.length))) throw new ApiError('SHARD_OVERLOADED');
       return reply;
     },
