@@ -40,6 +40,8 @@ export interface AckMeta {
   epoch: number;
   start: number;
   end: number;
+  /** when the answer's status and headers arrived: the instance had decided by then */
+  decided: number;
   /** the instance the request was sent to (it may have forwarded it) */
   sentTo: string;
 }
@@ -407,14 +409,14 @@ export class ClusterRecord {
     const got: RsState = reply.status === 200 ? fromWire(reply.body as WireState) : null;
     let meta: AckMeta;
     if (a.owner !== undefined) {
-      meta = { ...a.owner, start: a.start, end: a.end, sentTo: a.sentTo };
+      meta = { ...a.owner, start: a.start, end: a.end, decided: reply.headersAt, sentTo: a.sentTo };
       if (a.owner.partition !== this.partitionOfUser(user)) {
         this.protocolErrors.push(`${key}: answer says partition ${a.owner.partition}, partitionOf(user) is ${this.partitionOfUser(user)}`);
       }
       this.acks.push({ ...meta, key });
     } else {
       if (this.o.expectOwnerHeader) this.protocolErrors.push(`${key} ${showOp(op)} via ${a.sentTo}: ${reply.status} without a read-states-owner header`);
-      meta = { instanceId: `?${a.sentTo}`, partition: -1, epoch: -1, start: a.start, end: a.end, sentTo: a.sentTo };
+      meta = { instanceId: `?${a.sentTo}`, partition: -1, epoch: -1, start: a.start, end: a.end, decided: reply.headersAt, sentTo: a.sentTo };
     }
     this.counts.acked++;
     if (track.lostTrack) {
