@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import cassandra from 'cassandra-driver';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
+import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, holdCassandraExclusive, stopCassandraIfStarted } from '../support/cassandra.js';
 import { ClusterHarness, type ClusterInstance } from '../support/cluster-harness.js';
 import { ClusterRecord, readAllThrough, show, type Mismatch, type RsState } from '../support/cluster-record.js';
 
@@ -36,8 +36,12 @@ let client: cassandra.Client;
 let cassandraPort = 9042;
 let harness: ClusterHarness | undefined;
 
+let releaseCassandra: (() => void) | undefined;
+
 beforeAll(async () => {
   const endpoint = await ensureCassandra();
+  // Leases live in Cassandra: a test elsewhere that stops it (SIGSTOP) would fail every instance.
+  releaseCassandra = await holdCassandraExclusive();
   cassandraPort = endpoint.port;
   client = new cassandra.Client({ contactPoints: [endpoint.contactPoint], localDataCenter: CASSANDRA_DC, protocolOptions: { port: cassandraPort } });
   await client.connect();
@@ -57,6 +61,7 @@ afterEach(async (ctx) => {
 }, 60_000);
 
 afterAll(async () => {
+  releaseCassandra?.();
   await client?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
   await client?.shutdown();
   await stopCassandraIfStarted();
@@ -126,7 +131,29 @@ function describeMismatch(m: Mismatch): string {
 }
 
 /** The checks every scenario ends with; resolves to the number of losses the fault allowed. */
-async function finish(s: Scenario, faults: LossyFault[], more: Record<string, string[]> = {}): Promise<number> {
+/**
+ * What the instances logged as partitions lost without a handover (lease lapsed, member row gone),
+ * except a lapsed lease of an instance named in `pausedOnes`: such a loss drops unwritten changes
+ * by design, so it explains lost acknowledgements, and outside a pause it is the thing to fix.
+ */
+function unexpectedLapses(h: ClusterHarness, pausedOnes: string[]): string[] {
+  const out: string[] = [];
+  for (const i of h.instances) {
+    for (const line of i.output.split('\n')) {
+      if (!line.includes('cluster: lost partitions')) continue;
+      try {
+        const l = JSON.parse(line) as { time: number; why?: string; partitions?: number };
+        if (pausedOnes.includes(i.name) && l.why !== undefined && l.why.includes('lease ran out')) continue;
+        out.push(`${i.name} at ${new Date(l.time).toISOString().slice(11, 23)} (${l.time}): ${l.partitions} partitions, ${l.why}`);
+      } catch {
+        out.push(`${i.name}: ${line}`);
+      }
+    }
+  }
+  return out;
+}
+
+async function finish(s: Scenario, faults: LossyFault[], more: Record<string, string[]> = {}, lapseExpected: string[] = []): Promise<number> {
   const { h, rec, firstUser } = s;
   const owners = await h.waitAllOwned(60_000, SETTLED_MS);
   const live = h.live();
@@ -215,6 +242,7 @@ async function finish(s: Scenario, faults: LossyFault[], more: Record<string, st
     'two owners acknowledging at once': head(epochs),
     'instances and Cassandra disagree': head(disagree),
     'instances without partitions': owning,
+    'partitions lost without a handover (instance logs)': unexpectedLapses(h, lapseExpected),
     ...more,
   }).toEqual({
     ...Object.fromEntries(Object.keys(more).map((k) => [k, []])),
@@ -223,6 +251,7 @@ async function finish(s: Scenario, faults: LossyFault[], more: Record<string, st
     'two owners acknowledging at once': [],
     'instances and Cassandra disagree': [],
     'instances without partitions': [],
+    'partitions lost without a handover (instance logs)': [],
   });
   // the traffic did run, and through every instance
   expect(rec.counts.acked).toBeGreaterThan(500);
@@ -296,7 +325,7 @@ describe('cluster failover (3 instances, one keyspace)', () => {
       .filter((a) => a.instanceId === id && a.decided > resumedAt && heldBefore.has(`${a.partition}/${a.epoch}`))
       .map((a) => `${a.key} p${a.partition} epoch ${a.epoch} via ${a.sentTo}: sent ${wall(a.start)}, answered ${wall(a.decided)}`);
     const inFlight = s.rec.answers.filter((a) => a.start < pausedAt && a.headersAt !== undefined && a.headersAt > resumedAt);
-    const losses = await finish(s, [{ instanceId: id, at: pausedAt }], { 'answered as a success under a lease that had lapsed': stale.slice(0, 10) });
+    const losses = await finish(s, [{ instanceId: id, at: pausedAt }], { 'answered as a success under a lease that had lapsed': stale.slice(0, 10) }, [victim.name]);
     console.log(
       `(d) SIGSTOP: ${losses} acknowledged changes lost within the allowed window; ${inFlight.length} requests in flight across the pause: ` +
         JSON.stringify(inFlight.map((a) => `via ${a.sentTo}: ${a.status}${a.applied !== undefined ? ` applied ${a.applied}` : ''}${a.owner !== undefined ? ` from ${a.owner.instanceId} epoch ${a.owner.epoch}` : ''}`)),
