@@ -323,7 +323,11 @@ describe('cluster failover (3 instances, one keyspace)', () => {
     // requests that arrived after the resume.
     const stale = s.rec.acks
       .filter((a) => a.instanceId === id && a.decided > resumedAt && heldBefore.has(`${a.partition}/${a.epoch}`))
-      .map((a) => `${a.key} p${a.partition} epoch ${a.epoch} via ${a.sentTo}: sent ${wall(a.start)}, answered ${wall(a.decided)}`);
+      .map(
+        (a) =>
+          `${a.key} p${a.partition} epoch ${a.epoch} via ${a.sentTo}: sent ${wall(a.start)}, answered ${wall(a.decided)}` +
+          (a.version !== undefined ? `, change stamped ${new Date(a.version / 1000).toISOString().slice(11, 23)}` : ''),
+      );
     const inFlight = s.rec.answers.filter((a) => a.start < pausedAt && a.headersAt !== undefined && a.headersAt > resumedAt);
     const losses = await finish(s, [{ instanceId: id, at: pausedAt }], { 'answered as a success under a lease that had lapsed': stale.slice(0, 10) }, [victim.name]);
     console.log(

@@ -60,6 +60,8 @@ export interface Answer {
   headersAt?: number;
   /** HTTP status, or 0 for no answer (connection error, timeout) */
   status: number;
+  /** the answered read state's version (the write timestamp of its change, µs wall clock) */
+  version?: number;
   error?: string;
   applied?: boolean | null;
   owner?: { instanceId: string; partition: number; epoch: number };
@@ -290,7 +292,7 @@ export class ClusterRecord {
   /** every answer (and non-answer) of every request, in the order they ended */
   readonly answers: Answer[] = [];
   /** acknowledgements (successful answers) with their owner header */
-  readonly acks: (AckMeta & { key: string })[] = [];
+  readonly acks: (AckMeta & { key: string; version?: number })[] = [];
   readonly mismatches: Mismatch[] = [];
   /** what should never happen whatever the fault: an answer without a header, a wrong partition, a status the API does not have */
   readonly protocolErrors: string[] = [];
@@ -363,6 +365,8 @@ export class ClusterRecord {
       if (error !== undefined) a.error = error;
       if (reply !== undefined) {
         a.headersAt = reply.headersAt;
+        const v = (reply.body as { version?: unknown } | null)?.version;
+        if (reply.status === 200 && typeof v === 'number') a.version = v;
         const applied = (reply.body as { applied?: unknown } | null)?.applied;
         if (applied === false || applied === null) a.applied = applied;
         const owner = parseOwner(reply.owner);
@@ -413,7 +417,7 @@ export class ClusterRecord {
       if (a.owner.partition !== this.partitionOfUser(user)) {
         this.protocolErrors.push(`${key}: answer says partition ${a.owner.partition}, partitionOf(user) is ${this.partitionOfUser(user)}`);
       }
-      this.acks.push({ ...meta, key });
+      this.acks.push(a.version === undefined ? { ...meta, key } : { ...meta, key, version: a.version });
     } else {
       if (this.o.expectOwnerHeader) this.protocolErrors.push(`${key} ${showOp(op)} via ${a.sentTo}: ${reply.status} without a read-states-owner header`);
       meta = { instanceId: `?${a.sentTo}`, partition: -1, epoch: -1, start: a.start, end: a.end, decided: reply.headersAt, sentTo: a.sentTo };
