@@ -11,7 +11,7 @@ import cassandra from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../support/http-client.js';
 import { ChildService, freePort, stopAllChildren } from '../support/child-service.js';
-import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
+import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, holdCassandraExclusive, stopCassandraIfStarted } from '../support/cassandra.js';
 import { restartUnderLoad } from './restart-under-load.js';
 import { AckedRecord } from '../support/acked-record.js';
 
@@ -117,6 +117,8 @@ describe('cassandra store', () => {
     await svc.start(120_000);
     const acked = new Map<string, number>();
     let stopped = false;
+    // Cluster tests running meanwhile in another file would lose their leases to this outage.
+    const release = await holdCassandraExclusive();
     try {
       for (let u = 1; u <= 50; u++) {
         const r = await call(svc.url, 'POST', `/v1/users/${u}/read-states/1/ack`, { message_id: String(1000 + u) });
@@ -143,6 +145,7 @@ describe('cassandra store', () => {
       await waitFor('/ready to recover', async () => (await call(svc.url, 'GET', '/ready')).status === 200, 120_000);
     } finally {
       if (stopped) process.kill(pid, 'SIGCONT');
+      release();
     }
     expect(await svc.stop('SIGTERM', 120_000)).toBe(0);
     // Straight from Cassandra: every acknowledged change is there.

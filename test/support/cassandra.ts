@@ -14,6 +14,8 @@
  * - started-by-tests   the pid of the Cassandra that a test started: whoever drops the last lease
  *                      stops it, even if another file started it. A run killed before its afterAll
  *                      leaves it running; the next test run uses it and stops it at the end.
+ * - exclusive.lock/    held by a test that disturbs the server (SIGSTOP) and by tests that cannot
+ *                      bear that (cluster leases): see holdCassandraExclusive().
  *
  * No Cassandra and no way to start one is an error, never a silent skip (CI=true says so too).
  */
@@ -37,6 +39,7 @@ const LOCK_DIR = join(CASS_DIR, 'tests.lock');
 const LEASE_DIR = join(CASS_DIR, 'test-leases');
 const MARKER = join(CASS_DIR, 'started-by-tests');
 const PID_FILE = join(CASS_DIR, 'cassandra.pid');
+const EXCLUSIVE_DIR = join(CASS_DIR, 'exclusive.lock');
 
 export interface CassandraEndpoint {
   contactPoint: string;
@@ -125,6 +128,44 @@ export async function stopCassandraIfStarted(): Promise<boolean> {
     startedHere = false;
     return true;
   });
+}
+
+/**
+ * For tests that cannot share the Cassandra with a test that disturbs it: the store-outage test
+ * stops the process (SIGSTOP), and cluster tests, whose leases live in Cassandra, would read that
+ * as every instance losing its lease. Both hold this (a mkdir lock in .cassandra/, taken over from
+ * a dead holder) around what must not overlap; other test files go on meanwhile. Resolves to the
+ * release function.
+ */
+export async function holdCassandraExclusive(timeoutMs = 600_000): Promise<() => void> {
+  mkdirSync(CASS_DIR, { recursive: true });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(EXCLUSIVE_DIR);
+      writeFileSync(join(EXCLUSIVE_DIR, 'owner'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let owner = NaN;
+      try {
+        owner = Number(readFileSync(join(EXCLUSIVE_DIR, 'owner'), 'utf8').trim());
+      } catch {
+        // being created or removed right now
+      }
+      if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+        rmSync(EXCLUSIVE_DIR, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${EXCLUSIVE_DIR} (held by pid ${owner}); remove it if stale`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  let held = true;
+  return () => {
+    if (held) rmSync(EXCLUSIVE_DIR, { recursive: true, force: true });
+    held = false;
+  };
 }
 
 function dropLease(): void {
