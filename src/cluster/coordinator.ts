@@ -37,6 +37,12 @@ const enum Held {
   Yes = 1,
   /** being handed over: no new operations; answers of those already applied may still go out */
   Moving = 2,
+  /**
+   * the last step of a handover: no answer goes out as a success any more (an op parked behind a
+   * load may be applied after the first flush; only what was answered before this is sure to be
+   * in the last one), writes still do
+   */
+  Releasing = 3,
 }
 
 /** LWTs in flight at once while taking or releasing many partitions */
@@ -155,7 +161,8 @@ export class Coordinator implements ClusterView {
   }
 
   mayAnswer(p: number): boolean {
-    return this.held[p] !== Held.No && performance.now() < this.validUntil;
+    const h = this.held[p];
+    return (h === Held.Yes || h === Held.Moving) && performance.now() < this.validUntil;
   }
 
   ownerUrl(p: number): string | null {
@@ -366,7 +373,7 @@ export class Coordinator implements ClusterView {
         if (!mine) give.push(p);
         continue;
       }
-      if (this.held[p] === Held.Moving) continue;
+      if (this.held[p] !== Held.No) continue; // moving
       if (row.owner === this.instanceId) {
         // The row names us but we do not hold it (lost with a lapse, or a release that failed).
         if (mine) take.push(p);
@@ -440,12 +447,13 @@ export class Coordinator implements ClusterView {
     for (const p of ps) this.held[p] = Held.Moving;
     const deadline = Date.now() + timeoutMs;
     const left = (): number => Math.max(0, deadline - Date.now());
-    const router = this.o.router;
-    const applied = await router.ready(left());
-    const flushed = applied && (await Promise.race([router.flushAll().then(() => true), sleep(left()).then(() => false)]));
-    const drained = flushed && (await this.o.writeBehind.drain(left()));
-    if (!drained || !this.leaseValid()) {
-      for (const p of ps) if (this.held[p] === Held.Moving) this.held[p] = this.leaseValid() ? Held.Yes : Held.No;
+    // Every op sent before is applied once each shard answers; then write and confirm everything.
+    const written = (await this.o.router.ready(left())) && (await this.flushAndConfirm(left));
+    // From here no answer of these partitions goes out as a success; a second round writes what was
+    // applied (and may have been answered) since the first one, usually nothing.
+    for (const p of ps) if (this.held[p] === Held.Moving) this.held[p] = Held.Releasing;
+    if (!written || !(await this.flushAndConfirm(left)) || !this.leaseValid()) {
+      for (const p of ps) if (this.held[p] === Held.Moving || this.held[p] === Held.Releasing) this.held[p] = this.leaseValid() ? Held.Yes : Held.No;
       this.stats.handoversAbandoned++;
       this.o.log.warn({ partitions: ps.length }, 'cluster: handover abandoned: the store did not confirm every change in time');
       return false;
@@ -460,6 +468,13 @@ export class Coordinator implements ClusterView {
     this.stats.handoverSeconds += (performance.now() - started) / 1000;
     this.o.log.info({ partitions: ps.length, ms: Math.round(performance.now() - started) }, 'cluster: handed partitions over');
     return true;
+  }
+
+  /** Every dirty read state of every shard written, and confirmed by the store, before `left()` runs out. */
+  private async flushAndConfirm(left: () => number): Promise<boolean> {
+    const router = this.o.router;
+    const flushed = await Promise.race([router.flushAll().then(() => true), sleep(left()).then(() => false)]);
+    return flushed && (await this.o.writeBehind.drain(left()));
   }
 
   private async releaseRows(ps: number[]): Promise<void> {

@@ -32,6 +32,9 @@ export interface PartitionRow {
   epoch: number;
 }
 
+/** schema statements and the partition count, once at start-up (a loaded Cassandra takes its time) */
+const SETUP_TIMEOUT_MS = 60_000;
+
 /** Partition rows read per query (IN on the last partition-key column). */
 const READ_CHUNK = 128;
 
@@ -51,8 +54,9 @@ export class LeaseTable {
       contactPoints: c.contactPoints,
       localDataCenter: c.localDataCenter,
       protocolOptions: { port: c.port },
-      // A lease decision must not wait behind the driver's default 12 s.
-      socketOptions: { readTimeout: Math.max(1000, Math.floor(leaseMs / 2)) },
+      // A lease decision must not wait behind the driver's default 12 s; past half a lease the
+      // answer comes too late to matter (set-up statements below get longer).
+      socketOptions: { readTimeout: Math.max(2000, Math.floor(leaseMs / 2)) },
     });
     this.ks = c.keyspace;
     this.cluster = cluster;
@@ -73,12 +77,12 @@ export class LeaseTable {
       `CREATE TABLE IF NOT EXISTS ${ks}.cluster_members (cluster text, instance_id text, url text, renewals bigint, leaving boolean, PRIMARY KEY ((cluster), instance_id))`,
       `CREATE TABLE IF NOT EXISTS ${ks}.cluster_partitions (cluster text, partition int, owner text, epoch bigint, PRIMARY KEY ((cluster, partition)))`,
     ];
-    for (const q of ddl) await this.client.execute(q, [], { prepare: false });
+    for (const q of ddl) await this.client.execute(q, [], { prepare: false, readTimeout: SETUP_TIMEOUT_MS });
   }
 
   /** The cluster's partition count: set by the first instance, checked by every later one. */
   async partitionCount(wanted: number): Promise<number> {
-    const rs = await this.client.execute(`INSERT INTO ${this.ks}.cluster_meta (cluster, partitions) VALUES (?, ?) IF NOT EXISTS`, [this.cluster, wanted], this.lwt);
+    const rs = await this.client.execute(`INSERT INTO ${this.ks}.cluster_meta (cluster, partitions) VALUES (?, ?) IF NOT EXISTS`, [this.cluster, wanted], { ...this.lwt, readTimeout: SETUP_TIMEOUT_MS });
     if (rs.wasApplied()) return wanted;
     return rs.first()['partitions'] as number;
   }

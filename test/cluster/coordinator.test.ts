@@ -12,7 +12,7 @@ import type { ShardRouter } from '../../src/shard-router.js';
 import type { WriteBehind } from '../../src/write-behind.js';
 import { Fence, allocateFence } from '../../workers/cluster-fence.js';
 import { StoredWord } from '../../workers/protocol.js';
-import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
+import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, holdCassandraExclusive, stopCassandraIfStarted } from '../support/cassandra.js';
 import { until } from '../support/until.js';
 
 const keyspace = `rs_coord_${randomBytes(4).toString('hex')}`;
@@ -20,15 +20,19 @@ const LEASE_MS = 2000;
 const PARTITIONS = 32;
 let cass: CassandraConfig;
 let client: cassandra.Client;
+let releaseCassandra: () => void = () => {};
 
 beforeAll(async () => {
   const endpoint = await ensureCassandra();
+  // leases live in Cassandra: not while another test pauses it
+  releaseCassandra = await holdCassandraExclusive();
   cass = { contactPoints: [endpoint.contactPoint], port: endpoint.port, localDataCenter: CASSANDRA_DC, keyspace, replicationFactor: 1, consistency: 'local_quorum' };
   client = new cassandra.Client({ contactPoints: [endpoint.contactPoint], localDataCenter: CASSANDRA_DC, protocolOptions: { port: endpoint.port } });
   await client.connect();
 }, CASSANDRA_HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
+  releaseCassandra();
   await client?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
   await client?.shutdown();
   await stopCassandraIfStarted();

@@ -9,22 +9,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import cassandra from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, stopCassandraIfStarted } from '../support/cassandra.js';
+import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, holdCassandraExclusive, stopCassandraIfStarted } from '../support/cassandra.js';
 import { ChildService, freePort, stopAllChildren } from '../support/child-service.js';
 
 const keyspace = `rs_member_${randomBytes(4).toString('hex')}`;
 let cassPort = 9042;
 let client: cassandra.Client;
+let releaseCassandra: () => void = () => {};
 const dirs: string[] = [];
 
 beforeAll(async () => {
   const e = await ensureCassandra();
+  // leases live in Cassandra: not while another test pauses it
+  releaseCassandra = await holdCassandraExclusive();
   cassPort = e.port;
   client = new cassandra.Client({ contactPoints: [e.contactPoint], localDataCenter: CASSANDRA_DC, protocolOptions: { port: e.port } });
   await client.connect();
 }, CASSANDRA_HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
+  releaseCassandra();
   await stopAllChildren();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   await client?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
