@@ -8,7 +8,10 @@
  * keyspace, is filled through /v1/batch (users of 10 channels), then waits until Cassandra has
  * every change (the write-behind settled) before anything is measured:
  * - single: one instance, no --cluster (today's default mode, on Cassandra);
- * - cluster-1: one instance with --cluster (leases, fencing, owner checks; nothing forwarded);
+ * - cluster-1 --flush-delay 30000: one instance with --cluster (leases, fencing, owner checks;
+ *   nothing forwarded) and the single instance's flush delay: what ownership costs;
+ * - cluster-1: the same with cluster mode's default flush delay (1 s, the SIGKILL loss bound), so
+ *   Cassandra takes a write for nearly every change;
  * - cluster-3: three instances with --cluster; one wrk per instance with a third of the
  *   connections, each request for a random user, so about two thirds are forwarded once;
  * - hop: in cluster-3, one wrk against instance A with only users A owns (direct) and then only
@@ -23,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import cassandra from 'cassandra-driver';
 import { partitionOf } from '../workers/hash.js';
-import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, writeResults } from './common.js';
+import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, waitForQuiet, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillBody, userId } from './fill-users.js';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -51,16 +54,19 @@ interface Run {
   non2xx: number;
   serverCpuPct: number;
   wrkCpuPct: number;
+  /** how busy the machine was before the run (other processes: Cassandra) */
+  quietBefore: { busyPct: number; waitedS: number; quiet: boolean };
 }
 
 function channelOfUser(k: number, c: number): string {
   return String(2_000_000 + c * 7919 + (k % 1000));
 }
 
-async function start(port: number, keyspace: string, cluster: boolean): Promise<Instance> {
+async function start(port: number, keyspace: string, cluster: boolean, extra: string[]): Promise<Instance> {
   const dir = mkdtempSync(join(tmpdir(), 'rs-cluster-bench-'));
   const args = ['dist/src/main.js', '--port', String(port), '--shards', '1', '--log-level', 'warn', '--store', 'cassandra', '--cassandra-keyspace', keyspace, '--data-dir', dir];
   if (cluster) args.push('--cluster', 'bench', '--partitions', String(partitions));
+  args.push(...extra);
   const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
@@ -177,6 +183,8 @@ async function wrk(url: string, conns: number, seconds: number, lua: string): Pr
 /** Runs one wrk per (url, picker) at once, warm-up first; sums throughput, takes the worst percentiles. */
 async function measure(layout: string, scenario: string, targets: { url: string; pick: (rng: Rng) => number }[], procs: ChildProcess[]): Promise<Run> {
   const conns = Math.max(1, Math.floor(connections / targets.length));
+  // Cassandra compacts after a fill: wait for the CPUs to calm down (it goes ahead after 120 s).
+  const quiet = await waitForQuiet(40, 120);
   await Promise.all(targets.map((t) => wrk(t.url, conns, warmup, script(t.url, scenario, t.pick))));
   const t0 = procs.map((p) => ticksOf(p.pid!));
   const w0 = Date.now();
@@ -193,6 +201,7 @@ async function measure(layout: string, scenario: string, targets: { url: string;
     non2xx: outs.reduce((a, o) => a + o.non2xx, 0),
     serverCpuPct: Math.round((100 * serverTicks) / CLK_TCK / wallS),
     wrkCpuPct: Math.round((100 * outs.reduce((a, o) => a + o.cpuTicks, 0)) / CLK_TCK / wallS),
+    quietBefore: quiet,
   };
   console.log(`${layout} ${scenario}: ${fmt(run.reqPerSec)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, non-2xx ${run.non2xx}, servers ${run.serverCpuPct}% CPU, wrk ${run.wrkCpuPct}%`);
   return run;
@@ -200,11 +209,11 @@ async function measure(layout: string, scenario: string, targets: { url: string;
 
 const anyUser = (rng: Rng): number => rng.below(users);
 
-async function layout(name: string, count: number, cluster: boolean, runs: Run[]): Promise<void> {
-  const keyspace = `rs_bench_${name.replace(/-/g, '_')}_${Date.now() % 1_000_000}`;
+async function layout(name: string, count: number, cluster: boolean, runs: Run[], extra: string[] = []): Promise<void> {
+  const keyspace = `rs_bench_${name.replace(/[^a-z0-9]+/g, '_')}_${Date.now() % 1_000_000}`;
   const instances: Instance[] = [];
   try {
-    for (let i = 0; i < count; i++) instances.push(await start(basePort + runs.length * 10 + i, keyspace, cluster));
+    for (let i = 0; i < count; i++) instances.push(await start(basePort + runs.length * 10 + i, keyspace, cluster, extra));
     if (count > 1) {
       // every instance has its share before the fill
       const deadline = Date.now() + 60_000;
@@ -243,6 +252,9 @@ async function main(): Promise<void> {
   console.log(describeMachine(m));
   const runs: Run[] = [];
   await layout('single', 1, false, runs);
+  // the ownership checks alone: the single instance's flush delay
+  await layout('cluster-1 --flush-delay 30000', 1, true, runs, ['--flush-delay', '30000']);
+  // cluster mode as it starts by default (1 s flush delay: the SIGKILL loss bound)
   await layout('cluster-1', 1, true, runs);
   await layout('cluster-3', 3, true, runs);
   console.log(
