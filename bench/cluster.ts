@@ -2,7 +2,7 @@
  * Cluster mode against one instance, over the same Cassandra, measured with wrk (closed loop):
  *
  *   node dist/bench/cluster.js [--users 20000] [--duration 15] [--warmup 3] [--connections 32]
- *        [--partitions 1024] [--scenarios get,mention]
+ *        [--partitions 1024] [--scenarios get,mention] [--layouts single,cluster-1-slow-flush,cluster-1,cluster-3]
  *
  * Needs a Cassandra answering on 127.0.0.1:9042 (npm run cassandra:start). Each layout gets a fresh
  * keyspace, is filled through /v1/batch (users of 10 channels), then waits until Cassandra has
@@ -14,6 +14,8 @@
  *   Cassandra takes a write for nearly every change;
  * - cluster-3: three instances with --cluster; one wrk per instance with a third of the
  *   connections, each request for a random user, so about two thirds are forwarded once;
+ * - routed: in cluster-3, every request sent straight to its owner (what a client that routes by
+ *   GET /v1/cluster does, e.g. the bundled client with `cluster: true`);
  * - hop: in cluster-3, one wrk against instance A with only users A owns (direct) and then only
  *   users another instance owns (every request forwarded): the extra hop's cost.
  * Every instance runs --shards 1. On one 2-core machine the three instances share the cores (and
@@ -36,6 +38,7 @@ const warmup = intFlag(flags, 'warmup', 3);
 const connections = intFlag(flags, 'connections', 32);
 const partitions = intFlag(flags, 'partitions', 1024);
 const scenarios = strFlag(flags, 'scenarios', 'get,mention').split(',');
+const layouts = new Set(strFlag(flags, 'layouts', 'single,cluster-1-slow-flush,cluster-1,cluster-3').split(','));
 const basePort = intFlag(flags, 'port', 21_000 + Math.floor(Math.random() * 10_000));
 
 interface Instance {
@@ -229,14 +232,20 @@ async function layout(name: string, count: number, cluster: boolean, runs: Run[]
     const procs = instances.map((i) => i.proc);
     for (const s of scenarios) runs.push(await measure(name, s, instances.map((i) => ({ url: i.url, pick: anyUser })), procs));
     if (count > 1) {
-      const d = (await (await fetch(instances[0].url + '/v1/cluster')).json()) as { instance_id: string; owners: { owner: string | null }[] };
-      const mine = (k: number): boolean => {
+      const d = (await (await fetch(instances[0].url + '/v1/cluster')).json()) as { instance_id: string; owners: { owner: string | null; url: string | null }[] };
+      const ownerUrl = (k: number): string | null => {
         const id = BigInt(userId(k));
-        return d.owners[partitionOf(Number(id & 0xffffffffn), Number(id >> 32n), partitions)].owner === d.instance_id;
+        return d.owners[partitionOf(Number(id & 0xffffffffn), Number(id >> 32n), partitions)].url;
       };
-      const own: number[] = [];
+      const byOwner = new Map<string, number[]>(instances.map((i) => [i.url, []]));
+      for (let k = 0; k < users; k++) byOwner.get(ownerUrl(k) ?? '')?.push(k);
+      // what a client routing by GET /v1/cluster gets: every request straight to its owner
+      for (const s of scenarios) {
+        runs.push(await measure(`${name} routed (each request to its owner)`, s, instances.map((i) => ({ url: i.url, pick: (rng: Rng) => byOwner.get(i.url)![rng.below(byOwner.get(i.url)!.length)] })), procs));
+      }
+      const own = byOwner.get(instances[0].url)!;
       const other: number[] = [];
-      for (let k = 0; k < users; k++) (mine(k) ? own : other).push(k);
+      for (let k = 0; k < users; k++) if (ownerUrl(k) !== instances[0].url) other.push(k);
       for (const s of scenarios) {
         runs.push(await measure(`${name} direct (A's users at A)`, s, [{ url: instances[0].url, pick: (rng) => own[rng.below(own.length)] }], procs));
         runs.push(await measure(`${name} forwarded (others' users at A)`, s, [{ url: instances[0].url, pick: (rng) => other[rng.below(other.length)] }], procs));
@@ -251,12 +260,12 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(describeMachine(m));
   const runs: Run[] = [];
-  await layout('single', 1, false, runs);
+  if (layouts.has('single')) await layout('single', 1, false, runs);
   // the ownership checks alone: the single instance's flush delay
-  await layout('cluster-1 --flush-delay 30000', 1, true, runs, ['--flush-delay', '30000']);
+  if (layouts.has('cluster-1-slow-flush')) await layout('cluster-1 --flush-delay 30000', 1, true, runs, ['--flush-delay', '30000']);
   // cluster mode as it starts by default (1 s flush delay: the SIGKILL loss bound)
-  await layout('cluster-1', 1, true, runs);
-  await layout('cluster-3', 3, true, runs);
+  if (layouts.has('cluster-1')) await layout('cluster-1', 1, true, runs);
+  if (layouts.has('cluster-3')) await layout('cluster-3', 3, true, runs);
   console.log(
     table(
       ['layout', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'servers CPU %', 'wrk CPU %'],
