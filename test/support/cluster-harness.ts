@@ -14,29 +14,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChildService, freePort, stopAllChildren } from './child-service.js';
+import type { ClusterState as ClientClusterState, PartitionOwner } from '../../client/types.js';
 
-export interface ClusterMember {
-  instance_id: string;
-  url: string;
-  alive: boolean;
-  leaving: boolean;
-}
+export type { ClusterMember, PartitionOwner } from '../../client/types.js';
 
-export interface PartitionOwner {
-  owner: string | null;
-  url: string | null;
-  epoch: number;
-}
-
-/** GET /v1/cluster in cluster mode (single-instance mode answers `{"cluster": null}`). */
-export interface ClusterState {
-  cluster: string | null;
-  instance_id: string;
-  partitions: number;
-  lease_ms: number;
-  members: ClusterMember[];
-  owners: PartitionOwner[];
-}
+/** GET /v1/cluster in cluster mode: every field present (the client's type allows a single instance's `{"cluster": null}`). */
+export type ClusterState = Required<ClientClusterState>;
 
 export interface HarnessOptions {
   keyspace: string;
