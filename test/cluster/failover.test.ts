@@ -259,8 +259,10 @@ async function finish(
     'instances without partitions': [],
     'partitions lost without a handover (instance logs)': [],
   });
-  // the traffic did run, and through every instance
-  expect(rec.counts.acked).toBeGreaterThan(500);
+  // The traffic did run, and each of the first three instances acknowledged some of it (a count,
+  // not a rate: a slow machine acknowledges less in the same seconds).
+  const first = h.instances.map((i) => i.instanceIds[0]!);
+  expect(first.filter((id) => (perInstance[id] ?? 0) === 0), 'instances that acknowledged nothing').toEqual([]);
   return allowed;
 }
 
