@@ -65,11 +65,11 @@ class BatchMerge implements OpSink {
   }
 
   private finish(): void {
-    const { place, partition } = this.split;
+    const { place, partition, epoch } = this.split;
     for (let i = 0; i < place.length; i++) {
       if (place[i] !== Place.Local) continue;
       const status = this.statuses[i];
-      if (status >= 200 && status < 300 && !this.view.mayAnswer(partition[i])) {
+      if (((status >= 200 && status < 300) || status === 404) && !this.view.mayAnswer(partition[i], epoch[i])) {
         this.rendered[i] = LEASE_LOST;
         this.view.counters.leaseLostAnswers++;
       }

@@ -113,6 +113,8 @@ export class Coordinator implements ClusterView {
   /** performance.now() until which our lease is valid (0: never renewed) */
   private validUntil = 0;
   private renewals = 0;
+  /** the last renewal started (renew() chains on it) */
+  private renewChain: Promise<void> = Promise.resolve();
   private registered = false;
   private leaving = false;
   private stopped = false;
@@ -160,9 +162,9 @@ export class Coordinator implements ClusterView {
     return this.held[p] === Held.Yes && performance.now() < this.validUntil;
   }
 
-  mayAnswer(p: number): boolean {
+  mayAnswer(p: number, epoch: number): boolean {
     const h = this.held[p];
-    return (h === Held.Yes || h === Held.Moving) && performance.now() < this.validUntil;
+    return (h === Held.Yes || h === Held.Moving) && this.epochs[p] === epoch && performance.now() < this.validUntil;
   }
 
   ownerUrl(p: number): string | null {
@@ -245,7 +247,17 @@ export class Coordinator implements ClusterView {
     this.renewTimer.unref();
   }
 
-  private async renew(): Promise<void> {
+  /**
+   * Renewals run one after another (the timer's and leave()'s): two at once would both send
+   * `IF renewals = n`, and the loser would take itself for a member whose row was taken away.
+   */
+  private renew(): Promise<void> {
+    const next = this.renewChain.then(() => this.renewOnce());
+    this.renewChain = next;
+    return next;
+  }
+
+  private async renewOnce(): Promise<void> {
     this.checkLapse();
     const started = performance.now();
     const startedMono = monotonicMs();

@@ -21,6 +21,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** cluster mode: the partition whose owner serves this request here; -1 when none does */
     clusterPartition: number;
+    /** the epoch it was accepted under */
+    clusterEpoch: number;
   }
 }
 
@@ -115,6 +117,7 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
   const counters = view.counters;
   const bodyLimit = app.initialConfig.bodyLimit ?? 1024 * 1024;
   app.decorateRequest('clusterPartition', -1);
+  app.decorateRequest('clusterEpoch', 0);
 
   function forwardWithBody(req: FastifyRequest, reply: FastifyReply, p: number, body: Buffer | null): void {
     // Asked again: the owner may have changed while the body arrived.
@@ -136,8 +139,10 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
     if (!parseUserId((req.params as { user_id?: unknown }).user_id)) return done();
     const p = view.partitionOf(parsed.lo, parsed.hi);
     if (view.ownsNow(p)) {
+      const epoch = view.epochOf(p);
       req.clusterPartition = p;
-      reply.header(OWNER_HEADER, view.instanceId + ' ' + p + ' ' + view.epochOf(p));
+      req.clusterEpoch = epoch;
+      reply.header(OWNER_HEADER, view.instanceId + ' ' + p + ' ' + epoch);
       return done();
     }
     // One hop only: the sender thought this instance owns p; the views disagree while p moves.
@@ -159,7 +164,16 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
    */
   function recheckBeforeApply(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const p = req.clusterPartition;
-    if (p === -1 || view.ownsNow(p)) return done();
+    if (p === -1) return done();
+    if (view.ownsNow(p)) {
+      // held again under a newer epoch (lost and taken back while the body arrived): applied under that one
+      const epoch = view.epochOf(p);
+      if (epoch !== req.clusterEpoch) {
+        req.clusterEpoch = epoch;
+        reply.header(OWNER_HEADER, view.instanceId + ' ' + p + ' ' + epoch);
+      }
+      return done();
+    }
     req.clusterPartition = -1;
     reply.removeHeader(OWNER_HEADER);
     counters.refusedMoving++;
@@ -169,7 +183,8 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
   function checkLeaseOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
     const p = req.clusterPartition;
     const status = reply.statusCode;
-    if (p === -1 || status < 200 || status >= 300 || view.mayAnswer(p)) return done(null, payload);
+    // A 404 is an answer about the data too (a stale copy may lack what the next owner has).
+    if (p === -1 || status < 200 || (status >= 300 && status !== 404) || view.mayAnswer(p, req.clusterEpoch)) return done(null, payload);
     // Applied under a lease that has ended: the next owner may not have it, so no success.
     counters.leaseLostAnswers++;
     const body = prepareError(reply, 'LEASE_LOST');

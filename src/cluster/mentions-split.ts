@@ -70,9 +70,9 @@ class MentionsMerge implements OpSink {
     this.pending -= n;
     if (this.pending > 0) return;
     if (this.failure !== null) return sendError(this.reply, this.failure, undefined, this.parts > 1 || this.failureApplied === null);
-    const { place, partition } = this.split;
+    const { place, partition, epoch } = this.split;
     for (let i = 0; i < place.length; i++) {
-      if (place[i] === Place.Local && !this.view.mayAnswer(partition[i])) {
+      if (place[i] === Place.Local && !this.view.mayAnswer(partition[i], epoch[i])) {
         this.view.counters.leaseLostAnswers++;
         return sendError(this.reply, 'LEASE_LOST');
       }

@@ -18,6 +18,8 @@ export class OwnerSplit {
   readonly place: Uint8Array;
   /** the partition of op i */
   readonly partition: Uint32Array;
+  /** the epoch a local op i was accepted under (ClusterView.mayAnswer) */
+  readonly epoch: Float64Array;
   localCount = 0;
   unownedCount = 0;
   /** the ops each other owner serves, by its URL, as indexes into the request in request order */
@@ -26,6 +28,7 @@ export class OwnerSplit {
   constructor(n: number) {
     this.place = new Uint8Array(n);
     this.partition = new Uint32Array(n);
+    this.epoch = new Float64Array(n);
   }
 
   get allLocal(): boolean {
@@ -60,6 +63,7 @@ export function splitByOwner(view: ClusterView, ops: OpList, forwarded: boolean)
     const p = view.partitionOf(w[i * OpWord.Size + OpWord.UserLo], w[i * OpWord.Size + OpWord.UserHi]);
     split.partition[i] = p;
     if (view.ownsNow(p)) {
+      split.epoch[i] = view.epochOf(p);
       split.localCount++;
       continue;
     }

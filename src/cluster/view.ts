@@ -18,9 +18,11 @@ export interface ClusterView {
   /**
    * True while the answer of an operation of p that was already applied here may go out as a
    * success: p is held or being handed over (its changes are flushed before it is released) and
-   * the lease is valid. Weaker than ownsNow, which also refuses new operations during a handover.
+   * the lease is valid, and p is still held under `epoch`, the epoch the operation was accepted under
+   * (a lapse and a re-take in between dropped what that operation changed). Weaker than ownsNow,
+   * which also refuses new operations during a handover.
    */
-  mayAnswer(p: number): boolean;
+  mayAnswer(p: number, epoch: number): boolean;
   /** The base URL (no trailing slash) of the instance that holds p, when another one does; else null. */
   ownerUrl(p: number): string | null;
   /** The epoch under which this instance holds p (0 when it does not). */

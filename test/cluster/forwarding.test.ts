@@ -492,6 +492,21 @@ describe('a lease that ends between apply and answer', () => {
     expect((await req('a', 'GET', `/v1/users/${uA}/read-states/50`)).body).toMatchObject({ last_message_id: '500' });
   });
 
+  it('a partition lost and taken back before the answer (a newer epoch) is LEASE_LOST too', async () => {
+    view('a').retakeBeforeNextAnswer();
+    const r = await req('a', 'POST', `/v1/users/${uA}/read-states/57/ack`, { message_id: '570' });
+    expectRefused(r, 'LEASE_LOST', null);
+    // served again under the new epoch
+    const again = await req('a', 'POST', `/v1/users/${uA}/read-states/57/ack`, { message_id: '571' });
+    expect(again.status).toBe(200);
+    const epoch = Number(again.headers.get('read-states-owner')!.split(' ')[2]);
+    const before = Number(r.headers.get('read-states-owner')!.split(' ')[2]);
+    expect(epoch).toBe(before + 2);
+    // back to the epoch the other tests expect
+    const p = Number(again.headers.get('read-states-owner')!.split(' ')[1]);
+    view('a').epochs[p] = before;
+  });
+
   it('reaches the caller unchanged through a forwarding instance', async () => {
     view('a').endLeaseAtNextAnswer();
     try {
@@ -514,8 +529,8 @@ describe('a lease that ends between apply and answer', () => {
       const results = ((await req('a', 'POST', '/v1/batch', { ops })).body as { results: Record<string, unknown>[] }).results;
       expect(results[0]).toEqual({ status: 503, error: 'LEASE_LOST', applied: null });
       expect(results[1]).toMatchObject({ status: 200, read_state: { user_id: uB, last_message_id: '521' } });
-      // not a success: nothing to take back
-      expect(results[2]).toEqual({ status: 404, error: 'NOT_FOUND' });
+      // a 404 says something about the data too: from a copy no longer owned it may be stale
+      expect(results[2]).toEqual({ status: 503, error: 'LEASE_LOST', applied: null });
     } finally {
       view('a').leaseEnded = false;
     }

@@ -21,6 +21,7 @@ export class FakeClusterView implements ClusterView {
   /** how often ownsNow was asked (a test waits on it to know a request has arrived) */
   ownsNowCalls = 0;
   private endAtNextAnswer = false;
+  private retakeAtNextAnswer = false;
 
   constructor(
     readonly instanceId: string,
@@ -39,13 +40,18 @@ export class FakeClusterView implements ClusterView {
     return this.owners[p] === this.instanceId && !this.leaseEnded && !this.handing.has(p);
   }
 
-  mayAnswer(p: number): boolean {
+  mayAnswer(p: number, epoch: number): boolean {
     // The lease runs out after the op was admitted and applied, just before its answer goes out.
     if (this.endAtNextAnswer) {
       this.endAtNextAnswer = false;
       this.leaseEnded = true;
     }
-    return this.owners[p] === this.instanceId && !this.leaseEnded;
+    // Lost and taken back under a newer epoch between apply and answer.
+    if (this.retakeAtNextAnswer) {
+      this.retakeAtNextAnswer = false;
+      this.epochs[p] += 2;
+    }
+    return this.owners[p] === this.instanceId && !this.leaseEnded && this.epochs[p] === epoch;
   }
 
   ownerUrl(p: number): string | null {
@@ -61,6 +67,11 @@ export class FakeClusterView implements ClusterView {
   /** The lease ends at the next answer-time check (after the op was admitted and applied). */
   endLeaseAtNextAnswer(): void {
     this.endAtNextAnswer = true;
+  }
+
+  /** Partition lost and taken back (a newer epoch) at the next answer-time check. */
+  retakeBeforeNextAnswer(): void {
+    this.retakeAtNextAnswer = true;
   }
 }
 
