@@ -17,6 +17,8 @@ import { ERRORS, type ErrorCode } from '../errors.js';
 export const FORWARDED_BY = 'read-states-forwarded-by';
 /** Header of every answer served on a single-user route in cluster mode: `<instance_id> <partition> <epoch>`. */
 export const OWNER_HEADER = 'read-states-owner';
+/** when (wall clock, ms) the owner let a success go out: the moment it still held the lease */
+export const ANSWERED_AT_HEADER = 'read-states-answered-at';
 
 export type ForwardFailure = 'PARTITION_UNAVAILABLE' | 'FORWARD_FAILED';
 

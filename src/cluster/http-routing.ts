@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { ClusterView } from './view.js';
-import { FORWARDED_BY, OWNER_HEADER, type ForwardFailure, type ForwardSink, type Forwarder } from './forward.js';
+import { ANSWERED_AT_HEADER, FORWARDED_BY, OWNER_HEADER, type ForwardFailure, type ForwardSink, type Forwarder } from './forward.js';
 import { ClusterBatch } from './batch-split.js';
 import { ClusterMentions } from './mentions-split.js';
 import { parsed, parseUserId } from '../validate.js';
@@ -36,7 +36,7 @@ export interface ClusterRouting {
 }
 
 /** Answer headers of a forwarded request that go back to the caller as the owner sent them. */
-const COPIED_HEADERS = ['content-type', 'retry-after', OWNER_HEADER] as const;
+const COPIED_HEADERS = ['content-type', 'retry-after', OWNER_HEADER, ANSWERED_AT_HEADER] as const;
 
 /** A forwarded single-user request: the owner's answer, or the failure, becomes the reply. */
 class ForwardedReply implements ForwardSink {
@@ -184,7 +184,12 @@ export function installClusterRouting(app: FastifyInstance, ctx: RouteContext, v
     const p = req.clusterPartition;
     const status = reply.statusCode;
     // A 404 is an answer about the data too (a stale copy may lack what the next owner has).
-    if (p === -1 || status < 200 || (status >= 300 && status !== 404) || view.mayAnswer(p, req.clusterEpoch)) return done(null, payload);
+    if (p === -1 || status < 200 || (status >= 300 && status !== 404)) return done(null, payload);
+    if (view.mayAnswer(p, req.clusterEpoch)) {
+      // A process paused right after this line delivers the answer later: this says when it was decided.
+      reply.header(ANSWERED_AT_HEADER, String(Date.now()));
+      return done(null, payload);
+    }
     // Applied under a lease that has ended: the next owner may not have it, so no success.
     counters.leaseLostAnswers++;
     const body = prepareError(reply, 'LEASE_LOST');

@@ -500,6 +500,9 @@ describe('a lease that ends between apply and answer', () => {
     const again = await req('a', 'POST', `/v1/users/${uA}/read-states/57/ack`, { message_id: '571' });
     expect(again.status).toBe(200);
     const epoch = Number(again.headers.get('read-states-owner')!.split(' ')[2]);
+    // only a success says when it was let go (a pause after that delays it, it was decided then)
+    expect(r.headers.get('read-states-answered-at')).toBeNull();
+    expect(Math.abs(Number(again.headers.get('read-states-answered-at')) - Date.now())).toBeLessThan(10_000);
     const before = Number(r.headers.get('read-states-owner')!.split(' ')[2]);
     expect(epoch).toBe(before + 2);
     // back to the epoch the other tests expect

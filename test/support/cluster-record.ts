@@ -217,6 +217,7 @@ export interface LoadOptions {
 }
 
 interface Reply {
+  /** when the instance decided: its read-states-answered-at where it sent one, else when the headers arrived */
   headersAt: number;
   status: number;
   body: unknown;
@@ -250,7 +251,11 @@ function send(agent: Agent, url: string, method: string, path: string, body: unk
             parsed = text;
           }
           const owner = res.headers['read-states-owner'];
-          resolve({ headersAt, status: res.statusCode ?? 0, body: parsed, owner: Array.isArray(owner) ? owner[0] : owner });
+          // The owner's own word for when it decided (same machine, same wall clock), which a pause
+          // between deciding and writing delays the headers past; never later than they arrived.
+          const answeredAt = Number(res.headers['read-states-answered-at']);
+          const decidedAt = Number.isFinite(answeredAt) && answeredAt > 0 ? Math.min(headersAt, answeredAt - performance.timeOrigin) : headersAt;
+          resolve({ headersAt: decidedAt, status: res.statusCode ?? 0, body: parsed, owner: Array.isArray(owner) ? owner[0] : owner });
         });
         res.on('error', (err) => {
           clearTimeout(timer);
