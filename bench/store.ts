@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { loadConfig, type StoreKind } from '../src/config.js';
 import { createStore } from '../src/store/open-store.js';
-import { WriteBehind } from '../src/write-behind.js';
+import { WriteBehind } from '../workers/write-behind.js';
 import { RecordKind, RsWord, StoredWord, hi32, lo32 } from '../workers/protocol.js';
 import { REPO_ROOT, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, writeResults } from './common.js';
 

@@ -3,21 +3,22 @@
  * workers/journal.ts), as Cassandra recycles commit-log segments once their memtables are flushed.
  *
  * A segment of shard k may go when it is below the floor shard k reported AND every record the
- * shards had handed to the write-behind by then has been confirmed by the store (or replaced by a
+ * shards had posted to the store host by then has been confirmed by the store (or replaced by a
  * newer pending record, whose own changes are above the floor). The second half is a barrier on
- * the write-behind's pending pool: two generations, flipped here once the previous one is empty.
- * So one pass per interval: take the floors, flip; when the old generation has drained, delete.
+ * the write-behind's pending pool: two generations, flipped (once the host has taken every shard
+ * message posted before the floors were read) when the previous one is empty. So one pass per
+ * interval: take the floors, flip; when the old generation has drained, delete.
  */
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSegmentFileName, shardDirName } from '../workers/journal-format.js';
 import type { ShardLane } from './shard-lane.js';
-import type { WriteBehind } from './write-behind.js';
+import type { StoreLink } from './store/store-link.js';
 
 export interface RetirerOptions {
   journalDir: string;
   lanes: readonly ShardLane[];
-  writeBehind: WriteBehind;
+  store: StoreLink;
   intervalMs?: number;
   onError: (err: unknown) => void;
 }
@@ -26,7 +27,7 @@ export class JournalRetirer {
   private readonly o: RetirerOptions;
   private readonly timer: NodeJS.Timeout;
   private floors: number[] | null = null;
-  private deleting = false;
+  private busy = false;
   /** segments deleted since start */
   retired = 0;
 
@@ -37,25 +38,32 @@ export class JournalRetirer {
   }
 
   private tick(): void {
-    if (this.deleting) return;
-    const wb = this.o.writeBehind;
+    if (this.busy) return;
+    this.busy = true;
+    this.pass().then(
+      () => (this.busy = false),
+      (err: unknown) => {
+        this.busy = false;
+        this.o.onError(err);
+      },
+    );
+  }
+
+  private async pass(): Promise<void> {
+    const store = this.o.store;
     if (this.floors !== null) {
-      if (!wb.barrierPassed) return;
+      if (!(await store.barrierPassed())) return;
       const floors = this.floors;
       this.floors = null;
-      this.deleting = true;
-      this.deleteBelow(floors).then(
-        () => (this.deleting = false),
-        (err: unknown) => {
-          this.deleting = false;
-          this.o.onError(err);
-        },
-      );
+      // A journal applied again meanwhile (a store thread replaced) is still needed whole.
+      if (this.o.lanes.some((l) => l.reapplying !== null)) return;
+      await this.deleteBelow(floors);
       return;
     }
-    // Floors first, then the barrier: records handed over with those replies are in the old generation.
-    this.floors = this.o.lanes.map((l) => (l.reapplying === null ? l.journalFloor : 0));
-    wb.startBarrier();
+    // Floors first, then the barrier: records posted before those replies are in the old generation.
+    const floors = this.o.lanes.map((l) => (l.reapplying === null ? l.journalFloor : 0));
+    await store.startBarrier();
+    this.floors = floors;
   }
 
   private async deleteBelow(floors: number[]): Promise<void> {

@@ -10,8 +10,10 @@ import type { ShardStats } from '../workers/protocol.js';
 import { GC_KINDS, TelemetryRecorder, type ThreadTelemetry } from '../workers/thread-telemetry.js';
 import type { JournalRetirer } from './journal-retirer.js';
 import type { ShardRouter } from './shard-router.js';
-import type { ReadStateStore } from '../workers/store/store.js';
-import type { WriteBehind, WriteBehindStats } from './write-behind.js';
+import type { StoreLink } from './store/store-link.js';
+import type { WriteBehindStats } from '../workers/write-behind.js';
+import { BATCH_SIZE_BUCKETS, LOAD_SECONDS_BUCKETS } from '../workers/fixed-histogram.js';
+import { SnapshotHistogram } from './snapshot-histogram.js';
 
 export interface Snapshot {
   main: { rss: number };
@@ -22,8 +24,7 @@ export interface Snapshot {
   journalSegmentsRetired: number | null;
 }
 
-const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-const BATCH_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 5000];
+const DURATION_BUCKETS = LOAD_SECONDS_BUCKETS;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -31,8 +32,9 @@ export class Metrics {
   private readonly requests: Counter<'route' | 'status'>;
   private readonly duration: Histogram<'route'>;
   private readonly rejected: Counter<'code'>;
-  readonly storeLoad: Histogram;
-  readonly flushBatch: Histogram;
+  /** observed on the store thread, taken from its figures at each scrape */
+  private readonly storeLoad: SnapshotHistogram;
+  private readonly flushBatch: SnapshotHistogram;
   /** label children cached by route, then indexed by status code: no string building per request */
   private readonly requestChildren = new Map<string, ReturnType<Counter<'route' | 'status'>['labels']>[]>();
   private readonly durationChildren = new Map<string, ReturnType<Histogram<'route'>['labels']>>();
@@ -41,8 +43,7 @@ export class Metrics {
 
   constructor(
     private readonly router: ShardRouter,
-    private readonly writeBehind: WriteBehind,
-    private readonly store: ReadStateStore,
+    private readonly store: StoreLink,
     private readonly retirer: JournalRetirer | null = null,
   ) {
     const r = [this.registry];
@@ -50,8 +51,8 @@ export class Metrics {
     this.requests = new Counter({ name: 'readstates_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: r });
     this.duration = new Histogram({ name: 'readstates_http_request_duration_seconds', help: 'HTTP request duration by route', labelNames: ['route'], buckets: DURATION_BUCKETS, registers: r });
     this.rejected = new Counter({ name: 'readstates_rejected_total', help: 'Requests refused to protect the service (503/507), by error code', labelNames: ['code'], registers: r });
-    this.storeLoad = new Histogram({ name: 'readstates_store_load_duration_seconds', help: 'Time to load one user from the store (misses)', buckets: DURATION_BUCKETS, registers: r });
-    this.flushBatch = new Histogram({ name: 'readstates_store_flush_batch_size', help: 'Read states per store write call', buckets: BATCH_BUCKETS, registers: r });
+    this.storeLoad = new SnapshotHistogram({ name: 'readstates_store_load_duration_seconds', help: 'Time to load one user from the store (misses)', buckets: LOAD_SECONDS_BUCKETS, registers: r });
+    this.flushBatch = new SnapshotHistogram({ name: 'readstates_store_flush_batch_size', help: 'Read states per store write call', buckets: BATCH_SIZE_BUCKETS, registers: r });
 
     const shardGauge = (name: string, help: string, pick: (s: Snapshot['shards'][number]) => number) =>
       ({ name, help, pick, gauge: new Gauge({ name, help, labelNames: ['shard'], registers: r }) }) as const;
@@ -177,15 +178,19 @@ export class Metrics {
 
   /** Every thread's figures, gathered now. `resetDelay` starts new event-loop delay windows. */
   async snapshot(resetDelay = false): Promise<Snapshot> {
-    const [shards, storeThread] = await Promise.all([
+    const [shards, storeThread, host] = await Promise.all([
       this.router.stats(false, resetDelay),
-      this.store.telemetry?.(resetDelay).catch(() => undefined),
+      this.store.store.telemetry?.(resetDelay).catch(() => undefined),
+      this.store.stats(),
     ]);
+    const { loadHistogram, batchSizes, ...writeBehind } = host;
+    this.storeLoad.set(loadHistogram);
+    this.flushBatch.set(batchSizes);
     const threads = [this.main.read(resetDelay), ...shards.map((s) => s.telemetry)];
     if (storeThread !== undefined) threads.push(storeThread);
     return {
       main: { rss: process.memoryUsage().rss },
-      store: { name: this.store.name, ...this.writeBehind.stats() },
+      store: { name: this.store.name, ...writeBehind },
       shards: shards.map((s, i) => ({ ...s, queueDepth: this.router.lanes[i].depth, restarts: this.router.lanes[i].restarts })),
       threads,
       journalSegmentsRetired: this.retirer === null ? null : this.retirer.retired,

@@ -23,10 +23,11 @@ import { clockSkewMs, faultRoutes } from './fault-injection.js';
 import { JournalRetirer } from './journal-retirer.js';
 import { writeRescueSegment } from './journal-rescue.js';
 import { StoredWord } from '../workers/protocol.js';
-import { reapplyShard, replayJournal, type ReplayReport } from './journal-replay.js';
-import { createStore } from './store/open-store.js';
+import { reapplyShard, replayJournal, type ReplayReport } from '../workers/journal-replay.js';
+import { createStoreLink } from './store/open-store.js';
+import { LocalStoreLink } from './store/local-store-link.js';
+import type { StoreLink } from './store/store-link.js';
 import type { ReadStateStore } from '../workers/store/store.js';
-import { WriteBehind } from './write-behind.js';
 import { Coordinator } from './cluster/coordinator.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -44,8 +45,10 @@ export const SERVICE_VERSION = '0.1.0';
 export interface Service {
   app: FastifyInstance;
   router: ShardRouter;
+  /** the store itself, without the write-behind */
   store: ReadStateStore;
-  writeBehind: WriteBehind;
+  /** the store thread: the write-behind's state and calls */
+  writeBehind: StoreLink;
   /** cluster mode's coordinator (null for a single instance) */
   cluster: Coordinator | null;
   /** what start-up replayed from the redo journal (null without a durable store) */
@@ -61,6 +64,7 @@ export interface Service {
 }
 
 export interface ServiceOptions {
+  /** a store object in place of the configured one; its write-behind then runs on this thread (tests) */
   store?: ReadStateStore;
   logger?: boolean | { level: string };
   /** the cluster as the HTTP layer sees it, in place of the coordinator's view (tests) */
@@ -72,8 +76,10 @@ export interface ServiceOptions {
 export async function buildService(config: Config, options: ServiceOptions = {}): Promise<Service> {
   // Cluster mode: store writes are fenced on this instance's leases (workers/cluster-fence.ts).
   const fenceBuffers = config.cluster === null ? null : allocateFence(config.cluster.partitions);
-  const store = options.store ?? createStore(config, fenceBuffers ?? undefined);
-  await store.open();
+  const wbOptions = { maxPending: config.maxPendingWrites };
+  const link: StoreLink = options.store === undefined ? createStoreLink(config, fenceBuffers ?? undefined, wbOptions) : new LocalStoreLink(options.store, config.shards, wbOptions);
+  const store = link.store;
+  await link.open();
   // A durable store gets a redo journal; whatever a previous run left in it goes to the store
   // first (also with --journal off: an earlier run may have had it on).
   const durableDir = config.store === 'memory' ? null : join(config.dataDir, 'journal');
@@ -104,13 +110,10 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   // Slow clients: headers must arrive within 10 s (slowloris), the whole request within 30 s.
   app.server.headersTimeout = 10_000;
   let closing = false;
-  const writeBehind = new WriteBehind(store, {
-    maxPending: config.maxPendingWrites,
-    onStateChange: (degraded, err) => {
-      if (degraded) app.log.error({ err, store: store.name }, 'store failing: keeping changes in memory and retrying');
-      else app.log.info({ store: store.name }, 'store recovered');
-    },
-  });
+  link.onStateChange = (e) => {
+    if (e.failing) app.log.error({ err: e.error, store: store.name }, 'store failing: keeping changes in memory and retrying');
+    else app.log.info({ store: store.name }, 'store recovered');
+  };
   const router = new ShardRouter({
     shards: config.shards,
     capacity: config.capacity,
@@ -122,7 +125,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     clockDir: durableDir,
     clockFloorUs: replay?.maxTs ?? 0,
     clockSkewMs: clockSkewMs(),
-    writeBehind,
+    store: link,
     fence: fenceBuffers,
     onRestart:
       journalDir === null
@@ -134,22 +137,43 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onRescue: (shard, records) => {
       // Durable first (the ops they belong to are answered as applied), then on to the store.
       if (journalDir !== null) writeRescueSegment(journalDir, shard, records, config.journalFsyncMs !== null);
-      writeBehind.submit(records, records.length / StoredWord.Size);
+      link.submit(records);
       app.log.warn({ shard, records: records.length / StoredWord.Size }, 'shard worker died mid-batch: the changes it had applied were kept');
     },
     onError: (err, shard) => app.log.error({ err, shard }, 'shard worker failed: its in-flight operations got 503; a replacement re-attaches to its slabs'),
     onClockStep: (shard, steps, largestMs) =>
       app.log.warn({ shard, steps, largestMs }, 'wall clock stepped back: write timestamps keep increasing from the last one handed out'),
     onPressure: (refused) =>
-      app.log.warn({ refused, storeFailing: writeBehind.storeFailing, pendingWrites: writeBehind.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
+      app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
   const retirer =
     journalDir === null
       ? null
-      : new JournalRetirer({ journalDir, lanes: router.lanes, writeBehind, onError: (err) => app.log.error({ err }, 'journal: deleting retired segments failed') });
-  const metrics = new Metrics(router, writeBehind, store, retirer);
-  writeBehind.onLoadSeconds = (s) => metrics.storeLoad.observe(s);
-  writeBehind.onBatchSize = (n) => metrics.flushBatch.observe(n);
+      : new JournalRetirer({ journalDir, lanes: router.lanes, store: link, onError: (err) => app.log.error({ err }, 'journal: deleting retired segments failed') });
+  link.postedSeqs = () => router.storeSeqs();
+  link.onRestart = () => {
+    if (closing) return;
+    // The records the dead thread held unconfirmed are in the shards' journals: apply them again
+    // before the new thread serves the shards' loads. Without a journal they are gone.
+    if (journalDir === null) app.log.error({ store: store.name }, 'store thread replaced: changes it had not yet written are lost (no journal)');
+    for (let k = 0; k < router.shards; k++) void link.gate(k, true).catch(() => {});
+    router.storeRestarted();
+    if (journalDir === null) {
+      for (let k = 0; k < router.shards; k++) void link.gate(k, false).catch(() => {});
+      return;
+    }
+    for (const lane of router.lanes) {
+      const done: Promise<void> = reapplyShard(journalDir, lane.shard, store, () => closing).then(
+        (n) => app.log.warn({ shard: lane.shard, records: n }, 'store thread replaced: the shard\'s journal was applied to the store again'),
+        (err: unknown) => app.log.error({ err, shard: lane.shard }, 'store thread replaced: applying the journal again failed'),
+      ).finally(() => {
+        if (lane.reapplying === done) lane.reapplying = null;
+        void link.gate(lane.shard, false).catch(() => {});
+      });
+      lane.reapplying = done;
+    }
+  };
+  const metrics = new Metrics(router, link, retirer);
   observeRejections((code) => metrics.countRejection(code));
   app.addHook('onResponse', (req, reply, done) => {
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
@@ -158,9 +182,9 @@ export async function buildService(config: Config, options: ServiceOptions = {})
   const cluster =
     config.cluster === null || fenceBuffers === null
       ? null
-      : new Coordinator({ cluster: config.cluster, cassandra: config.cassandra, router, writeBehind, fence: new Fence(fenceBuffers), log: app.log });
+      : new Coordinator({ cluster: config.cluster, cassandra: config.cassandra, router, store: link, fence: new Fence(fenceBuffers), log: app.log });
   if (cluster !== null) registerClusterMetrics(metrics.registry, cluster);
-  const ctx: RouteContext = { router, writeBehind, metrics, cluster, clusterRouting: null, isClosing: () => closing };
+  const ctx: RouteContext = { router, store: link, metrics, cluster, clusterRouting: null, isClosing: () => closing };
 
   installErrorHandlers(app);
   // Before anything else: a caller without the token learns nothing, not even that we are stopping.
@@ -201,7 +225,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     app,
     router,
     store,
-    writeBehind,
+    writeBehind: link,
     cluster,
     replay,
     retirer,
@@ -220,9 +244,8 @@ export async function buildService(config: Config, options: ServiceOptions = {})
         router.flushAll().then(() => true),
         new Promise<boolean>((r) => setTimeout(r, Math.max(0, deadline - Date.now()), false).unref()),
       ]);
-      const drained = flushed && (await writeBehind.drain(Math.max(0, deadline - Date.now())));
-      const unflushed = drained ? 0 : router.dirty + writeBehind.pendingRecords;
-      writeBehind.close();
+      const drained = flushed && (await link.drain(Math.max(0, deadline - Date.now())));
+      const unflushed = drained ? 0 : router.dirty + link.pendingRecords;
       metrics.close();
       retirer?.close();
       await cluster?.close();
@@ -230,7 +253,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       // Every change is in the store: nothing for the next start to replay. Otherwise the journal
       // stays, and the next start applies it.
       if (drained) await retirer?.retireAll();
-      if (drained) await store.close();
+      if (drained) await link.close();
       return unflushed;
     },
   };

@@ -16,22 +16,21 @@
  * operations wait in it behind a load. Tickets carry an 8-bit epoch in their top byte, bumped at
  * each restart, so a late result for a ticket that was already answered and reused is ignored.
  */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
-import { LoadStatus, OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, StoredWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
+import { OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
 import { NOT_DONE, rescued } from '../workers/crash-ledger.js';
 import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
 import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
-import type { ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
-import type { WriteBehind } from './write-behind.js';
+import type { ShardAttach, ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
+import type { StoreLink } from './store/store-link.js';
 import type { FenceBuffers } from '../workers/cluster-fence.js';
 
 /** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
 export interface OpSink {
   onResult(index: number, buf: Uint32Array, at: number): void;
 }
-
-const EMPTY = new Uint32Array(0);
 
 /** Result records for operations whose worker died: applying this one (may be half made)... */
 const UNAVAILABLE = new Uint32Array([0, ResultStatus.Unavailable, 0, 0]);
@@ -49,12 +48,13 @@ export interface LaneOptions {
   clockDir: string | null;
   clockFloorUs: number;
   clockSkewMs: number;
-  writeBehind: WriteBehind;
+  /** the store thread: the worker posts its records and misses to it on a port of its own */
+  store: StoreLink;
   /** cluster mode: the fence whose drop marks TaskFlag.DiscardUsers reads; null otherwise */
   fence: FenceBuffers | null;
   /**
    * After the worker died: applies the shard's journal to the store again (what the dying batch
-   * evicted, deleted or snapshotted never reached this thread). Loads wait for it.
+   * evicted, deleted or snapshotted never reached the store). Its loads wait for it.
    */
   onRestart?: (shard: number) => Promise<void>;
   /**
@@ -71,13 +71,14 @@ export interface LaneOptions {
 export class ShardLane {
   readonly shard: number;
   private readonly pool: Piscina;
-  private readonly writeBehind: WriteBehind;
+  private readonly store: StoreLink;
+  /** this worker's results port: answers of operations that were parked behind loads */
+  private results: MessagePort | null = null;
+  private readonly onPushedBound: (reply: Uint32Array) => void;
   private readonly schedule: () => void;
   private readonly onError: (err: unknown, shard: number) => void;
   private readonly ops = new GrowBuffer(OpWord.Size * 256);
   private opCount = 0;
-  /** load sections ready to go with the next batch: [lo, hi, status, n, n * RsWord.Size] */
-  private readonly loads = new GrowBuffer(256);
   private readonly sinks: (OpSink | undefined)[];
   private readonly sinkIndex: Uint32Array;
   private readonly freeTickets: Uint32Array;
@@ -91,7 +92,7 @@ export class ShardLane {
   dirty = 0;
   /** The shard's oldest journal segment still needed, as of its last reply (journal-retirer.ts). */
   journalFloor = 0;
-  /** Set while the shard's journal is applied to the store again after a restart: loads wait, nothing is retired. */
+  /** Set while the shard's journal is applied to the store again after a restart: its loads wait, nothing is retired. */
   reapplying: Promise<void> | null = null;
   private readonly onRestart: ((shard: number) => Promise<void>) | undefined;
   private readonly onRescue: (shard: number, records: Uint32Array) => void;
@@ -114,7 +115,7 @@ export class ShardLane {
 
   constructor(o: LaneOptions) {
     this.shard = o.shard;
-    this.writeBehind = o.writeBehind;
+    this.store = o.store;
     this.schedule = o.schedule;
     this.onError = o.onError;
     this.onRestart = o.onRestart;
@@ -134,6 +135,7 @@ export class ShardLane {
       clockFloorUs: o.clockFloorUs,
       clockSkewMs: o.clockSkewMs,
       fence: o.fence,
+      storeStatus: o.store.statusBuffer,
     };
     this.pool = new Piscina({
       filename: o.workerFile,
@@ -162,6 +164,35 @@ export class ShardLane {
     for (let i = 0; i < o.maxQueue; i++) this.freeTickets[i] = o.maxQueue - 1 - i;
     this.freeTop = o.maxQueue;
     this.onReplyBound = this.onReply.bind(this);
+    this.onPushedBound = this.takeReply.bind(this);
+    this.attachPorts(false);
+  }
+
+  /**
+   * Gives the worker its ports, as its first task: a results port and a port to the store host
+   * (a new worker), or only a new store port (the store thread was replaced).
+   */
+  private attachPorts(storeRestarted: boolean): void {
+    const store = new MessageChannel();
+    const task: ShardAttach = { storePort: store.port2, storeRestarted };
+    const transferList: MessagePort[] = [store.port2];
+    if (!storeRestarted) {
+      // A dead worker's late answers were answered from its ledger already: drop them.
+      this.results?.close();
+      const results = new MessageChannel();
+      results.port1.on('message', this.onPushedBound);
+      results.port1.unref();
+      this.results = results.port1;
+      task.resultsPort = results.port2;
+      transferList.push(results.port2);
+    }
+    this.store.attach(this.shard, store.port1).catch((err: unknown) => this.onError(err, this.shard));
+    this.pool.run(task, { transferList }).catch(() => {});
+  }
+
+  /** The store thread was replaced: the worker talks to the new one, and asks again for its loads. */
+  storeRestarted(): void {
+    if (!this.closed) this.attachPorts(true);
   }
 
   /** Tickets left before this shard's queue is full. */
@@ -216,14 +247,12 @@ export class ShardLane {
     });
   }
 
-  /** Sends this turn's operations and completed loads to the worker as one task. */
+  /** Sends this turn's operations to the worker as one task. */
   flush(): void {
-    if (this.opCount === 0 && this.loads.len === 0 && this.flags === 0) return;
-    const task = new Uint32Array(TaskWord.HeaderSize + this.ops.len + this.loads.len);
+    if (this.opCount === 0 && this.flags === 0) return;
+    const task = new Uint32Array(TaskWord.HeaderSize + this.ops.len);
     task[TaskWord.OpCount] = this.opCount;
-    task[TaskWord.LoadWords] = this.loads.len;
-    const wb = this.writeBehind;
-    task[TaskWord.Flags] = this.flags | (wb.degraded ? TaskFlag.StoreDegraded : 0) | (wb.pendingFull ? TaskFlag.PendingFull : 0);
+    task[TaskWord.Flags] = this.flags;
     this.flags = 0;
     if (this.faultFlags !== 0 && this.opCount > 0) {
       task[TaskWord.Flags] |= this.faultFlags;
@@ -231,10 +260,8 @@ export class ShardLane {
     }
     task.set(this.ops.buf.subarray(0, this.ops.len), TaskWord.HeaderSize);
     this.keepOps();
-    task.set(this.loads.buf.subarray(0, this.loads.len), TaskWord.HeaderSize + this.ops.len);
     this.ops.len = 0;
     this.opCount = 0;
-    this.loads.len = 0;
     this.inFlight++;
     const restarts = this.restarts;
     this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, (err: unknown) => this.onFailure(err, restarts));
@@ -242,35 +269,33 @@ export class ShardLane {
 
   private onReply(reply: Uint32Array): void {
     this.inFlight--;
-    const loadsAt = ReplyWord.HeaderSize + reply[ReplyWord.ResultWords];
-    // Store mutations first: a user evicted in this batch may be asked for again in this batch,
-    // and its load must see what the eviction wrote.
-    const mutationsAt = this.takeMutations(reply);
+    this.takeReply(reply);
+  }
+
+  /** A task's reply, or one the worker pushed on the results port after loads completed ops. */
+  private takeReply(reply: Uint32Array): void {
+    this.takeState(reply);
     // The worker is exiting; its death answers this batch's operations with everything else.
     if (reply[ReplyWord.Failed] !== 0) return;
     if (this.flushAllWaiters.length > 0) this.continueFlushAll();
+    const end = ReplyWord.HeaderSize + reply[ReplyWord.ResultWords];
     let at = ReplyWord.HeaderSize;
-    while (at < loadsAt) {
+    while (at < end) {
       this.complete(reply[at + ResultWord.Ticket], reply, at);
       at += ResultWord.HeaderSize + reply[at + ResultWord.Count] * RsWord.Size;
     }
-    if (mutationsAt > loadsAt) this.load(reply.slice(loadsAt, mutationsAt));
   }
 
-  /** Hands a reply's store mutations to the write-behind; returns where they start. */
-  private takeMutations(reply: Uint32Array): number {
-    const mutationsAt = ReplyWord.HeaderSize + reply[ReplyWord.ResultWords] + reply[ReplyWord.LoadWords];
-    const mutationWords = reply[ReplyWord.MutationWords];
-    if (mutationWords > 0) this.writeBehind.submit(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / StoredWord.Size);
+  /** What a reply says of the shard: dirty read states, the journal floor, a flush to continue. */
+  private takeState(reply: Uint32Array): void {
     this.dirty = reply[ReplyWord.Dirty];
-    // After the mutations went to the write-behind: the retirer's barrier must include them.
+    // The worker posted its store records before this reply: the retirer's barrier counts them.
     this.journalFloor = reply[ReplyWord.JournalFloor];
     // A due wave comes in slices, one per turn, instead of waiting for the next timer tick.
-    if (reply[ReplyWord.FlushBehind] !== 0 && !this.writeBehind.degraded) {
+    if (reply[ReplyWord.FlushBehind] !== 0 && !this.store.degraded) {
       this.flags |= TaskFlag.FlushBehind;
       this.schedule();
     }
-    return mutationsAt;
   }
 
   private continueFlushAll(): void {
@@ -281,7 +306,7 @@ export class ShardLane {
     } else {
       // More than one reply's worth, or the store is degraded (then the next tick asks again).
       this.flags |= TaskFlag.FlushAll;
-      if (!this.writeBehind.degraded) this.schedule();
+      if (!this.store.degraded) this.schedule();
     }
   }
 
@@ -301,38 +326,6 @@ export class ShardLane {
   }
 
   /**
-   * Misses: fetch the users ((lo, hi) pairs) from the store in one call and queue them for the
-   * next batch.
-   */
-  private load(users: Uint32Array): void {
-    if (this.reapplying !== null) {
-      // The store and the pending overlay may lack what the dead worker evicted: wait for it.
-      void this.reapplying.then(() => this.load(users));
-      return;
-    }
-    this.writeBehind.loadMany(users).then(
-      (records) => {
-        for (let u = 0; u < records.length; u++) this.queueLoad(users[2 * u], users[2 * u + 1], LoadStatus.Ok, records[u]);
-      },
-      () => {
-        // Counted in the store metrics; the parked operations get a retryable 503.
-        for (let i = 0; i < users.length; i += 2) this.queueLoad(users[i], users[i + 1], LoadStatus.Failed, EMPTY);
-      },
-    );
-  }
-
-  private queueLoad(lo: number, hi: number, status: number, records: Uint32Array): void {
-    this.schedule();
-    const at = this.loads.reserve(4 + records.length);
-    const b = this.loads.buf;
-    b[at] = lo;
-    b[at + 1] = hi;
-    b[at + 2] = status;
-    b[at + 3] = records.length / RsWord.Size;
-    b.set(records, at + 4);
-  }
-
-  /**
    * The task was rejected. Normally its worker died under it and restart() has run already (the
    * death is handled before piscina rejects the dead thread's tasks). A task rejected by a worker
    * still alive leaves its operations unanswered and the shard in an unknown state: end that
@@ -348,12 +341,16 @@ export class ShardLane {
   /**
    * The worker died: answer everything outstanding from its ledger (answerFromLedger); ops not
    * sent yet are refused as not applied (they would reach the new worker under tickets that have
-   * been answered). Completed loads are kept: the replacement installs only users it is loading.
+   * been answered). The replacement gets ports of its own; loads answered for its predecessor are
+   * installed only for users it is loading itself.
    */
   private restart(err: unknown): void {
     this.restarts++;
     this.onError(err, this.shard);
+    // Before the new worker's port is attached: the host holds its loads until the journal is in.
+    if (this.onRestart !== undefined) this.store.gate(this.shard, true).catch(() => {});
     this.answerFromLedger();
+    this.attachPorts(false);
     this.flags |= TaskFlag.FlushDue;
     this.schedule();
     if (this.onRestart !== undefined) {
@@ -367,6 +364,7 @@ export class ShardLane {
         },
       );
       this.reapplying = done;
+      void done.finally(() => this.store.gate(this.shard, false).catch(() => {}));
     }
   }
 
@@ -474,18 +472,17 @@ export class ShardLane {
 
   /**
    * Resolves true when the worker answers an empty batch within `timeoutMs`. An empty batch is
-   * still a batch: it carries the store's state, and what it flushes (with no flush delay the
-   * worker flushes on every batch) goes to the write-behind like any reply's mutations.
+   * still a batch: what it flushes (with no flush delay the worker flushes on every batch) goes to
+   * the store like any batch's records.
    */
   async ping(timeoutMs: number): Promise<boolean> {
     const task = new Uint32Array(TaskWord.HeaderSize);
-    task[TaskWord.Flags] = this.writeBehind.degraded ? TaskFlag.StoreDegraded : 0;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(resolve, timeoutMs, false);
     });
     const answered = (reply: Uint32Array): boolean => {
-      this.takeMutations(reply);
+      this.takeState(reply);
       return true;
     };
     try {
@@ -501,12 +498,13 @@ export class ShardLane {
    */
   async discardUsers(): Promise<void> {
     const task = new Uint32Array(TaskWord.HeaderSize);
-    task[TaskWord.Flags] = TaskFlag.DiscardUsers | (this.writeBehind.degraded ? TaskFlag.StoreDegraded : 0);
-    this.takeMutations((await this.pool.run(task)) as Uint32Array);
+    task[TaskWord.Flags] = TaskFlag.DiscardUsers;
+    this.takeState((await this.pool.run(task)) as Uint32Array);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.pool.destroy();
+    this.results?.close();
   }
 }

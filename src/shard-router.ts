@@ -5,12 +5,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { shardOf } from '../workers/hash.js';
-import { OpWord, StoredWord, type ShardStats } from '../workers/protocol.js';
+import { OpWord, type ShardStats } from '../workers/protocol.js';
 import type { OpList } from '../workers/op-list.js';
-import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
+import { H_CLOCK_BACK_MAX_MS, H_CLOCK_BACK_STEPS, H_STORE_SEQ, allocateShardBuffers, type ShardBuffers } from '../workers/shard-memory.js';
 import { ShardLane, type OpSink } from './shard-lane.js';
 import type { ShardJournalConfig } from '../workers/shard-worker.js';
-import type { WriteBehind } from './write-behind.js';
+import type { StoreLink } from './store/store-link.js';
 import type { FenceBuffers } from '../workers/cluster-fence.js';
 
 export interface RouterOptions {
@@ -28,11 +28,11 @@ export interface RouterOptions {
   clockFloorUs: number;
   /** added to the shards' wall clock (fault injection) */
   clockSkewMs: number;
-  writeBehind: WriteBehind;
+  store: StoreLink;
   /** cluster mode: the store fence (its drop marks are read by TaskFlag.DiscardUsers) */
   fence?: FenceBuffers | null;
   onRestart?: (shard: number) => Promise<void>;
-  /** see LaneOptions.onRescue; by default the records only go to the write-behind (no journal) */
+  /** see LaneOptions.onRescue; by default the records only go to the store (no journal) */
   onRescue?: (shard: number, records: Uint32Array) => void;
   /** Called when a shard saw its wall clock step back (timestamps went on increasing regardless). */
   onClockStep?: (shard: number, steps: number, largestMs: number) => void;
@@ -126,10 +126,10 @@ export class ShardRouter {
           clockDir: o.clockDir,
           clockFloorUs: o.clockFloorUs,
           clockSkewMs: o.clockSkewMs,
-          writeBehind: o.writeBehind,
+          store: o.store,
           fence: o.fence ?? null,
           onRestart: o.onRestart,
-          onRescue: o.onRescue ?? ((_shard, records) => o.writeBehind.submit(records, records.length / StoredWord.Size)),
+          onRescue: o.onRescue ?? ((_shard, records) => o.store.submit(records)),
           schedule: this.scheduleBound,
           onError: o.onError,
         }),
@@ -213,7 +213,17 @@ export class ShardRouter {
     return n;
   }
 
-  /** Hands every dirty read state of every shard to the write-behind. */
+  /** Each shard's message number to the store host (shard-memory.ts H_STORE_SEQ). */
+  storeSeqs(): number[] {
+    return this.buffers.map((b) => new Int32Array(b.header)[H_STORE_SEQ]);
+  }
+
+  /** The store thread was replaced: every shard re-attaches and asks again for its loads. */
+  storeRestarted(): void {
+    for (const lane of this.lanes) lane.storeRestarted();
+  }
+
+  /** Hands every dirty read state of every shard to the store. */
   async flushAll(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.flushAll()));
   }

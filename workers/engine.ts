@@ -765,6 +765,17 @@ export class ShardEngine {
     }
   }
 
+  /** The store thread was replaced and its loads in flight with it: asks for every loading user again. */
+  requestLoadsAgain(): void {
+    const m = this.m;
+    const hwm = m.header[H_USER_HWM];
+    for (let u = 0; u < hwm; u++) {
+      if (m.userState[u] !== USER_LOADING) continue;
+      this.loadRequests.push(m.userLo[u]);
+      this.loadRequests.push(m.userHi[u]);
+    }
+  }
+
   /** Users whose load is outstanding. */
   get loading(): number {
     return this.loadingUsers;

@@ -11,11 +11,15 @@
  *   header: opCount, loadWords, flags (TaskFlag)
  *   load section: repeated [userLo, userHi, status, n, n * RsWord.Size read states]
  *
- * Reply (worker -> main):
- *   [ReplyWord.HeaderSize header][results][load requests][store mutations]
+ * Reply (worker -> main): the answer to a task, or pushed on the shard's results port when loads
+ * completed parked operations:
+ *   [ReplyWord.HeaderSize header][results]
  *   results: repeated [ticket, status, changed, n, n * RsWord.Size read states]
- *   load requests: repeated [userLo, userHi]
- *   mutations: repeated StoredWord.Size records (RecordKind.Write or Delete)
+ *
+ * Store messages (shard <-> store host, on the MessagePort between them; StoreMsgWord header):
+ *   StoreMsg.Records (shard -> host): count StoredWord.Size records (RecordKind.Write or Delete)
+ *   StoreMsg.Loads (shard -> host): count users as [userLo, userHi] pairs
+ *   StoreMsg.Answers (host -> shard): a load section as in a task, count words long
  *
  * The constants are grouped as const enums: tsc inlines every use, so a field offset costs what a
  * literal costs, and each group names one layout or one set of values.
@@ -167,21 +171,11 @@ export const enum TaskFlag {
   /** Write out every dirty read state now (shutdown). */
   FlushAll = 2,
   /**
-   * The store is failing or its backlog is full: take no new snapshots, and evict only users with
-   * nothing unflushed (if there are none, refuse what would need room with ResultStatus.StoreBacklog).
-   */
-  StoreDegraded = 4,
-  /**
    * Fault injection: the worker exits once this batch is applied, before its journal write and its
    * reply (the latest moment a crash loses the batch's store records: evictions, deletes, snapshots).
    */
   FaultExitAfterApply = 8,
-  /**
-   * The write-behind holds --max-pending-writes records: a delete, whose store record would be one
-   * more, is refused with ResultStatus.StoreBacklog (not applied) until the store catches up.
-   */
-  PendingFull = 16,
-  /** Fault injection: the worker dies inside the batch's second op, the first one applied. */
+  /** Fault injection: the worker dies inside the second op of the batch (crash-ledger tests). */
   FaultExitInSecondOp = 32,
   /** Hand over the next slice of what an earlier flush found due (ReplyWord.FlushBehind). */
   FlushBehind = 64,
@@ -191,17 +185,31 @@ export const enum TaskFlag {
 
 export const enum ReplyWord {
   ResultWords = 0,
-  LoadWords = 1,
-  MutationWords = 2,
   /** read states still dirty in the shard after this batch */
-  Dirty = 3,
+  Dirty = 1,
   /** 1 when the batch failed in the worker: no results (its operations get a retryable 503) */
-  Failed = 4,
+  Failed = 2,
   /** the shard's oldest journal segment still needed by its dirty read states (journal.ts) */
-  JournalFloor = 5,
+  JournalFloor = 3,
   /** 1 when read states are due that this batch left for the next one (ask again next turn) */
-  FlushBehind = 6,
-  HeaderSize = 7,
+  FlushBehind = 4,
+  HeaderSize = 5,
+}
+
+/** Header of a message between a shard and the store host. */
+export const enum StoreMsgWord {
+  Kind = 0,
+  /** the shard's message number (shard -> host; shard-memory.ts H_STORE_SEQ) */
+  Seq = 1,
+  /** records, users or words that follow, by kind */
+  Count = 2,
+  HeaderSize = 3,
+}
+
+export const enum StoreMsg {
+  Records = 1,
+  Loads = 2,
+  Answers = 3,
 }
 
 /** Load section status: the store answered, or could not (the parked ops fail with 503). */

@@ -75,6 +75,8 @@ export const H_RESCUED = 18;
 /** tombstone ring entries ever written (two u32 halves) */
 export const H_TOMB_POS_LO = 19;
 export const H_TOMB_POS_HI = 20;
+/** sequence number of the last message this shard posted to the store host (store-status.ts S_RECEIVED) */
+export const H_STORE_SEQ = 21;
 export const H_WORDS = 24;
 
 export const RS_DIRTY = 1;

@@ -1,10 +1,13 @@
 /**
  * Shard worker entry point (piscina loads this file). One worker owns one shard for its whole
  * life: the pool that runs it has exactly one thread that is never reaped, so the slabs it
- * attaches to here are its own. Each task is one batch of encoded operations (plus any users the
- * main thread has loaded); the reply is one transferred buffer.
+ * attaches to here are its own. Each task is one batch of encoded operations; the reply is one
+ * transferred buffer. Changed read states and misses go straight to the store host on this
+ * shard's store port; loaded users come back on it, and the answers of the operations parked
+ * behind them go to the main thread on the results port (the same reply format).
  */
 import { setFlagsFromString } from 'node:v8';
+import type { MessagePort } from 'node:worker_threads';
 import { runInNewContext } from 'node:vm';
 import { move, workerData } from 'piscina';
 import { join } from 'node:path';
@@ -13,11 +16,12 @@ import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
 import { awaitRescue } from './crash-ledger.js';
 import { shardDirName } from './journal-format.js';
-import { OpWord, ReplyWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
+import { OpWord, ReplyWord, StoreMsg, StoreMsgWord, StoredWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
+import { S_DEGRADED, S_PENDING_FULL } from './store-status.js';
 import { hasState, recoverShard } from './recovery.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
-import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_STORE_SEQ, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardJournalConfig {
   /** `<dataDir>/journal`: this shard writes `shard-<k>/` and `shard-<k>.clock` in it */
@@ -43,6 +47,16 @@ export interface ShardWorkerData {
   clockSkewMs: number;
   /** cluster mode: which partitions' users to drop (TaskFlag.DiscardUsers); null otherwise */
   fence: FenceBuffers | null;
+  /** the store host's status words (store-status.ts) */
+  storeStatus: SharedArrayBuffer;
+}
+
+/** A task that hands the worker its ports (first task of every worker, and after a store restart). */
+export interface ShardAttach {
+  storePort?: MessagePort;
+  resultsPort?: MessagePort;
+  /** the store thread was replaced: the loads it had are gone, ask again */
+  storeRestarted?: boolean;
 }
 
 const data = workerData as ShardWorkerData;
@@ -107,16 +121,70 @@ function stats(collect: boolean, resetDelay: boolean): ShardStats {
   };
 }
 
+const storeStatus = new Int32Array(data.storeStatus);
+let storePort: MessagePort | null = null;
+let resultsPort: MessagePort | null = null;
+/** store messages made before the store port arrived (a replacement's first batches) */
+const unsent: Uint32Array[] = [];
+
 /** Set once a batch failed: until this worker exits, no batch may touch the slabs again. */
 let failed = false;
 
-export default function runBatch(task: Uint32Array): unknown {
+export default function runBatch(task: Uint32Array | ShardAttach): unknown {
+  if (!(task instanceof Uint32Array)) return attach(task);
   if (task[TaskWord.OpCount] === STATS_TASK) return stats((task[TaskWord.LoadWords] & 1) !== 0, (task[TaskWord.LoadWords] & 2) !== 0);
+  const opCount = task[TaskWord.OpCount];
+  const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
+  const reply = guarded(task, TaskWord.HeaderSize, opCount, loadsAt, loadsAt + task[TaskWord.LoadWords], task[TaskWord.Flags]);
+  return reply instanceof Promise ? reply.then(move) : move(reply);
+}
+
+function attach(a: ShardAttach): null {
+  if (a.resultsPort !== undefined) {
+    resultsPort = a.resultsPort;
+    resultsPort.unref();
+  }
+  if (a.storePort !== undefined) {
+    storePort?.close();
+    const port = a.storePort;
+    storePort = port;
+    port.on('message', onStoreMessage);
+    port.unref();
+    for (const m of unsent) port.postMessage(m, [m.buffer as ArrayBuffer]);
+    unsent.length = 0;
+    if (a.storeRestarted === true) {
+      const l = engine.loadRequests;
+      engine.requestLoadsAgain();
+      if (l.len > 0) postStore(StoreMsg.Loads, l.buf, l.len, l.len / 2);
+      l.len = 0;
+    }
+    // Even with nothing to send: the host learns this shard's message number.
+    postStore(StoreMsg.Records, engine.mutations.buf, 0, 0);
+  }
+  return null;
+}
+
+/** Loaded users from the store host: install them, and push the parked operations' answers. */
+function onStoreMessage(msg: Uint32Array): void {
+  if (msg[StoreMsgWord.Kind] !== StoreMsg.Answers || failed) return;
+  const at = StoreMsgWord.HeaderSize;
+  const reply = guarded(msg, 0, 0, at, at + msg[StoreMsgWord.Count], 0);
+  if (reply instanceof Promise) void reply.then(pushReply);
+  else pushReply(reply);
+}
+
+function pushReply(reply: unknown): void {
+  const r = reply as Uint32Array;
+  resultsPort?.postMessage(r, [r.buffer as ArrayBuffer]);
+}
+
+/** One step; a throw leaves the slabs in an unknown state, so the worker ends (see below). */
+function guarded(buf: Uint32Array, opsAt: number, opCount: number, loadsAt: number, loadsEnd: number, flags: number): Uint32Array | Promise<Uint32Array> {
   // Batches already queued behind the failed one would run on broken structures and, finishing,
   // clear H_MUTATING, so that the replacement would not rebuild them.
-  if (failed) return move(buildReply(memory.header[H_DIRTY], 1));
+  if (failed) return buildReply(memory.header[H_DIRTY], 1);
   try {
-    return applyBatch(task);
+    return step(buf, opsAt, opCount, loadsAt, loadsEnd, flags);
   } catch (err) {
     // A bug left this shard's structures in an unknown state. Hand over what the store must
     // still get (mutations already taken out of the slabs), answer nothing, and exit: the
@@ -132,26 +200,24 @@ export default function runBatch(task: Uint32Array): unknown {
     } catch {
       // the replacement re-flushes every cached read state anyway
     }
-    return move(buildReply(memory.header[H_DIRTY], 1));
+    return buildReply(memory.header[H_DIRTY], 1);
   }
 }
 
-function applyBatch(task: Uint32Array): unknown {
-  const opCount = task[TaskWord.OpCount];
-  const loadWords = task[TaskWord.LoadWords];
-  const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
-  // Loads first: they complete users whose operations arrived in earlier batches, which must be
-  // applied before this batch's operations on the same users (those are parked behind them).
-  const flags = task[TaskWord.Flags];
-  engine.degraded = (flags & TaskFlag.StoreDegraded) !== 0;
-  engine.pendingFull = (flags & TaskFlag.PendingFull) !== 0;
+/**
+ * Applies loads (they complete users whose operations arrived earlier, which must be applied
+ * before this batch's operations on the same users: those are parked behind them), then ops.
+ */
+function step(buf: Uint32Array, opsAt: number, opCount: number, loadsAt: number, loadsEnd: number, flags: number): Uint32Array | Promise<Uint32Array> {
+  engine.degraded = storeStatus[S_DEGRADED] !== 0;
+  engine.pendingFull = storeStatus[S_PENDING_FULL] !== 0;
   clock.beginBatch();
   journal?.beginBatch(engine.dirtyTail, now());
   memory.header[H_MUTATING] = 1;
   if ((flags & TaskFlag.DiscardUsers) !== 0) engine.discardUsers(dropsUser);
-  if (loadWords > 0) engine.installLoads(task, loadsAt, loadsAt + loadWords);
-  if ((flags & TaskFlag.FaultExitInSecondOp) !== 0 && opCount >= 2) dieInSecondOp(task);
-  engine.applyOps(task, TaskWord.HeaderSize, opCount);
+  if (loadsEnd > loadsAt) engine.installLoads(buf, loadsAt, loadsEnd);
+  if ((flags & TaskFlag.FaultExitInSecondOp) !== 0 && opCount >= 2) dieInSecondOp(buf);
+  engine.applyOps(buf, opsAt, opCount);
   let dirty = memory.header[H_DIRTY];
   if (!engine.degraded && dirty > 0) {
     if ((flags & TaskFlag.FlushAll) !== 0) dirty = engine.flushAll();
@@ -164,7 +230,7 @@ function applyBatch(task: Uint32Array): unknown {
   // The journal write comes before the reply exists: no answer of this batch can be sent first.
   const durable = journal === null ? null : journal.append(engine.journal.buf, engine.journalRecords);
   const reply = buildReply(dirty);
-  return durable === null ? move(reply) : durable.then(() => move(reply));
+  return durable === null ? reply : durable.then(() => reply);
 }
 
 /** Fault injection: applies the first op, then dies as if inside the second one. */
@@ -175,24 +241,35 @@ function dieInSecondOp(task: Uint32Array): never {
   process.exit(70);
 }
 
+/** Sends `words` of `src` to the store host as one numbered message (kept until the port arrives). */
+function postStore(kind: StoreMsg, src: Uint32Array, words: number, count: number): void {
+  const msg = new Uint32Array(StoreMsgWord.HeaderSize + words);
+  msg[StoreMsgWord.Kind] = kind;
+  msg[StoreMsgWord.Seq] = Atomics.add(memory.header, H_STORE_SEQ, 1) + 1;
+  msg[StoreMsgWord.Count] = count;
+  msg.set(src.subarray(0, words), StoreMsgWord.HeaderSize);
+  if (storePort === null) unsent.push(msg);
+  else storePort.postMessage(msg, [msg.buffer as ArrayBuffer]);
+}
+
+/**
+ * The batch's answer. Its store records and misses leave first, on the store port: the reply
+ * tells the main thread what is dirty and which journal segments are still needed, and by then
+ * the records taken out of the slabs are on their way to the host (the journal retirer counts on it).
+ */
 function buildReply(dirty: number, failed = 0): Uint32Array {
-  const r = engine.results;
-  const l = engine.loadRequests;
   const mu = engine.mutations;
-  const reply = new Uint32Array(ReplyWord.HeaderSize + r.len + l.len + mu.len);
+  const l = engine.loadRequests;
+  if (mu.len > 0) postStore(StoreMsg.Records, mu.buf, mu.len, mu.len / StoredWord.Size);
+  if (l.len > 0) postStore(StoreMsg.Loads, l.buf, l.len, l.len / 2);
+  const r = engine.results;
+  const reply = new Uint32Array(ReplyWord.HeaderSize + r.len);
   reply[ReplyWord.ResultWords] = r.len;
-  reply[ReplyWord.LoadWords] = l.len;
-  reply[ReplyWord.MutationWords] = mu.len;
   reply[ReplyWord.Dirty] = dirty;
   reply[ReplyWord.Failed] = failed;
   reply[ReplyWord.JournalFloor] = journal === null ? 0 : journal.floor(engine.dirtyHead);
   reply[ReplyWord.FlushBehind] = engine.flushBehind ? 1 : 0;
-  let at = ReplyWord.HeaderSize;
-  reply.set(r.buf.subarray(0, r.len), at);
-  at += r.len;
-  reply.set(l.buf.subarray(0, l.len), at);
-  at += l.len;
-  reply.set(mu.buf.subarray(0, mu.len), at);
+  reply.set(r.buf.subarray(0, r.len), ReplyWord.HeaderSize);
   engine.resetOutput();
   return reply;
 }

@@ -1,24 +1,31 @@
 /**
- * Store worker (the flusher/loader thread): owns the durable store's connection and runs all of
- * its I/O, so neither the HTTP thread nor a shard worker ever blocks on it. better-sqlite3 is
- * synchronous by design and must not run on the HTTP thread; the Cassandra driver's request
- * encoding and result decoding are CPU work better kept off the HTTP thread as well (the main
- * thread only forwards flat buffers). One task per store call; records travel as transferred
- * Uint32Arrays in the shard wire format.
+ * Store worker (the flusher/loader thread): owns the store and the write-behind in front of it
+ * (store-host.ts), and runs all of the store's I/O, so neither the HTTP thread nor a shard worker
+ * ever blocks on it. better-sqlite3 is synchronous by design and must not run on the HTTP thread;
+ * the Cassandra driver's request encoding and result decoding are CPU work better kept off it as
+ * well. Shards talk to the host over their own MessagePorts; the main thread's calls (attach a
+ * shard, drain, the journal barrier, figures, and direct store calls for journal replay) are
+ * piscina tasks.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { move, workerData } from 'piscina';
 import { loadEach } from './store/load-many.js';
 import type { CassandraConfig, StoreKind } from './store/store-config.js';
 import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
+import { StoreHost, type StoreHostOptions, type StoreStateEvent } from './store-host.js';
 
 export interface StoreWorkerData {
-  kind: Exclude<StoreKind, 'memory'>;
+  kind: StoreKind;
   dataDir: string;
   cassandra: CassandraConfig;
   /** cluster mode: writes are fenced by the leases (cluster-fence.ts) */
   fence?: FenceBuffers;
+  /** the host's status words (store-status.ts) */
+  status: SharedArrayBuffer;
+  shards: number;
+  writeBehind: StoreHostOptions;
 }
 
 export type StoreTask =
@@ -26,6 +33,14 @@ export type StoreTask =
   | { op: 'load'; lo: number; hi: number }
   | { op: 'loadMany'; users: Uint32Array }
   | { op: 'apply'; records: Uint32Array; count: number }
+  | { op: 'attach'; shard: number; port: MessagePort }
+  | { op: 'events'; port: MessagePort }
+  | { op: 'gate'; shard: number; on: boolean }
+  | { op: 'submit'; records: Uint32Array }
+  | { op: 'drain'; seqs: number[]; timeoutMs: number }
+  | { op: 'startBarrier'; seqs: number[] }
+  | { op: 'barrierPassed' }
+  | { op: 'stats' }
   | { op: 'telemetry'; resetDelay: boolean }
   | { op: 'close' };
 
@@ -111,6 +126,10 @@ function queueApply(records: Uint32Array, count: number): Promise<null> {
 }
 
 async function create(): Promise<ReadStateStore> {
+  if (data.kind === 'memory') {
+    const { MemoryStore } = await import('./store/memory-store.js');
+    return new MemoryStore();
+  }
   if (data.kind === 'sqlite') {
     const { SqliteStore } = await import('./store/sqlite-store.js');
     // loads run on this thread: WAL checkpoints go to a thread of their own (see sqlite-checkpointer.ts)
@@ -129,7 +148,23 @@ async function create(): Promise<ReadStateStore> {
   });
 }
 
-/** Answers a task: a Uint32Array (loads, moved where large), ThreadTelemetry, or null. */
+/** The store as the write-behind uses it: writes take their turn (queueApply), loads do not. */
+const turned: ReadStateStore = {
+  name: data.kind,
+  open: async () => {
+    await opened();
+  },
+  load: async (lo, hi) => (await opened()).load(lo, hi),
+  apply: async (records, count) => {
+    await queueApply(records, count);
+  },
+  close: async () => {},
+};
+const host = new StoreHost(turned, data.status, data.shards, data.writeBehind);
+let events: MessagePort | null = null;
+host.onStateChange = (e: StoreStateEvent) => events?.postMessage(e);
+
+/** Answers a task: a Uint32Array (loads, moved where large), figures, a boolean, or null. */
 export default async function run(task: StoreTask): Promise<unknown> {
   switch (task.op) {
     case 'telemetry':
@@ -144,7 +179,30 @@ export default async function run(task: StoreTask): Promise<unknown> {
       return move(await loadEach(await opened(), task.users));
     case 'apply':
       return queueApply(task.records, task.count);
+    case 'attach':
+      host.attach(task.shard, task.port);
+      return null;
+    case 'events':
+      events = task.port;
+      events.unref();
+      return null;
+    case 'gate':
+      host.gate(task.shard, task.on);
+      return null;
+    case 'submit':
+      host.submit(task.records);
+      return null;
+    case 'drain':
+      return host.drain(task.seqs, task.timeoutMs);
+    case 'startBarrier':
+      await host.startBarrier(task.seqs);
+      return null;
+    case 'barrierPassed':
+      return host.barrierPassed;
+    case 'stats':
+      return host.stats();
     case 'close': {
+      host.close();
       await drainApplies();
       closed = true;
       const s = await store?.catch(() => undefined);

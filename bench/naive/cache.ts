@@ -6,7 +6,7 @@
  * confirmed); ops of a user being loaded wait for that one load, in arrival order.
  */
 import { LRUCache } from 'lru-cache';
-import type { WriteBehind } from '../../src/write-behind.js';
+import type { WriteBehind } from '../../workers/write-behind.js';
 import { ResultStatus } from '../../workers/protocol.js';
 import type { DirtyTracker } from './dirty.js';
 import { hi32, lo32 } from './ids.js';

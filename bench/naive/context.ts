@@ -1,4 +1,4 @@
-import type { WriteBehind } from '../../src/write-behind.js';
+import type { WriteBehind } from '../../workers/write-behind.js';
 import type { UserCache } from './cache.js';
 import type { DirtyTracker } from './dirty.js';
 

@@ -4,7 +4,7 @@
  * delay; evictions and deletes go out at once; shutdown hands over everything.
  */
 import { RecordKind, StoredWord } from '../../workers/protocol.js';
-import type { WriteBehind } from '../../src/write-behind.js';
+import type { WriteBehind } from '../../workers/write-behind.js';
 import type { ReadState } from './read-state.js';
 import { writeRecord } from './records.js';
 

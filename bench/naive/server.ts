@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import { createStore } from '../../src/store/open-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
-import { WriteBehind } from '../../src/write-behind.js';
+import { WriteBehind } from '../../workers/write-behind.js';
 import { batchRoutes } from './batch.js';
 import { UserCache } from './cache.js';
 import { channelRoutes } from './channels.js';

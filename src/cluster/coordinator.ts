@@ -27,7 +27,7 @@ import { partitionOf } from '../../workers/hash.js';
 import { monotonicMs, type Fence } from '../../workers/cluster-fence.js';
 import type { CassandraConfig, ClusterConfig } from '../config.js';
 import type { ShardRouter } from '../shard-router.js';
-import type { WriteBehind } from '../write-behind.js';
+import type { StoreLink } from '../store/store-link.js';
 import { desiredOwners } from './assignment.js';
 import { LeaseTable, type MemberRow, type PartitionRow } from './lease-table.js';
 import type { ClusterHttpCounters, ClusterView } from './view.js';
@@ -60,7 +60,8 @@ export interface CoordinatorOptions {
   cluster: ClusterConfig;
   cassandra: CassandraConfig;
   router: ShardRouter;
-  writeBehind: WriteBehind;
+  /** the store thread (write-behind state, drain) */
+  store: StoreLink;
   fence: Fence;
   log: ClusterLog;
   /** a handover that has not flushed within this long is abandoned (the partition stays here) */
@@ -486,7 +487,7 @@ export class Coordinator implements ClusterView {
   private async flushAndConfirm(left: () => number): Promise<boolean> {
     const router = this.o.router;
     const flushed = await Promise.race([router.flushAll().then(() => true), sleep(left()).then(() => false)]);
-    return flushed && (await this.o.writeBehind.drain(left()));
+    return flushed && (await this.o.store.drain(left()));
   }
 
   private async releaseRows(ps: number[]): Promise<void> {

@@ -1,13 +1,14 @@
 import type { ShardRouter } from '../shard-router.js';
 import type { Metrics } from '../metrics.js';
-import type { WriteBehind } from '../write-behind.js';
+import type { StoreLink } from '../store/store-link.js';
 import type { Coordinator } from '../cluster/coordinator.js';
 import type { ClusterRouting } from '../cluster/http-routing.js';
 
 /** What route plugins need from the service. */
 export interface RouteContext {
   router: ShardRouter;
-  writeBehind: WriteBehind;
+  /** the store thread (write-behind state, drain) */
+  store: StoreLink;
   metrics: Metrics;
   /** cluster mode's coordinator; null for a single instance */
   cluster: Coordinator | null;

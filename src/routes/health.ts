@@ -13,7 +13,7 @@ export function healthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/ready', { schema: healthSchema }, async (_req, reply) => {
     if (ctx.isClosing()) return sendError(reply, 'SHUTTING_DOWN');
     if (!(await ctx.router.ready(READY_TIMEOUT_MS))) return sendError(reply, 'NOT_READY');
-    if (ctx.writeBehind.storeFailing) return sendError(reply, 'STORE_UNAVAILABLE');
+    if (ctx.store.storeFailing) return sendError(reply, 'STORE_UNAVAILABLE');
     if (ctx.cluster !== null && !ctx.cluster.ready()) return sendError(reply, 'NOT_READY', 'not a cluster member with a valid lease');
     return { status: 'ready' };
   });

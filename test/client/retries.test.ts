@@ -16,7 +16,7 @@ import {
   UnavailableError,
   type ReadStatesError,
 } from '../../client/index.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { shardOf } from '../../workers/hash.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { metricSum, requestsOn } from '../support/metrics-text.js';

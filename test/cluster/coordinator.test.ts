@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../src/cluster/coordinator.js';
 import type { CassandraConfig } from '../../src/config.js';
 import type { ShardRouter } from '../../src/shard-router.js';
-import type { WriteBehind } from '../../src/write-behind.js';
+import type { StoreLink } from '../../src/store/store-link.js';
 import { Fence, allocateFence } from '../../workers/cluster-fence.js';
 import { StoredWord } from '../../workers/protocol.js';
 import { CASSANDRA_DC, CASSANDRA_HOOK_TIMEOUT_MS, ensureCassandra, holdCassandraExclusive, stopCassandraIfStarted } from '../support/cassandra.js';
@@ -38,7 +38,7 @@ afterAll(async () => {
   await stopCassandraIfStarted();
 }, CASSANDRA_HOOK_TIMEOUT_MS);
 
-/** What the coordinator asks of the shards and the write-behind, counted. */
+/** What the coordinator asks of the shards and the store, counted. */
 class FakeService {
   flushes = 0;
   discards = 0;
@@ -52,7 +52,7 @@ class FakeService {
       this.discards++;
     },
   } as unknown as ShardRouter;
-  readonly writeBehind = { drain: async () => this.drainResult } as unknown as WriteBehind;
+  readonly store = { drain: async () => this.drainResult } as unknown as StoreLink;
 }
 
 interface Member {
@@ -71,7 +71,7 @@ function member(cluster: string, name: string, partitions = PARTITIONS): Member 
     cluster: { name: cluster, advertiseUrl: `http://127.0.0.1:1/${name}`, partitions, leaseMs: LEASE_MS, instanceId: name },
     cassandra: cass,
     router: svc.router,
-    writeBehind: svc.writeBehind,
+    store: svc.store,
     fence,
     log: silent,
     handoverTimeoutMs: 1000,

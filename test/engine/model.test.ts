@@ -22,6 +22,7 @@ import {
   type Op,
   type OpResult,
   type ReadState,
+  DEGRADED_TASK,
 } from '../support/engine-harness.js';
 import { userFind } from '../../workers/hash-index.js';
 import { H_DIRTY, H_RS_COUNT, H_USER_COUNT, NIL } from '../../workers/shard-memory.js';
@@ -393,7 +394,7 @@ function runModel(cfg: Config): void {
       lastSeq.set(p.op.user, p.seq);
       if (actual.status === ResultStatus.StoreBacklog) {
         // Refused for lack of room the store could take: allowed only while the store is degraded.
-        expect(actual.taskFlags & TaskFlag.StoreDegraded, `op #${p.seq} got a backlog refusal outside a degraded task`).not.toBe(0);
+        expect(actual.taskFlags & DEGRADED_TASK, `op #${p.seq} got a backlog refusal outside a degraded task`).not.toBe(0);
         expect(actual.changed).toBe(false);
         backlog++;
         history.push(`#${p.seq} ${describeOp(p.op)} -> backlog`);
@@ -465,11 +466,11 @@ function runModel(cfg: Config): void {
     if (degradedLeft > 0) {
       degradedLeft--;
       degradedSteps++;
-      return TaskFlag.StoreDegraded;
+      return DEGRADED_TASK;
     }
     if (rng.chance(0.01)) {
       degradedLeft = 5 + rng.int(30);
-      return TaskFlag.StoreDegraded;
+      return DEGRADED_TASK;
     }
     if (rng.chance(0.005)) return TaskFlag.FlushAll;
     return rng.chance(0.3) ? TaskFlag.FlushDue : 0;
@@ -487,7 +488,7 @@ function runModel(cfg: Config): void {
     // A degraded store gets no flushes, and only users with nothing unflushed are evicted. The one
     // write that can still happen: a change that finds the dirty ring full forces its oldest entry
     // out (workers/engine.ts setDirty), so at most one write per change.
-    if ((flags & TaskFlag.StoreDegraded) !== 0) {
+    if ((flags & DEGRADED_TASK) !== 0) {
       const w = h.store.writes - writesBefore;
       expect(w, 'writes while degraded').toBeLessThanOrEqual(changedInStep);
       degradedWrites += w;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { RsWord } from '../../workers/protocol.js';
 import { buildNaiveService, type NaiveService } from '../../bench/naive/server.js';

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import { inFlightGraceMs } from '../../src/http-shutdown.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { startService, type RunningService } from '../support/service.js';
 
 let s: RunningService | undefined;

@@ -3,7 +3,7 @@
  * and a user who comes back meanwhile sees them.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { call } from '../support/http-client.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { startService, type RunningService } from '../support/service.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { FRAME_HEADER_WORDS, readSegment, segmentFileName } from '../../workers/journal-format.js';
 import { ShardJournal, listSegments } from '../../workers/journal.js';
 import { StoredWord } from '../../workers/protocol.js';

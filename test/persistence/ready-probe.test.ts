@@ -4,7 +4,7 @@
  * changes) and whatever it does flush must reach the write-behind, or probes drop changes.
  */
 import { afterEach, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { RsWord, TOMB_PIN_HI } from '../../workers/protocol.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call } from '../support/http-client.js';

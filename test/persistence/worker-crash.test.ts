@@ -5,7 +5,7 @@
  * or the worker was idle with operations parked behind loads.
  */
 import { afterEach, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { RsWord } from '../../workers/protocol.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call, type HttpResult } from '../support/http-client.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { call } from '../support/http-client.js';
 import { until } from '../support/until.js';
 import { startService } from '../support/service.js';

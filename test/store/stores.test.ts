@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI, hi32, lo32 } from '../../workers/protocol.js';
 import { CassandraStore } from '../../workers/store/cassandra-store.js';
 import { MAX_LOADED_TOMBSTONES } from '../../workers/store/tombstones.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { SQLITE_FILE, SqliteStore } from '../../workers/store/sqlite-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 import { WorkerStore } from '../../src/store/worker-store.js';

@@ -4,7 +4,7 @@
  *
  *   task  = [TaskWord.HeaderSize][ops][load section]   -> installLoads first, then applyOps, then
  *           the write-behind flush the task flags (or flushDelayMs 0) ask for
- *   reply = [ReplyWord.HeaderSize][results][load requests][mutations]
+ *   reply = [HarnessReply.HeaderSize][results][load requests][mutations]
  *   main  : mutations go to the store first, then results are delivered, then every load request
  *           is answered from the store and queued as a load section for the next task.
  *
@@ -16,7 +16,7 @@
  * The test API speaks bigint ids; the wire speaks (lo, hi) uint32 halves.
  */
 import { ShardEngine, type EngineOptions } from '../../workers/engine.js';
-import { ListMetaWord, LoadStatus, OpFlag, OpWord, Opcode, RecordKind, ReplyWord, ResultStatus, ResultWord, RsWord, StoredWord, TaskFlag, TaskWord, hi32, join53, lo32 } from '../../workers/protocol.js';
+import { ListMetaWord, LoadStatus, OpFlag, OpWord, Opcode, RecordKind, ResultStatus, ResultWord, RsWord, StoredWord, TaskFlag, TaskWord, hi32, join53, lo32 } from '../../workers/protocol.js';
 import {
   H_DIRTY,
   H_LRU_HEAD,
@@ -38,6 +38,22 @@ import {
   type ShardMemory,
 } from '../../workers/shard-memory.js';
 import { chanFind, userFind } from '../../workers/hash-index.js';
+
+/**
+ * The harness's own reply (the worker's, with its store messages inline instead of on a port):
+ * results, then load requests, then store records.
+ */
+const enum HarnessReply {
+  ResultWords = 0,
+  LoadWords = 1,
+  MutationWords = 2,
+  Dirty = 3,
+  Failed = 4,
+  HeaderSize = 5,
+}
+
+/** A harness task flag: run it as the shard would while the store host says degraded. */
+export const DEGRADED_TASK = 1 << 16;
 
 // ---- ids ------------------------------------------------------------------------------------
 
@@ -382,7 +398,7 @@ export class EngineHarness {
     const loadWords = task[TaskWord.LoadWords];
     const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
     const flags = task[TaskWord.Flags];
-    e.degraded = (flags & TaskFlag.StoreDegraded) !== 0;
+    e.degraded = (flags & DEGRADED_TASK) !== 0;
     this.m.header[H_MUTATING] = 1;
     if (loadWords > 0) e.installLoads(task, loadsAt, loadsAt + loadWords);
     e.applyOps(task, TaskWord.HeaderSize, opCount);
@@ -400,13 +416,13 @@ export class EngineHarness {
     const r = e.results;
     const l = e.loadRequests;
     const mu = e.mutations;
-    const reply = new Uint32Array(ReplyWord.HeaderSize + r.len + l.len + mu.len);
-    reply[ReplyWord.ResultWords] = r.len;
-    reply[ReplyWord.LoadWords] = l.len;
-    reply[ReplyWord.MutationWords] = mu.len;
-    reply[ReplyWord.Dirty] = dirty;
-    reply[ReplyWord.Failed] = 0;
-    let at = ReplyWord.HeaderSize;
+    const reply = new Uint32Array(HarnessReply.HeaderSize + r.len + l.len + mu.len);
+    reply[HarnessReply.ResultWords] = r.len;
+    reply[HarnessReply.LoadWords] = l.len;
+    reply[HarnessReply.MutationWords] = mu.len;
+    reply[HarnessReply.Dirty] = dirty;
+    reply[HarnessReply.Failed] = 0;
+    let at = HarnessReply.HeaderSize;
     reply.set(r.buf.subarray(0, r.len), at);
     at += r.len;
     reply.set(l.buf.subarray(0, l.len), at);
@@ -418,23 +434,23 @@ export class EngineHarness {
 
   /** src/shard-lane.ts onReply: mutations first, then results, then load requests. */
   private handleReply(reply: Uint32Array, taskFlags: number): void {
-    const resultWords = reply[ReplyWord.ResultWords];
-    const loadWords = reply[ReplyWord.LoadWords];
-    const mutationWords = reply[ReplyWord.MutationWords];
-    if (ReplyWord.HeaderSize + resultWords + loadWords + mutationWords !== reply.length) {
+    const resultWords = reply[HarnessReply.ResultWords];
+    const loadWords = reply[HarnessReply.LoadWords];
+    const mutationWords = reply[HarnessReply.MutationWords];
+    if (HarnessReply.HeaderSize + resultWords + loadWords + mutationWords !== reply.length) {
       throw new Error('reply header does not add up');
     }
-    if (reply[ReplyWord.Failed] !== 0) throw new Error('batch failed');
-    if (reply[ReplyWord.Dirty] !== this.m.header[H_DIRTY]) {
-      throw new Error(`reply says ${reply[ReplyWord.Dirty]} dirty, the shard has ${this.m.header[H_DIRTY]}`);
+    if (reply[HarnessReply.Failed] !== 0) throw new Error('batch failed');
+    if (reply[HarnessReply.Dirty] !== this.m.header[H_DIRTY]) {
+      throw new Error(`reply says ${reply[HarnessReply.Dirty]} dirty, the shard has ${this.m.header[H_DIRTY]}`);
     }
     if (mutationWords % StoredWord.Size !== 0 || loadWords % 2 !== 0) throw new Error('ragged reply section');
-    const loadsAt = ReplyWord.HeaderSize + resultWords;
+    const loadsAt = HarnessReply.HeaderSize + resultWords;
     const mutationsAt = loadsAt + loadWords;
     if (mutationWords > 0) {
       this.store.apply(reply.subarray(mutationsAt, mutationsAt + mutationWords), mutationWords / StoredWord.Size);
     }
-    let at = ReplyWord.HeaderSize;
+    let at = HarnessReply.HeaderSize;
     while (at < loadsAt) {
       const ticket = reply[at + ResultWord.Ticket];
       const n = reply[at + ResultWord.Count];

@@ -5,7 +5,7 @@
  * store has caught up.
  */
 import { expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import { FaultyStore } from '../support/faulty-store.js';
 import { call } from '../support/http-client.js';
 import { startService } from '../support/service.js';

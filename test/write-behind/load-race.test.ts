@@ -5,9 +5,9 @@
  * write. The write-behind keeps the records confirmed while a load of their user is in flight.
  */
 import { expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
-import { WriteBehind } from '../../src/write-behind.js';
+import { WriteBehind } from '../../workers/write-behind.js';
 import { mentions, record } from '../support/store-records.js';
 import { RecordKind, StoredWord } from '../../workers/protocol.js';
 import { loadEach } from '../../workers/store/load-many.js';

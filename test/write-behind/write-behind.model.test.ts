@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ReadStateStore } from '../../workers/store/store.js';
-import { WriteBehind } from '../../src/write-behind.js';
+import { WriteBehind } from '../../workers/write-behind.js';
 import { RecordKind, RsWord, StoredWord, TOMB_PIN_HI, hi32, join53, lo32 } from '../../workers/protocol.js';
 
 const SEED = 20240611;

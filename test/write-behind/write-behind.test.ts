@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory-store.js';
-import { WriteBehind } from '../../src/write-behind.js';
+import { MemoryStore } from '../../workers/store/memory-store.js';
+import { WriteBehind } from '../../workers/write-behind.js';
 import { mentions, record, tombstones } from '../support/store-records.js';
 import { RecordKind } from '../../workers/protocol.js';
 import type { ReadStateStore } from '../../workers/store/store.js';

@@ -3,9 +3,9 @@
  * contract as the durable stores, kept in Maps on the main thread (this is the backing store, not
  * the cache, so JS objects are fine here).
  */
-import { RecordKind, RsWord, StoredWord, join53 } from '../../workers/protocol.js';
-import type { ReadStateStore } from '../../workers/store/store.js';
-import { LoadedTombstones } from '../../workers/store/tombstones.js';
+import { RecordKind, RsWord, StoredWord, join53 } from '../protocol.js';
+import type { ReadStateStore } from './store.js';
+import { LoadedTombstones } from './tombstones.js';
 
 interface Row {
   ts: number;

@@ -29,10 +29,10 @@
  * entry is still queued overwrites it in place and keeps its queue position: stores keep the
  * newest timestamp, so sending the newer record earlier than its turn is harmless.
  */
-import { hash64 } from '../workers/hash.js';
-import { movable } from '../workers/hash-index.js';
-import { RecordKind, RsWord, StoredWord, join53 } from '../workers/protocol.js';
-import { tomb } from '../workers/store/tombstones.js';
+import { hash64 } from './hash.js';
+import { movable } from './hash-index.js';
+import { RecordKind, RsWord, StoredWord, join53 } from './protocol.js';
+import { tomb } from './store/tombstones.js';
 
 const QUEUED = 1;
 const IN_FLIGHT = 2;

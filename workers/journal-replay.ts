@@ -8,10 +8,10 @@
  */
 import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readReservations } from '../workers/hybrid-clock.js';
-import { parseSegmentFileName, readSegment, shardDirName } from '../workers/journal-format.js';
-import { StoredWord, join53 } from '../workers/protocol.js';
-import type { ReadStateStore } from '../workers/store/store.js';
+import { readReservations } from './hybrid-clock.js';
+import { parseSegmentFileName, readSegment, shardDirName } from './journal-format.js';
+import { StoredWord, join53 } from './protocol.js';
+import type { ReadStateStore } from './store/store.js';
 
 export interface ReplayReport {
   segments: number;

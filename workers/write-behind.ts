@@ -10,16 +10,16 @@
  * When the store fails or the backlog passes its bound, `degraded` tells the shards to keep
  * changes in their slabs and evict only clean users, so nothing acknowledged is ever dropped.
  *
- * The pending records, their indexes and the send queue live in typed arrays (PendingWrites):
- * this runs on the thread that serves HTTP, and records that live until a store round trip ends
- * would otherwise be promoted and make that thread's major collections frequent. What is
- * allocated here is per batch: the buffer handed to store.apply() and the batch's entry list.
+ * It runs on the store thread (store-host.ts). The pending records, their indexes and the send
+ * queue live in typed arrays (PendingWrites): records that live until a store round trip ends
+ * would otherwise be promoted and make the thread's major collections frequent. What is allocated
+ * here is per batch: the buffer handed to store.apply() and the batch's entry list.
  */
-import { RecordKind, RsWord, StoredWord, join53 } from '../workers/protocol.js';
-import { tomb } from '../workers/store/tombstones.js';
+import { RecordKind, RsWord, StoredWord, join53 } from './protocol.js';
+import { tomb } from './store/tombstones.js';
 import { PendingWrites } from './pending-writes.js';
-import { unpackLoads } from '../workers/store/load-many.js';
-import type { ReadStateStore } from '../workers/store/store.js';
+import { unpackLoads } from './store/load-many.js';
+import type { ReadStateStore } from './store/store.js';
 
 export interface WriteBehindOptions {
   /** records per store.apply() call */
@@ -75,6 +75,8 @@ export class WriteBehind {
   /** Optional observers (metrics): cost nothing until set. */
   onLoadSeconds: ((seconds: number) => void) | null = null;
   onBatchSize: ((records: number) => void) | null = null;
+  /** after a store call settled (the pending count changed) */
+  onSettled: (() => void) | null = null;
   /**
    * Users with a load in flight, and the records of theirs confirmed meanwhile: a store that runs
    * reads and writes concurrently (Cassandra) may answer the load without a write it confirmed
@@ -248,6 +250,7 @@ export class WriteBehind {
     if (this.loadsInFlight.size > 0) this.keepForLoads(entries);
     // A newer record for the same read state may have arrived meanwhile: it stays pending.
     this.writes.confirm(entries);
+    this.onSettled?.();
     if (this.failing) {
       this.failing = false;
       this.backoff = this.backoffMs;
@@ -264,6 +267,7 @@ export class WriteBehind {
     this.counters.failures++;
     // Back to the front of the queue, in order; records superseded meanwhile are dropped.
     this.writes.requeue(entries);
+    this.onSettled?.();
     if (!this.failing) {
       this.failing = true;
       this.onStateChange(true, err);
