@@ -350,7 +350,8 @@ export class ShardLane {
     // Before the new worker's port is attached: the host holds its loads until the journal is in.
     if (this.onRestart !== undefined) this.store.gate(this.shard, true).catch(() => {});
     this.answerFromLedger();
-    this.attachPorts(false);
+    // Not from inside piscina's 'workerDestroy': the dead thread is still in the pool until it returns.
+    queueMicrotask(() => this.attachPorts(false));
     this.flags |= TaskFlag.FlushDue;
     this.schedule();
     if (this.onRestart !== undefined) {

@@ -54,8 +54,8 @@ describe('/metrics', () => {
     const hits = [0, 1].map((sh) => orZero(value(text, `readstates_shard_hits_total{shard="${sh}"}`)));
     expect(misses[0] + misses[1]).toBe(1);
     expect(hits[0] + hits[1]).toBe(2);
-    expect(value(text, 'readstates_scrape_threads')).toBe(3); // main + 2 shards (memory store: no store thread)
-    for (const thread of ['main', 'shard-0', 'shard-1']) {
+    expect(value(text, 'readstates_scrape_threads')).toBe(4); // main + 2 shards + the store thread (the memory store runs there too)
+    for (const thread of ['main', 'shard-0', 'shard-1', 'store']) {
       expect(text).toContain(`readstates_gc_pauses_total{thread="${thread}",kind="minor"}`);
       expect(value(text, `readstates_heap_used_bytes{thread="${thread}"}`)).toBeGreaterThan(0);
       expect(value(text, `readstates_event_loop_delay_max_seconds{thread="${thread}"}`)).toBeGreaterThanOrEqual(0);
@@ -66,7 +66,7 @@ describe('/metrics', () => {
   it('/v1/stats gives the same figures as JSON', async () => {
     const stats = (await call(s.url, 'GET', '/v1/stats')).body as { shards: { readStates: number }[]; threads: { thread: string }[]; store: { name: string } };
     expect(stats.shards.reduce((a, x) => a + x.readStates, 0)).toBe(1);
-    expect(stats.threads.map((t) => t.thread)).toEqual(['main', 'shard-0', 'shard-1']);
+    expect(stats.threads.map((t) => t.thread)).toEqual(['main', 'shard-0', 'shard-1', 'store']);
     expect(stats.store.name).toBe('memory');
   });
 });
