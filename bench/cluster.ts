@@ -23,13 +23,14 @@
  * machines scales. wrk's and the servers' CPU come from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import cassandra from 'cassandra-driver';
 import { partitionOf } from '../workers/hash.js';
-import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, waitForQuiet, writeResults } from './common.js';
+import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, sumThreadTicks, table, waitForQuiet, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillBody, userId } from './fill-users.js';
+import { runWrk, wrkScript } from './wrk.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const users = intFlag(flags, 'users', 20_000);
@@ -118,69 +119,16 @@ async function settled(keyspace: string): Promise<void> {
   }
 }
 
-function lua(s: string): string {
-  return `[==[${s}]==]`;
-}
-
 /** A wrk script with prepared requests for users picked by `pick`. */
 function script(url: string, scenario: string, pick: (rng: Rng) => number): string {
   const rng = new Rng(7);
-  const host = `["Host"] = ${lua(new URL(url).host)}`;
-  const lines = ['local r = {}'];
-  for (let i = 0; i < 20_000; i++) {
+  return wrkScript(url, 20_000, () => {
     const k = pick(rng);
     const u = userId(k);
     const c = channelOfUser(k, rng.below(CHANNELS_PER_USER));
-    if (scenario === 'get') lines.push(`r[${i + 1}] = wrk.format("GET", ${lua(`/v1/users/${u}/read-states/${c}`)}, {${host}})`);
-    else lines.push(`r[${i + 1}] = wrk.format("POST", ${lua(`/v1/users/${u}/read-states/${c}/mentions`)}, {${host}, ["content-type"] = "application/json"}, ${lua('{}')})`);
-  }
-  lines.push(
-    'local i = 0',
-    'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end',
-    'done = function(summary, latency, requests)',
-    '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"non2xx":%d,"p50":%d,"p99":%d,"p999":%d}\\n\', summary.requests, summary.duration, summary.errors.status, latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))',
-    'end',
-  );
-  return lines.join('\n') + '\n';
-}
-
-function ticksOf(pid: number): number {
-  try {
-    let sum = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-      const f = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ');
-      sum += Number(f[11]) + Number(f[12]);
-    }
-    return sum;
-  } catch {
-    return 0;
-  }
-}
-
-interface WrkOut {
-  requests: number;
-  durationUs: number;
-  non2xx: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  cpuTicks: number;
-}
-
-async function wrk(url: string, conns: number, seconds: number, lua: string): Promise<WrkOut> {
-  const file = join(tmpdir(), `rs-cluster-${process.pid}-${Math.random().toString(16).slice(2)}.lua`);
-  writeFileSync(file, lua);
-  const p = spawn('wrk', ['-t', '1', '-c', String(conns), '-d', `${seconds}s`, '--timeout', '30s', '-s', file, url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  let ticks = 0;
-  const sampler = setInterval(() => (ticks = Math.max(ticks, ticksOf(p.pid!))), 200);
-  const code = await new Promise<number | null>((r) => p.on('exit', r));
-  clearInterval(sampler);
-  rmSync(file, { force: true });
-  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
-  if (code !== 0 || line === undefined) throw new Error(`wrk exited with ${code}: ${out}`);
-  return { ...(JSON.parse(line.slice(9)) as Omit<WrkOut, 'cpuTicks'>), cpuTicks: ticks };
+    if (scenario === 'get') return { method: 'GET', path: `/v1/users/${u}/read-states/${c}` };
+    return { method: 'POST', path: `/v1/users/${u}/read-states/${c}/mentions`, body: '{}' };
+  });
 }
 
 /** Runs one wrk per (url, picker) at once, warm-up first; sums throughput, takes the worst percentiles. */
@@ -188,12 +136,12 @@ async function measure(layout: string, scenario: string, targets: { url: string;
   const conns = Math.max(1, Math.floor(connections / targets.length));
   // Cassandra compacts after a fill: wait for the CPUs to calm down (it goes ahead after 120 s).
   const quiet = await waitForQuiet(40, 120);
-  await Promise.all(targets.map((t) => wrk(t.url, conns, warmup, script(t.url, scenario, t.pick))));
-  const t0 = procs.map((p) => ticksOf(p.pid!));
+  await Promise.all(targets.map((t) => runWrk({ url: t.url, connections: conns, seconds: warmup, script: script(t.url, scenario, t.pick) })));
+  const t0 = procs.map((p) => sumThreadTicks(p.pid));
   const w0 = Date.now();
-  const outs = await Promise.all(targets.map((t) => wrk(t.url, conns, duration, script(t.url, scenario, t.pick))));
+  const outs = await Promise.all(targets.map((t) => runWrk({ url: t.url, connections: conns, seconds: duration, script: script(t.url, scenario, t.pick) })));
   const wallS = (Date.now() - w0) / 1000;
-  const serverTicks = procs.reduce((a, p, i) => a + ticksOf(p.pid!) - t0[i], 0);
+  const serverTicks = procs.reduce((a, p, i) => a + sumThreadTicks(p.pid) - t0[i], 0);
   const run: Run = {
     layout,
     scenario,

@@ -1,9 +1,9 @@
 /**
  * Shared helpers for the benchmarks: flag parsing, machine/load description, deterministic ids,
- * and writing JSON results to bench/results/.
+ * CPU time from /proc, and writing JSON results to bench/results/.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -197,6 +197,31 @@ export function threadCpuTicks(): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU ticks (utime + stime) of each live thread of a process, by thread id; empty once it is gone. */
+export function threadTicks(pid: number): Map<number, { comm: string; ticks: number }> {
+  const out = new Map<number, { comm: string; ticks: number }>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // comm may itself hold ") ": the fields start after the last one
+      const close = s.lastIndexOf(')');
+      const comm = s.slice(s.indexOf('(') + 1, close);
+      const f = s.slice(close + 2).split(' ');
+      out.set(Number(tid), { comm, ticks: Number(f[11]) + Number(f[12]) });
+    }
+  } catch {
+    /* process gone or not Linux */
+  }
+  return out;
+}
+
+/** utime + stime of a process's live threads together, in clock ticks; 0 once it is gone. */
+export function sumThreadTicks(pid: number | undefined): number {
+  let sum = 0;
+  for (const x of threadTicks(pid ?? -1).values()) sum += x.ticks;
+  return sum;
 }
 
 /** Busy (non-idle, non-iowait) clock ticks of all CPUs together, from /proc/stat. */

@@ -2,10 +2,12 @@
  * Drives a ShardEngine synchronously the way the shard worker and src/shard-lane.ts do, without
  * piscina or HTTP: apply a batch of encoded ops, answer the load requests it produced (the lane
  * asks the store and sends the answers with the next task), install them, and clear the output
- * buffers between batches.
+ * buffers between batches. The ops themselves are built in an OpList (workers/op-list.ts), the
+ * service's one writer of the op layout; the helpers below only number them as the lane would.
  */
 import type { ShardEngine } from '../workers/engine.js';
-import { LoadStatus, OpWord, RsWord } from '../workers/protocol.js';
+import type { OpList } from '../workers/op-list.js';
+import { LoadStatus, Opcode, RsWord } from '../workers/protocol.js';
 
 const EMPTY = new Uint32Array(0);
 
@@ -70,28 +72,22 @@ export class EngineDriver {
   }
 }
 
-/** Writes one op at ops[o..o + OpWord.Size]; unused fields are 0. */
-export function writeOp(
-  ops: Uint32Array,
-  o: number,
-  head: number,
-  ticket: number,
-  uLo: number,
-  uHi: number,
-  cLo: number,
-  cHi: number,
-  mLo = 0,
-  mHi = 0,
-  count = 0,
-): void {
-  ops.fill(0, o, o + OpWord.Size);
-  ops[o + OpWord.Head] = head;
-  ops[o + OpWord.Ticket] = ticket;
-  ops[o + OpWord.UserLo] = uLo;
-  ops[o + OpWord.UserHi] = uHi;
-  ops[o + OpWord.ChanLo] = cLo;
-  ops[o + OpWord.ChanHi] = cHi;
-  ops[o + OpWord.MsgLo] = mLo;
-  ops[o + OpWord.MsgHi] = mHi;
-  ops[o + OpWord.Count] = count;
+/**
+ * Appends an op to a task's list with a ticket of its own (its place in the list; the lane gives
+ * every op in flight a distinct one) and returns its offset for OpList's setters.
+ */
+export function addOp(ops: OpList, head: number, uLo: number, uHi: number, cLo: number, cHi: number): number {
+  const at = ops.add(head, uLo, uHi, cLo, cHi);
+  ops.setTicket(at, ops.length - 1);
+  return at;
+}
+
+/** Appends a mention that adds one. */
+export function addMention(ops: OpList, uLo: number, uHi: number, cLo: number, cHi: number): void {
+  ops.setCount(addOp(ops, Opcode.Mention, uLo, uHi, cLo, cHi), 1);
+}
+
+/** Appends a GET of the user's channel 1: whatever its answer, a miss makes the user resident. */
+export function addGet(ops: OpList, uLo: number, uHi: number): void {
+  addOp(ops, Opcode.Get, uLo, uHi, 1, 0);
 }

@@ -26,7 +26,8 @@ import { ShardEngine } from '../workers/engine.js';
 import { userFind } from '../workers/hash-index.js';
 import { OpFlag, OpWord, Opcode, RsWord } from '../workers/protocol.js';
 import { H_RS_COUNT, H_USER_COUNT, NIL, allocateShardBuffers, attachShardMemory } from '../workers/shard-memory.js';
-import { EngineDriver, writeOp, type Loader } from './engine-driver.js';
+import { OpList } from '../workers/op-list.js';
+import { EngineDriver, addGet, addMention, addOp, type Loader } from './engine-driver.js';
 import { CLK_TCK, Rng, chanHi, chanLo, channelOf, describeMachine, fmt, intFlag, machine, median, parseFlags, systemBusyTicks, table, threadCpuTicks, userHi, userLo, waitForQuiet, writeResults } from './common.js';
 
 interface Options {
@@ -66,25 +67,25 @@ function newEngine(capacity: number, loader?: Loader): { engine: ShardEngine; dr
 /** Caches users [from, to) with `channels` read states each (mentions; misses load empty). */
 function fillUsers(driver: EngineDriver, from: number, to: number, channels: number): void {
   const per = Math.max(1, Math.floor(10_000 / channels));
-  const ops = new Uint32Array(per * channels * OpWord.Size);
+  const ops = new OpList(per * channels);
   for (let k0 = from; k0 < to; k0 += per) {
     const end = Math.min(to, k0 + per);
     // One GET per user first (the miss parks one op), then the user's mentions are hits.
-    for (let k = k0; k < end; k++) writeOp(ops, (k - k0) * OpWord.Size, Opcode.Get, k - k0, userLo(k), userHi(k), 1, 0);
-    driver.batch(ops, 0, end - k0);
-    let n = 0;
+    ops.clear();
+    for (let k = k0; k < end; k++) addGet(ops, userLo(k), userHi(k));
+    driver.batch(ops.words, 0, ops.length);
+    ops.clear();
     for (let k = k0; k < end; k++) {
       for (let j = 0; j < channels; j++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
-        n++;
+        addMention(ops, userLo(k), userHi(k), chanLo(c), chanHi(c));
       }
     }
-    driver.batch(ops, 0, n);
+    driver.batch(ops.words, 0, ops.length);
   }
 }
 
-function timeRuns(name: string, unit: string, o: Options, opsPerRun: number, prepare: (run: number) => Uint32Array, apply: (ops: Uint32Array) => void): ScenarioResult {
+function timeRuns(name: string, unit: string, o: Options, opsPerRun: number, prepare: (run: number) => OpList, apply: (ops: OpList) => void): ScenarioResult {
   const ns: number[] = [];
   const cpuNs: number[] = [];
   const onCpu: number[] = [];
@@ -120,10 +121,9 @@ function timeRuns(name: string, unit: string, o: Options, opsPerRun: number, pre
   return r;
 }
 
-function batched(driver: EngineDriver, batch: number): (ops: Uint32Array) => void {
+function batched(driver: EngineDriver, batch: number): (ops: OpList) => void {
   return (ops) => {
-    const count = ops.length / OpWord.Size;
-    for (let i = 0; i < count; i += batch) driver.batch(ops, i * OpWord.Size, Math.min(batch, count - i));
+    for (let i = 0; i < ops.length; i += batch) driver.batch(ops.words, i * OpWord.Size, Math.min(batch, ops.length - i));
   };
 }
 
@@ -138,15 +138,16 @@ function workerMain(o: Options): void {
   fillUsers(full.driver, 0, users, o.channels);
   parentPort!.postMessage({ progress: `filled ${fmt(full.engine.m.header[H_RS_COUNT])} read states of ${fmt(users)} users in ${Date.now() - t0} ms` });
 
-  const ops = new Uint32Array(o.ops * OpWord.Size);
+  const ops = new OpList(o.ops);
   const hits = batched(full.driver, o.batch);
 
   results.push(
     timeRuns('mention-hit', 'op', o, o.ops, () => {
+      ops.clear();
       for (let i = 0; i < o.ops; i++) {
         const k = rng.below(users);
         const c = channelOf(k, rng.below(o.channels));
-        writeOp(ops, i * OpWord.Size, Opcode.Mention, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        addMention(ops, userLo(k), userHi(k), chanLo(c), chanHi(c));
       }
       return ops;
     }, hits),
@@ -156,10 +157,11 @@ function workerMain(o: Options): void {
   let msg = 1;
   results.push(
     timeRuns('ack-hit', 'op', o, o.ops, () => {
+      ops.clear();
       for (let i = 0; i < o.ops; i++) {
         const k = rng.below(users);
         const c = channelOf(k, rng.below(o.channels));
-        writeOp(ops, i * OpWord.Size, Opcode.Ack | OpFlag.HasMsg, i, userLo(k), userHi(k), chanLo(c), chanHi(c), msg++, 0x0f400000, 0);
+        ops.setMessage(addOp(ops, Opcode.Ack | OpFlag.HasMsg, userLo(k), userHi(k), chanLo(c), chanHi(c)), msg++, 0x0f400000);
       }
       return ops;
     }, hits),
@@ -176,18 +178,17 @@ function workerMain(o: Options): void {
   const insert = timeRuns('insert-evict', 'read state', o, perRun, () => {
     const first = nextUser;
     nextUser += newUsersPerRun;
-    const gets = new Uint32Array(newUsersPerRun * OpWord.Size);
-    for (let k = first; k < nextUser; k++) writeOp(gets, (k - first) * OpWord.Size, Opcode.Get, k - first, userLo(k), userHi(k), 1, 0);
-    full.driver.batch(gets, 0, newUsersPerRun);
-    let n = 0;
+    const gets = new OpList(newUsersPerRun);
+    for (let k = first; k < nextUser; k++) addGet(gets, userLo(k), userHi(k));
+    full.driver.batch(gets.words, 0, gets.length);
+    ops.clear();
     for (let j = 0; j < o.channels; j++) {
       for (let k = first; k < nextUser; k++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
-        n++;
+        addMention(ops, userLo(k), userHi(k), chanLo(c), chanHi(c));
       }
     }
-    return ops.subarray(0, n * OpWord.Size);
+    return ops;
   }, hits);
   const evictions = full.engine.counters.evictions - evictionsBefore;
   insert.extra = { evictionsPerRun: evictions / (o.runs + 1), readStatesCached: full.engine.m.header[H_RS_COUNT] };
@@ -225,7 +226,7 @@ function workerMain(o: Options): void {
     store.set(userLo(k) + ':' + userHi(k), rows);
   }
   let missNext = missBase;
-  const loadOps = new Uint32Array(o.loadUsers * OpWord.Size);
+  const loadOps = new OpList(o.loadUsers);
   const loadBatch = Math.min(o.batch, 100);
   let runUsers: number[] = [];
   half.driver.loaderNs = 0;
@@ -244,18 +245,16 @@ function workerMain(o: Options): void {
       }
       half.engine.resetOutput();
       runUsers = [];
+      loadOps.clear();
       for (let i = 0; i < o.loadUsers; i++) {
         const k = missNext++;
         runUsers.push(k);
         const c = channelOf(k, i % o.loadSize);
-        writeOp(loadOps, i * OpWord.Size, Opcode.Mention, i, userLo(k), userHi(k), chanLo(c), chanHi(c), 0, 0, 1);
+        addMention(loadOps, userLo(k), userHi(k), chanLo(c), chanHi(c));
       }
       return loadOps;
     },
-    (ops) => {
-      const count = ops.length / OpWord.Size;
-      for (let i = 0; i < count; i += loadBatch) half.driver.batch(ops, i * OpWord.Size, Math.min(loadBatch, count - i));
-    },
+    batched(half.driver, loadBatch),
   );
   const misses = half.engine.counters.misses - missesBefore;
   if (misses !== missUsers) throw new Error(`miss-load: expected ${missUsers} misses, got ${misses}`);

@@ -30,7 +30,7 @@
  * of the whole server (from /proc), next to req/s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -52,11 +52,13 @@ import {
   strFlag,
   systemBusyTicks,
   table,
+  threadTicks,
   userHi,
   userLo,
   waitForQuiet,
   writeResults,
 } from './common.js';
+import { runWrk, wrkScript } from './wrk.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const duration = intFlag(flags, 'duration', 15);
@@ -138,24 +140,6 @@ async function stop(t: Target): Promise<number | null> {
   clearTimeout(timer);
   return code;
 }
-
-/** CPU ticks (utime + stime) per thread of a process. */
-function threadTicks(pid: number): Map<number, { comm: string; ticks: number }> {
-  const out = new Map<number, { comm: string; ticks: number }>();
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const close = s.lastIndexOf(')');
-      const comm = s.slice(s.indexOf('(') + 1, close);
-      const f = s.slice(close + 2).split(' ');
-      out.set(Number(tid), { comm, ticks: Number(f[11]) + Number(f[12]) });
-    }
-  } catch {
-    /* process gone or not Linux */
-  }
-  return out;
-}
-
 
 interface ThreadCpu {
   tid: number;
@@ -369,61 +353,30 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
   return res;
 }
 
-/** A Lua long-bracket string: no escaping needed for JSON bodies and paths. */
-function luaString(s: string): string {
-  return `[==[${s}]==]`;
-}
-
-/** A wrk script that sends `wrkVariants` prepared requests of the scenario in turn, and prints its figures as JSON. */
-function wrkScript(s: Scenario, url: string): string {
-  // Headers given to wrk.format replace wrk's defaults, Host included.
-  const host = `["Host"] = ${luaString(new URL(url).host)}`;
-  const lines = ['local r = {}'];
-  // Bodies of batch requests are ~10 kB: fewer variants keep the script small.
-  const n = s.opsPerRequest > 1 ? Math.min(wrkVariants, 1000) : wrkVariants;
-  for (let i = 0; i < n; i++) {
-    const b = s.build();
-    const headers = b.body !== undefined ? `{${host}, ["content-type"] = "application/json"}` : `{${host}}`;
-    lines.push(`r[${i + 1}] = wrk.format(${luaString(b.method)}, ${luaString(b.path)}, ${headers}${b.body !== undefined ? ', ' + luaString(b.body) : ''})`);
-  }
-  lines.push(
-    'local i = 0',
-    'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end',
-    'done = function(summary, latency, requests)',
-    '  local e = summary.errors',
-    '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"non2xx":%d,"errors":%d,"timeouts":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%d}\\n\',',
-    '    summary.requests, summary.duration, e.status, e.connect + e.read + e.write, e.timeout,',
-    '    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))',
-    'end',
-  );
-  return lines.join('\n') + '\n';
-}
-
 async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunResult> {
-  const script = join(tmpdir(), `read-states-wrk-${process.pid}-${s.name}.lua`);
-  writeFileSync(script, wrkScript(s, t.url));
+  // Bodies of batch requests are ~10 kB: fewer variants keep the script small.
+  const variants = s.opsPerRequest > 1 ? Math.min(wrkVariants, 1000) : wrkVariants;
   const pid = t.proc.pid!;
-  const la0 = loadavg();
-  const ticks0 = threadTicks(pid);
-  const busy0 = systemBusyTicks();
-  const w0 = process.hrtime.bigint();
-  const wrk = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '-s', script, t.url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  wrk.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  // wrk's own CPU, sampled just before it exits (its /proc entry is gone after)
-  let wrkTicks = 0;
-  const sampler = setInterval(() => {
-    wrkTicks = Math.max(wrkTicks, processTicksOf(wrk.pid));
-  }, 200);
-  const code = await new Promise<number | null>((resolve) => wrk.on('exit', (c) => resolve(c)));
-  clearInterval(sampler);
+  let la0: number[] = [];
+  let ticks0 = new Map<number, { comm: string; ticks: number }>();
+  let busy0 = 0;
+  let w0 = 0n;
+  const w = await runWrk({
+    url: t.url,
+    connections,
+    seconds,
+    script: wrkScript(t.url, variants, s.build),
+    onStart: () => {
+      la0 = loadavg();
+      ticks0 = threadTicks(pid);
+      busy0 = systemBusyTicks();
+      w0 = process.hrtime.bigint();
+    },
+  });
   const w1 = process.hrtime.bigint();
   const wallS = Number(w1 - w0) / 1e9;
   const busyPct = (100 * (systemBusyTicks() - busy0)) / CLK_TCK / wallS;
   const threads = cpuDelta(pid, ticks0, wallS);
-  const line = out.split('\n').find((l) => l.startsWith('WRK_JSON '));
-  if (code !== 0 || line === undefined) throw new Error(`wrk exited with ${code}:\n${out}`);
-  const w = JSON.parse(line.slice('WRK_JSON '.length)) as Record<string, number>;
   if (w.non2xx > 0) throw new Error(`${t.name} ${s.name}: ${w.non2xx} of ${w.requests} answers were not 2xx (wrk)`);
   const durationS = w.durationUs / 1e6;
   const reqPerSec = w.requests / durationS;
@@ -444,7 +397,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
     serverThreads: threads,
     serverCpuPct: Math.round(threads.reduce((a, x) => a + x.pct, 0) * 10) / 10,
     // wrk's CPU only (ticks sampled every 200 ms: up to 200 ms of its time may be missed)
-    driverCpuPct: Math.round(((100 * wrkTicks) / CLK_TCK / wallS) * 10) / 10,
+    driverCpuPct: Math.round(((100 * w.cpuTicks) / CLK_TCK / wallS) * 10) / 10,
     othersCpuPct: 0,
     loadavgStart: la0.map((x) => Math.round(x * 100) / 100),
     loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
@@ -452,13 +405,6 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
   };
   res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
   return res;
-}
-
-/** utime + stime of a process in clock ticks; 0 once it is gone. */
-function processTicksOf(pid: number | undefined): number {
-  let sum = 0;
-  for (const x of threadTicks(pid ?? -1).values()) sum += x.ticks;
-  return sum;
 }
 
 async function smoke(t: Target, s: Scenario): Promise<void> {

@@ -26,9 +26,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LRUCache } from 'lru-cache';
 import { ShardEngine } from '../workers/engine.js';
-import { OpWord, Opcode } from '../workers/protocol.js';
+import { OpList } from '../workers/op-list.js';
 import { H_RS_COUNT, H_USER_COUNT, allocateShardBuffers, attachShardMemory, type ShardMemory } from '../workers/shard-memory.js';
-import { EngineDriver, writeOp } from './engine-driver.js';
+import { EngineDriver, addGet, addMention } from './engine-driver.js';
 import {
   chanHi,
   chanLo,
@@ -124,10 +124,10 @@ let primeUsers = false;
 
 function fill(driver: EngineDriver, from: number, to: number, channels: number, entries: number, report: boolean): void {
   const usersPerBatch = Math.max(1, Math.floor(10_000 / channels));
-  const ops = new Uint32Array(usersPerBatch * channels * OpWord.Size);
+  const ops = new OpList(usersPerBatch * channels);
   let nextReport = Math.ceil((from * channels + 1) / 1_000_000) * 1_000_000;
   for (let k0 = from; k0 < to; k0 += usersPerBatch) {
-    let n = 0;
+    ops.clear();
     const end = Math.min(to, k0 + usersPerBatch);
     for (let k = k0; k < end; k++) {
       const uLo = userLo(k);
@@ -135,17 +135,16 @@ function fill(driver: EngineDriver, from: number, to: number, channels: number, 
       const mine = Math.min(channels, entries - k * channels);
       for (let j = 0; j < mine; j++) {
         const c = channelOf(k, j);
-        writeOp(ops, n * OpWord.Size, Opcode.Mention, n, uLo, uHi, chanLo(c), chanHi(c), 0, 0, 1);
-        n++;
+        addMention(ops, uLo, uHi, chanLo(c), chanHi(c));
       }
     }
     if (primeUsers) {
       // One GET per user first: the miss parks a single op, the rest of the user's ops are hits.
-      const gets = new Uint32Array((end - k0) * OpWord.Size);
-      for (let k = k0; k < end; k++) writeOp(gets, (k - k0) * OpWord.Size, Opcode.Get, k - k0, userLo(k), userHi(k), 1, 0);
-      driver.batch(gets, 0, end - k0);
+      const gets = new OpList(end - k0);
+      for (let k = k0; k < end; k++) addGet(gets, userLo(k), userHi(k));
+      driver.batch(gets.words, 0, gets.length);
     }
-    driver.batch(ops, 0, n);
+    driver.batch(ops.words, 0, ops.length);
     if (report && end * channels >= nextReport) {
       progress(`${fmt(Math.min(entries, end * channels))} read states`);
       nextReport += 1_000_000;
