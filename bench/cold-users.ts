@@ -1,14 +1,16 @@
 /**
  * Users the service does not hold, through the API with the default store (SQLite):
  *
- *   npm run bench:cold-users -- [--users 200000] [--batch-users 1000] [--readers 16]
+ *   npm run bench:cold-users -- [--users 200000] [--batch-users 1000] [--readers 16] [--client fetch|wrk]
  *
  * 1. absent from the store: /v1/batch requests of `batch-users` new users x 10 channels (acks),
  *    two in flight, one after another: every user is a miss and a store load that finds nothing;
  * 2. present in the store, after a restart: once the write-back has drained the service is
  *    stopped and started again on the same data dir, and `readers` concurrent connections each
  *    GET one user's read states at a time until every user has been read once (a connect storm
- *    after a deploy: every user is a miss and a load of 10 rows);
+ *    after a deploy: every user is a miss and a load of 10 rows). `--client wrk`: the readers are
+ *    wrk's connections (C, so the client is not what limits it) for as long as distinct users last
+ *    (`--wrk-seconds`, each request another user, checked to be fewer than there are users);
  * 3. the same after another restart, read in /v1/batch requests of `batch-users` gets.
  * Prints users per second for both and the time until every user was read once.
  */
@@ -19,6 +21,7 @@ import * as hdr from 'hdr-histogram-js';
 import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
 import { Server, serverSpec } from './harness/servers.js';
+import { runWrk, wrkScript } from './wrk.js';
 
 interface Stats {
   shards: { dirty: number }[];
@@ -39,6 +42,9 @@ async function main(): Promise<void> {
   const users = intFlag(flags, 'users', 200_000);
   const batchUsers = intFlag(flags, 'batch-users', 1000);
   const readers = intFlag(flags, 'readers', 16);
+  const client = flags.get('client') ?? 'fetch';
+  if (client !== 'fetch' && client !== 'wrk') throw new Error('--client must be fetch or wrk');
+  const wrkSeconds = intFlag(flags, 'wrk-seconds', 8);
   const port = intFlag(flags, 'port', 3991);
   const m0 = machine();
   console.log(describeMachine(m0));
@@ -63,24 +69,46 @@ async function main(): Promise<void> {
     const lat = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
     let next = 0;
     let wrong = 0;
-    const t2 = Date.now();
-    const reader = async (): Promise<void> => {
-      while (next < users) {
-        const k = next++;
-        const t = performance.now();
-        const res = await fetch(`${server.url}/v1/users/${userId(k)}/read-states`);
-        const body = (await res.json()) as { read_states?: unknown[] };
-        lat.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
-        if (res.status !== 200 || body.read_states?.length !== CHANNELS_PER_USER) wrong++;
-      }
-    };
-    await Promise.all(Array.from({ length: readers }, reader));
-    const readSeconds = (Date.now() - t2) / 1000;
-    const presentPerSecond = users / readSeconds;
-    console.log(
-      `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): every one of ${fmt(users)} users read once in ${fmt(readSeconds, 1)} s by ${readers} connections: ` +
-        `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(lat.getValueAtPercentile(50) / 1000, 2)}/${fmt(lat.getValueAtPercentile(99) / 1000, 2)}/${fmt(lat.maxValue / 1000, 1)} ms; ${wrong} wrong answers`,
-    );
+    let readSeconds: number;
+    let presentPerSecond: number;
+    let wrkCpuPct: number | null = null;
+    let latencyMs: { p50: number; p99: number; max: number };
+    if (client === 'wrk') {
+      let k = 0;
+      const script = wrkScript(server.url, users, () => ({ method: 'GET', path: `/v1/users/${userId(k++)}/read-states` }));
+      const w = await runWrk({ url: server.url, connections: readers, seconds: wrkSeconds, script });
+      // Every request another user: more requests than users would have read cached ones again.
+      if (w.requests > users) throw new Error(`wrk sent ${w.requests} requests for ${users} users: use more --users or fewer --wrk-seconds`);
+      readSeconds = w.durationUs / 1e6;
+      presentPerSecond = w.requests / readSeconds;
+      wrong = w.non2xx + w.errors;
+      wrkCpuPct = Math.round(w.cpuTicks / readSeconds);
+      latencyMs = { p50: w.p50 / 1000, p99: w.p99 / 1000, max: w.max / 1000 };
+      console.log(
+        `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): ${fmt(w.requests)} distinct users read by wrk's ${readers} connections in ${fmt(readSeconds, 1)} s: ` +
+          `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(w.p50 / 1000, 2)}/${fmt(w.p99 / 1000, 2)}/${fmt(w.max / 1000, 1)} ms; wrk CPU ${wrkCpuPct}%; ${wrong} non-2xx or errors`,
+      );
+    } else {
+      const t2 = Date.now();
+      const reader = async (): Promise<void> => {
+        while (next < users) {
+          const k = next++;
+          const t = performance.now();
+          const res = await fetch(`${server.url}/v1/users/${userId(k)}/read-states`);
+          const body = (await res.json()) as { read_states?: unknown[] };
+          lat.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+          if (res.status !== 200 || body.read_states?.length !== CHANNELS_PER_USER) wrong++;
+        }
+      };
+      await Promise.all(Array.from({ length: readers }, reader));
+      readSeconds = (Date.now() - t2) / 1000;
+      presentPerSecond = users / readSeconds;
+      latencyMs = { p50: lat.getValueAtPercentile(50) / 1000, p99: lat.getValueAtPercentile(99) / 1000, max: lat.maxValue / 1000 };
+      console.log(
+        `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): every one of ${fmt(users)} users read once in ${fmt(readSeconds, 1)} s by ${readers} connections: ` +
+          `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(latencyMs.p50, 2)}/${fmt(latencyMs.p99, 2)}/${fmt(latencyMs.max, 1)} ms; ${wrong} wrong answers`,
+      );
+    }
     // The same after another restart, the reader batching: /v1/batch of `batch-users` gets (one
     // channel of each user; the whole user is loaded), two in flight.
     await server.stop(200_000);
@@ -113,7 +141,7 @@ async function main(): Promise<void> {
       drainSeconds,
       restart: { stopSeconds: stop.seconds, readySeconds: startSeconds },
       presentBatched: { batchUsers, seconds: batchSeconds, usersPerSecond: users / batchSeconds },
-      present: { readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs: { p50: lat.getValueAtPercentile(50) / 1000, p99: lat.getValueAtPercentile(99) / 1000, max: lat.maxValue / 1000 }, wrong },
+      present: { client, readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs, clientCpuPct: wrkCpuPct, wrong },
     });
     console.log(`wrote ${file}`);
     if (wrong > 0) process.exitCode = 1;

@@ -36,7 +36,7 @@ export class EngineDriver {
       e.resetOutput();
       return;
     }
-    // What the lane does with the reply: ask the store for each requested user, queue a load section.
+    // What the store host does with the shard's misses: load each user, answer with a load section.
     const t0 = process.hrtime.bigint();
     let at = 0;
     for (let i = 0; i < reqs.len; i += 2) {
@@ -55,7 +55,7 @@ export class EngineDriver {
     }
     this.loaderNs += Number(process.hrtime.bigint() - t0);
     e.resetOutput();
-    // The next task carries the loads; parked ops replay behind them.
+    // The answer arrives on the shard's store port; parked ops replay behind the loads.
     e.installLoads(this.section, 0, at);
     e.resetOutput();
   }

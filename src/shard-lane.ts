@@ -5,7 +5,10 @@
  * Operations are written straight into a grow-only Uint32Array; at the end of the turn they go to
  * the worker as one transferred buffer (one message per shard per turn, not per request). Each op
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
- * tickets is the shard's queue bound; when none is free the caller answers 503.
+ * tickets is the shard's queue bound; when none is free the caller answers 503. Results come
+ * back in the task's reply, or, for operations that waited for their user's load, on the lane's
+ * results port: the worker gets loaded users straight from the store thread and pushes those
+ * answers itself, in the same reply format. Nothing of the store path passes through this thread.
  *
  * If the shard worker dies (a crash, or a batch that failed inside it: that worker then exits),
  * every operation outstanding on the shard is answered from the worker's crash ledger (applied,
@@ -19,7 +22,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { GrowBuffer } from '../workers/grow-buffer.js';
-import { OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
+import { OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, StatsFlag, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
 import { NOT_DONE, rescued } from '../workers/crash-ledger.js';
 import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
 import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
@@ -467,7 +470,7 @@ export class ShardLane {
   stats(collect = false, resetDelay = false): Promise<ShardStats> {
     const task = new Uint32Array(TaskWord.HeaderSize);
     task[TaskWord.OpCount] = STATS_TASK;
-    task[TaskWord.LoadWords] = (collect ? 1 : 0) | (resetDelay ? 2 : 0);
+    task[TaskWord.Stats] = (collect ? StatsFlag.Collect : 0) | (resetDelay ? StatsFlag.ResetDelay : 0);
     return this.pool.run(task) as Promise<ShardStats>;
   }
 

@@ -782,8 +782,8 @@ export class ShardEngine {
   }
 
   /**
-   * Installs loaded users from a task's load section and replays what was parked behind them.
-   * Section: repeated [userLo, userHi, status, n, n * RsWord.Size]. Returns the end offset.
+   * Installs loaded users from a load section (StoreMsg.Answers, protocol.ts) and replays what was parked behind them.
+   * Section: repeated [userLo, userHi, status, n, n * RsWord.Size].
    */
   installLoads(task: Uint32Array, off: number, end: number): void {
     const m = this.m;

@@ -7,9 +7,8 @@
  * (lo, hi); nothing on this path goes through a JS number above 2^32 or a BigInt.
  *
  * Task (main -> worker):
- *   [TaskWord.HeaderSize header][opCount * OpWord.Size ops][load section]
- *   header: opCount, loadWords, flags (TaskFlag)
- *   load section: repeated [userLo, userHi, status, n, n * RsWord.Size read states]
+ *   [TaskWord.HeaderSize header][opCount * OpWord.Size ops]
+ *   header: opCount, flags (TaskFlag), and for a STATS_TASK its StatsFlag bits
  *
  * Reply (worker -> main): the answer to a task, or pushed on the shard's results port when loads
  * completed parked operations:
@@ -19,7 +18,8 @@
  * Store messages (shard <-> store host, on the MessagePort between them; StoreMsgWord header):
  *   StoreMsg.Records (shard -> host): count StoredWord.Size records (RecordKind.Write or Delete)
  *   StoreMsg.Loads (shard -> host): count users as [userLo, userHi] pairs
- *   StoreMsg.Answers (host -> shard): a load section as in a task, count words long
+ *   StoreMsg.Answers (host -> shard): a load section, count words long:
+ *     repeated [userLo, userHi, status (LoadStatus), n, n * RsWord.Size read states]
  *
  * The constants are grouped as const enums: tsc inlines every use, so a field offset costs what a
  * literal costs, and each group names one layout or one set of values.
@@ -159,9 +159,18 @@ export const STATS_TASK = 0xffffffff;
 
 export const enum TaskWord {
   OpCount = 0,
-  LoadWords = 1,
+  /** StatsFlag bits of a STATS_TASK */
+  Stats = 1,
   Flags = 2,
   HeaderSize = 3,
+}
+
+/** What a STATS_TASK asks for besides the figures. */
+export const enum StatsFlag {
+  /** run a full GC first, so that heap figures show what is live */
+  Collect = 1,
+  /** start a new event-loop delay window */
+  ResetDelay = 2,
 }
 
 /** Task flags. */
@@ -201,7 +210,7 @@ export const enum StoreMsgWord {
   Kind = 0,
   /** the shard's message number (shard -> host; shard-memory.ts H_STORE_SEQ) */
   Seq = 1,
-  /** records, users or words that follow, by kind */
+  /** records, users or words that follow, by kind (StoreMsg.Answers: a load section, see below) */
   Count = 2,
   HeaderSize = 3,
 }

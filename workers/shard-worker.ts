@@ -16,7 +16,7 @@ import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
 import { awaitRescue } from './crash-ledger.js';
 import { shardDirName } from './journal-format.js';
-import { OpWord, ReplyWord, StoreMsg, StoreMsgWord, StoredWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
+import { OpWord, ReplyWord, StatsFlag, StoreMsg, StoreMsgWord, StoredWord, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from './protocol.js';
 import { S_DEGRADED, S_PENDING_FULL } from './store-status.js';
 import { hasState, recoverShard } from './recovery.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
@@ -132,10 +132,8 @@ let failed = false;
 
 export default function runBatch(task: Uint32Array | ShardAttach): unknown {
   if (!(task instanceof Uint32Array)) return attach(task);
-  if (task[TaskWord.OpCount] === STATS_TASK) return stats((task[TaskWord.LoadWords] & 1) !== 0, (task[TaskWord.LoadWords] & 2) !== 0);
-  const opCount = task[TaskWord.OpCount];
-  const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
-  const reply = guarded(task, TaskWord.HeaderSize, opCount, loadsAt, loadsAt + task[TaskWord.LoadWords], task[TaskWord.Flags]);
+  if (task[TaskWord.OpCount] === STATS_TASK) return stats((task[TaskWord.Stats] & StatsFlag.Collect) !== 0, (task[TaskWord.Stats] & StatsFlag.ResetDelay) !== 0);
+  const reply = guarded(task, TaskWord.HeaderSize, task[TaskWord.OpCount], 0, 0, task[TaskWord.Flags]);
   return reply instanceof Promise ? reply.then(move) : move(reply);
 }
 

@@ -52,6 +52,12 @@ const enum HarnessReply {
   HeaderSize = 5,
 }
 
+/**
+ * The harness's tasks carry the loaded users after the ops (the worker gets them on its store
+ * port): their length goes in the header word a STATS_TASK uses for its flags.
+ */
+const HARNESS_LOAD_WORDS = TaskWord.Stats;
+
 /** A harness task flag: run it as the shard would while the store host says degraded. */
 export const DEGRADED_TASK = 1 << 16;
 
@@ -335,7 +341,7 @@ export class EngineHarness {
     this.pendingLoads = [];
     const task = new Uint32Array(TaskWord.HeaderSize + ops.length * OpWord.Size + loads.length);
     task[TaskWord.OpCount] = ops.length;
-    task[TaskWord.LoadWords] = loads.length;
+    task[HARNESS_LOAD_WORDS] = loads.length;
     task[TaskWord.Flags] = flags;
     for (let i = 0; i < ops.length; i++) {
       const t = this.nextTicket;
@@ -395,7 +401,7 @@ export class EngineHarness {
     this.tasks++;
     const e = this.engine;
     const opCount = task[TaskWord.OpCount];
-    const loadWords = task[TaskWord.LoadWords];
+    const loadWords = task[HARNESS_LOAD_WORDS];
     const loadsAt = TaskWord.HeaderSize + opCount * OpWord.Size;
     const flags = task[TaskWord.Flags];
     e.degraded = (flags & DEGRADED_TASK) !== 0;
