@@ -21,7 +21,7 @@ import * as hdr from 'hdr-histogram-js';
 import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
 import { Server, serverSpec } from './harness/servers.js';
-import { runWrk, wrkScript } from './wrk.js';
+import { runWrk, wrkCountingScript } from './wrk.js';
 
 interface Stats {
   shards: { dirty: number }[];
@@ -74,8 +74,8 @@ async function main(): Promise<void> {
     let wrkCpuPct: number | null = null;
     let latencyMs: { p50: number; p99: number; max: number };
     if (client === 'wrk') {
-      let k = 0;
-      const script = wrkScript(server.url, users, () => ({ method: 'GET', path: `/v1/users/${userId(k++)}/read-states` }));
+      // userId(k) for k = 0, 1, ...: ids from userId(0) up
+      const script = wrkCountingScript('/v1/users/', Number(userId(0)), '/read-states');
       const w = await runWrk({ url: server.url, connections: readers, seconds: wrkSeconds, script });
       // Every request another user: more requests than users would have read cached ones again.
       if (w.requests > users) throw new Error(`wrk sent ${w.requests} requests for ${users} users: use more --users or fewer --wrk-seconds`);

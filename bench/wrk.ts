@@ -52,18 +52,31 @@ export function wrkScript(url: string, count: number, build: () => WrkRequest): 
     const headers = b.body !== undefined ? `{${host}, ["content-type"] = "application/json"}` : `{${host}}`;
     lines.push(`r[${i + 1}] = wrk.format(${luaString(b.method)}, ${luaString(b.path)}, ${headers}${b.body !== undefined ? ', ' + luaString(b.body) : ''})`);
   }
-  lines.push(
-    'local i = 0',
-    'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end',
+  lines.push('local i = 0', 'request = function() i = i + 1; if i > #r then i = 1 end; return r[i] end');
+  return lines.join('\n') + '\n' + DONE_LUA;
+}
+
+/**
+ * A wrk script whose requests Lua computes: `GET pathPrefix .. (first + n) .. pathSuffix` for
+ * n = 0, 1, 2, ... (a table of prepared requests runs into Lua's limit on constants at ~100,000).
+ */
+export function wrkCountingScript(pathPrefix: string, first: number, pathSuffix: string): string {
+  const lines = [
+    `local n = ${first - 1}`,
+    `request = function() n = n + 1; return wrk.format("GET", ${luaString(pathPrefix)} .. string.format("%d", n) .. ${luaString(pathSuffix)}) end`,
+  ];
+  return lines.join('\n') + '\n' + DONE_LUA;
+}
+
+const DONE_LUA =
+  [
     'done = function(summary, latency, requests)',
     '  local e = summary.errors',
     '  io.write(string.format(\'WRK_JSON {"requests":%d,"durationUs":%d,"non2xx":%d,"errors":%d,"timeouts":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%d}\\n\',',
     '    summary.requests, summary.duration, e.status, e.connect + e.read + e.write, e.timeout,',
     '    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))',
     'end',
-  );
-  return lines.join('\n') + '\n';
-}
+  ].join('\n') + '\n';
 
 export interface WrkRun {
   url: string;
