@@ -25,6 +25,38 @@ function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/**
+ * Resident bytes by mapping, from /proc/PID/smaps: glibc's main heap, anonymous mappings (the
+ * SharedArrayBuffer slabs, V8's heaps, other threads' arenas) split by size, and files by name.
+ * Taken at ready and at the end, the difference says where the growth went.
+ */
+function rssByMapping(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let name = '';
+  let size = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const [lo, hi] = line.split(' ')[0].split('-').map((x) => parseInt(x, 16));
+      size = hi - lo;
+      const path = head[1];
+      name = path === '' ? (size >= 64 * 2 ** 20 ? 'anon >= 64 MiB (slabs)' : 'anon < 64 MiB') : path.startsWith('/') ? `file ${path.split('/').pop()}` : path;
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) out[name] = (out[name] ?? 0) + Number(rss[1]) * 1024;
+  }
+  return out;
+}
+
+function mappingGrowth(before: Record<string, number>, after: Record<string, number>, readStates: number): Record<string, { MiB: number; bytesPerReadState: number }> {
+  const rows: [string, number][] = Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)]);
+  rows.sort((a, b) => b[1] - a[1]);
+  const out: Record<string, { MiB: number; bytesPerReadState: number }> = {};
+  for (const [k, d] of rows.slice(0, 8)) out[k] = { MiB: d / 2 ** 20, bytesPerReadState: d / readStates };
+  return out;
+}
+
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
@@ -47,6 +79,7 @@ async function main(): Promise<void> {
     await server.waitReady();
     await new Promise((r) => setTimeout(r, 3000));
     const rssStart = rssBytes(pid);
+    const mapsStart = rssByMapping(pid);
     const written0 = ((await server.json('/v1/stats')) as Stats).store.written;
     console.log(`${server.commandLine}\nready: RSS ${fmt(rssStart / 2 ** 20)} MiB`);
 
@@ -96,6 +129,7 @@ async function main(): Promise<void> {
     // Two idle checks of the pending pool (10 s apart) before the last sample.
     await new Promise((r) => setTimeout(r, 25_000));
     const rssSettled = rssBytes(pid);
+    const mapsSettled = rssByMapping(pid);
     const stats = (await server.json('/v1/stats')) as Stats;
     const held = stats.shards.reduce((a, x) => a + x.readStates, 0);
     const per = (rss: number) => (rss - rssStart) / held;
@@ -116,11 +150,13 @@ async function main(): Promise<void> {
         probeMs: { p50: probe.getValueAtPercentile(50) / 1000, p99: probe.getValueAtPercentile(99) / 1000, max: probe.maxValue / 1000, count: probe.totalCount },
       },
       pendingPoolEntries: stats.store.poolSize ?? null,
+      settledGrowthByMapping: mappingGrowth(mapsStart, mapsSettled, held),
     };
     console.log(
       `RSS growth per read state (${fmt(held)} held): ${fmt(result.bytesPerReadState.afterFill, 1)} B after the fill, ` +
         `${fmt(result.bytesPerReadState.afterWriteBack, 1)} B after the write-back, ${fmt(result.bytesPerReadState.settled, 1)} B settled`,
     );
+    for (const [k, v] of Object.entries(result.settledGrowthByMapping)) console.log(`  ${k}: ${fmt(v.MiB, 1)} MiB, ${fmt(v.bytesPerReadState, 1)} B per read state`);
     console.log(`wrote ${writeResults(`memory-in-use-${readStates}-cap${capacity}`, result)}`);
   } finally {
     await server.stop(200_000);

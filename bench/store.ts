@@ -1,8 +1,9 @@
 /**
  * Store benchmarks (issue: persistence): for the embedded SQLite store and for Cassandra,
- * 1. flush throughput: read states per second through the service's own write-behind path
- *    (WriteBehind -> store worker -> store), from submit to confirmed;
- * 2. load-on-miss latency: one user (20 read states) loaded through the same path;
+ * 1. flush throughput: read states per second through what the service's store thread runs
+ *    (the WriteBehind in front of the store, both in this process as they are in that thread;
+ *    the shard's MessagePort hop is left out), from submit to confirmed;
+ * 2. load-on-miss latency: one user (20 read states) loaded through the same WriteBehind;
  * 3. hot-path latency while a large flush runs vs with none: the real service as a child process,
  *    a fixed rate of single-op mentions on cached users, during a 200k-read-state flush and after.
  *

@@ -253,7 +253,12 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       // Every change is in the store: nothing for the next start to replay. Otherwise the journal
       // stays, and the next start applies it.
       if (drained) await retirer?.retireAll();
-      if (drained) await link.close();
+      // Closed on every path, so the store thread's timers and retries stop; what it still held
+      // is in the journal. A store that hangs on close must not hold the stop past its deadline.
+      await Promise.race([
+        link.close().catch((err: unknown) => app.log.error({ err }, 'closing the store failed')),
+        new Promise<void>((r) => setTimeout(r, Math.max(1000, deadline - Date.now())).unref()),
+      ]);
       return unflushed;
     },
   };
