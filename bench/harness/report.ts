@@ -1,11 +1,11 @@
 /**
- * Regenerates the tail-latency part of PERFORMANCE.md (between `<!-- bench:begin -->` and
+ * Regenerates the tail-latency tables of bench/tail-latency.md (between `<!-- bench:begin -->` and
  * `<!-- bench:end -->`; appended at the end when the markers are absent, the rest of the file
  * untouched) and the plots in bench/plots/*.svg from result files of `npm run bench`.
  *
  *   npm run bench:report                       # latest result per scenario / churn / resident
  *   npm run bench:report -- --files bench/results/a.json,bench/results/b.json
- *   npm run bench:report -- --results bench/results --md PERFORMANCE.md --plots bench/plots
+ *   npm run bench:report -- --results bench/results --md bench/tail-latency.md --plots bench/plots
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, relative } from 'node:path';
@@ -460,7 +460,7 @@ function gateSection(): string {
 function main(): void {
   const flags = parseFlags(process.argv.slice(2));
   const resultsDir = abs(strFlag(flags, 'results', 'bench/results'));
-  const mdFile = abs(strFlag(flags, 'md', 'PERFORMANCE.md'));
+  const mdFile = abs(strFlag(flags, 'md', 'bench/tail-latency.md'));
   const plotsDir = abs(strFlag(flags, 'plots', 'bench/plots'));
   let files: string[];
   if (flags.has('files')) files = strFlag(flags, 'files', '').split(',').filter(Boolean).map(abs);

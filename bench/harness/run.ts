@@ -11,7 +11,7 @@
  * `node dist/bench/cpuprofile-summary.js <file> --from A --to B` cuts one window out of a profile.
  *
  * See core.ts for the sequence and load.ts for how latency is measured; `npm run bench:report`
- * turns the results into PERFORMANCE.md tables and plots.
+ * turns the results into the tables and plots of bench/tail-latency.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
