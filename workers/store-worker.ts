@@ -14,6 +14,7 @@ import type { CassandraConfig, StoreKind } from './store/store-config.js';
 import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
+import { collectGarbage } from './collect-garbage.js';
 import { StoreHost, type StoreHostOptions, type StoreStateEvent } from './store-host.js';
 
 export interface StoreWorkerData {
@@ -160,7 +161,8 @@ const turned: ReadStateStore = {
   },
   close: async () => {},
 };
-const host = new StoreHost(turned, data.status, data.shards, data.writeBehind);
+// The store thread is where a fill's write-back leaves its garbage: collect it once idle.
+const host = new StoreHost(turned, data.status, data.shards, { ...data.writeBehind, onIdle: collectGarbage });
 let events: MessagePort | null = null;
 host.onStateChange = (e: StoreStateEvent) => events?.postMessage(e);
 

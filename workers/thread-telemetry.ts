@@ -19,6 +19,8 @@ export interface ThreadTelemetry {
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   heapUsed: number;
   heapTotal: number;
+  /** memory of this thread's ArrayBuffers outside the V8 heap (SharedArrayBuffers counted where created) */
+  arrayBuffers: number;
   /**
    * V8 heap used right after this thread's last full collection (Mark-Compact), or null before
    * the first one: the live heap. heapUsed alone depends on where the thread is in its GC cycle
@@ -126,6 +128,7 @@ export class TelemetryRecorder {
       },
       heapUsed: mem.heapUsed,
       heapTotal: mem.heapTotal,
+      arrayBuffers: mem.arrayBuffers,
       heapLiveAfterMajorGc: this.heapLive,
       cpuSeconds: threadCpuSeconds(),
       runQueueWaitSeconds: threadRunQueueWaitSeconds(),

@@ -35,6 +35,12 @@ export interface WriteBehindOptions {
   poolSize?: number;
   /** a pool found empty at two checks this far apart shrinks back to poolSize (ms; 0 = never) */
   shrinkIdleMs?: number;
+  /**
+   * Called once when the write-behind turns idle (the same two checks) after it took records:
+   * the thread allocates nothing while idle, so nothing else would make V8 free what the burst
+   * left (the old pool, the records that came in), and its memory stayed held until the next burst.
+   */
+  onIdle?: () => void;
   onStateChange?: (degraded: boolean, err?: unknown) => void;
 }
 
@@ -72,6 +78,9 @@ export class WriteBehind {
   private drainWaiters: (() => void)[] = [];
   private readonly shrinkTimer: NodeJS.Timeout | undefined;
   private emptyAtLastCheck = false;
+  /** records were submitted since the last idle check that called onIdle */
+  private busySinceIdle = false;
+  private readonly onIdle: (() => void) | undefined;
   /** Optional observers (metrics): cost nothing until set. */
   onLoadSeconds: ((seconds: number) => void) | null = null;
   onBatchSize: ((records: number) => void) | null = null;
@@ -95,6 +104,7 @@ export class WriteBehind {
     this.backoff = this.backoffMs;
     this.writes = new PendingWrites(o.poolSize);
     this.onStateChange = o.onStateChange ?? (() => {});
+    this.onIdle = o.onIdle;
     const shrinkIdleMs = o.shrinkIdleMs ?? 10_000;
     if (shrinkIdleMs > 0) {
       this.shrinkTimer = setInterval(() => this.shrinkIfIdle(), shrinkIdleMs);
@@ -112,7 +122,13 @@ export class WriteBehind {
     const empty = this.writes.pending === 0 && this.inFlight === 0;
     const idle = empty && this.emptyAtLastCheck;
     this.emptyAtLastCheck = empty;
-    return idle && this.writes.shrink();
+    if (!idle) return false;
+    const shrank = this.writes.shrink();
+    if (this.busySinceIdle) {
+      this.busySinceIdle = false;
+      this.onIdle?.();
+    }
+    return shrank;
   }
 
   /** Shards must hold changes back: the store is failing or too much is waiting for it. */
@@ -136,6 +152,7 @@ export class WriteBehind {
 
   /** Takes `count` records (copied: the caller's buffer is reused) and starts sending them. */
   submit(records: Uint32Array, count: number): void {
+    if (count > 0) this.busySinceIdle = true;
     for (let i = 0; i < count; i++) this.writes.put(records, i * StoredWord.Size);
     this.pump();
   }
@@ -171,6 +188,7 @@ export class WriteBehind {
    * per user, in order, each as load() would give it.
    */
   async loadMany(users: Uint32Array): Promise<Uint32Array[]> {
+    this.busySinceIdle = true;
     const n = users.length / 2;
     const store = this.store;
     if (store.loadMany === undefined || n === 1) {

@@ -9,6 +9,35 @@ import { FaultyStore } from '../support/faulty-store.js';
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 describe('WriteBehind', () => {
+  it('calls onIdle once per idle period that followed work, not while it stays idle or holds records', async () => {
+    const inner = new MemoryStore();
+    const store = new FaultyStore(inner);
+    let idle = 0;
+    const wb = new WriteBehind(store, { poolSize: 16, shrinkIdleMs: 0, onIdle: () => idle++ });
+    expect(wb.shrinkIfIdle()).toBe(false);
+    expect(wb.shrinkIfIdle()).toBe(false);
+    expect(idle).toBe(0); // idle from the start, nothing taken: nothing to collect
+    store.holding = true;
+    wb.submit(record(RecordKind.Write, 3, 1, 1, 1), 1);
+    wb.shrinkIfIdle();
+    wb.shrinkIfIdle();
+    expect(idle).toBe(0); // the record is still held by the store
+    store.release();
+    expect(await wb.drain(1000)).toBe(true);
+    wb.shrinkIfIdle(); // empty at one check only
+    expect(idle).toBe(0);
+    wb.shrinkIfIdle();
+    expect(idle).toBe(1);
+    wb.shrinkIfIdle();
+    wb.shrinkIfIdle();
+    expect(idle).toBe(1); // still idle: once
+    await wb.loadMany(new Uint32Array([3, 0]));
+    wb.shrinkIfIdle();
+    wb.shrinkIfIdle();
+    expect(idle).toBe(2); // loads leave garbage too
+    wb.close();
+  });
+
   it('the pending pool grows under a backlog and shrinks back once idle for a whole check period, losing nothing', async () => {
     const inner = new MemoryStore();
     const store = new FaultyStore(inner);

@@ -1,0 +1,19 @@
+/**
+ * A full collection on demand, for a thread that has just turned idle after a burst (the store
+ * thread once its write-back drained). V8 collects when a thread allocates; an idle thread does
+ * not, so the ArrayBuffers a burst left behind (hundreds of MB after a fill) stay resident until
+ * the next burst. `--expose-gc` set at run time gives new contexts a `gc` global; the process's
+ * own contexts are unchanged. Called rarely (once per idle period), never on a request's path.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+let gc: (() => void) | undefined;
+
+export function collectGarbage(): void {
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
