@@ -6,6 +6,10 @@
 import { Histogram, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { HistogramSnapshot } from '../workers/fixed-histogram.js';
 
+interface PromStringSource {
+  getForPromString(this: Histogram): Promise<MetricObjectWithValues<MetricValueWithName<string>>>;
+}
+
 export class SnapshotHistogram extends Histogram {
   private latest: HistogramSnapshot | null = null;
   /** what earlier threads (before a store thread was replaced) had counted */
@@ -17,8 +21,10 @@ export class SnapshotHistogram extends Histogram {
     this.latest = s;
   }
 
-  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const base = await super.get();
+  // prom-client's registry renders /metrics from getForPromString (and Histogram.get() calls it
+  // too), so that is the method to replace; it is not in prom-client's type declarations.
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const base = await (Histogram.prototype as unknown as PromStringSource).getForPromString.call(this);
     const s = this.latest === null ? null : add(this.carried, this.latest);
     if (s === null) return base;
     const values: MetricValueWithName<string>[] = [];

@@ -54,6 +54,11 @@ describe('/metrics', () => {
     const hits = [0, 1].map((sh) => orZero(value(text, `readstates_shard_hits_total{shard="${sh}"}`)));
     expect(misses[0] + misses[1]).toBe(1);
     expect(hits[0] + hits[1]).toBe(2);
+    // the miss was a load on the store thread; its histogram arrives as that thread's snapshot
+    const loads = value(text, 'readstates_store_load_duration_seconds_count');
+    expect(loads).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'readstates_store_load_duration_seconds_bucket{le="+Inf"}')).toBe(loads);
+    expect(value(text, 'readstates_store_load_duration_seconds_sum')).toBeGreaterThan(0);
     expect(value(text, 'readstates_scrape_threads')).toBe(4); // main + 2 shards + the store thread (the memory store runs there too)
     for (const thread of ['main', 'shard-0', 'shard-1', 'store']) {
       expect(text).toContain(`readstates_gc_pauses_total{thread="${thread}",kind="minor"}`);
