@@ -26,21 +26,20 @@ function rssBytes(pid: number): number {
 }
 
 /**
- * Resident bytes by mapping, from /proc/PID/smaps: glibc's main heap, anonymous mappings (the
- * SharedArrayBuffer slabs, V8's heaps, other threads' arenas) split by size, and files by name.
- * Taken at ready and at the end, the difference says where the growth went.
+ * Resident bytes by mapping, from /proc/PID/smaps: glibc's main heap, anonymous mappings split by
+ * size, and files by name. Taken at ready and at the end, the difference says roughly where the
+ * growth went; only roughly, because adjacent anonymous mappings (slab columns, V8 pages, thread
+ * arenas) merge into one, so the size split does not separate the slabs from the rest.
  */
 function rssByMapping(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
   let name = '';
-  let size = 0;
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (head !== null) {
       const [lo, hi] = line.split(' ')[0].split('-').map((x) => parseInt(x, 16));
-      size = hi - lo;
       const path = head[1];
-      name = path === '' ? (size >= 64 * 2 ** 20 ? 'anon >= 64 MiB (slabs)' : 'anon < 64 MiB') : path.startsWith('/') ? `file ${path.split('/').pop()}` : path;
+      name = path === '' ? (hi - lo >= 64 * 2 ** 20 ? 'anon >= 64 MiB' : 'anon < 64 MiB') : path.startsWith('/') ? `file ${path.split('/').pop()}` : path;
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);

@@ -36,7 +36,8 @@ export interface WriteBehindOptions {
   /** a pool found empty at two checks this far apart shrinks back to poolSize (ms; 0 = never) */
   shrinkIdleMs?: number;
   /**
-   * Called once when the write-behind turns idle (the same two checks) after it took records:
+   * Called once when the write-behind turns idle (the same two checks) after it took records or
+   * loaded users:
    * the thread allocates nothing while idle, so nothing else would make V8 free what the burst
    * left (the old pool, the records that came in), and its memory stayed held until the next burst.
    */
@@ -78,7 +79,7 @@ export class WriteBehind {
   private drainWaiters: (() => void)[] = [];
   private readonly shrinkTimer: NodeJS.Timeout | undefined;
   private emptyAtLastCheck = false;
-  /** records were submitted since the last idle check that called onIdle */
+  /** records were submitted or users loaded since the last idle check that called onIdle */
   private busySinceIdle = false;
   private readonly onIdle: (() => void) | undefined;
   /** Optional observers (metrics): cost nothing until set. */

@@ -57,8 +57,6 @@ export interface BenchConfig {
   slabScript?: string;
   /** impls that get the closed-loop probe (default: all; the gate only needs naive's) */
   probeImpls?: ImplName[];
-  /** impls that only get the throughput probe (the gate's ceiling) */
-  throughputOnly?: ImplName[];
   /** where server logs go (trace-gc lines included), and sqlite data dirs (removed after each run) */
   logDir: string;
 }
@@ -621,9 +619,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         }
       };
 
-      const phases = cfg.throughputOnly?.includes(impl) === true ? [] : ['probe', 'open', 'closed'];
       // 1. closed-loop warm-up (JIT, the fill's garbage), then the closed-loop probe (naive's sets the open-loop rates)
-      if (cfg.probe > 0 && phases.includes('probe') && (cfg.probeImpls === undefined || cfg.probeImpls.includes(impl))) {
+      if (cfg.probe > 0 && (cfg.probeImpls === undefined || cfg.probeImpls.includes(impl))) {
         const p = await windowOf('probe', 'closed', cfg.probe, factory, undefined, undefined, cfg.warmup);
         if (impl === 'naive' && baseRps === null) {
           baseRps = p.rps;
@@ -633,12 +630,12 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       // 2. no flush wave from the fill or the probe in the measured windows
       rec.settle = await settle(server, impl, 120_000);
       // 3. open loop at each fraction of the base rate
-      if (cfg.modes.includes('open') && phases.includes('open')) {
+      if (cfg.modes.includes('open')) {
         if (baseRps === null) throw new Error('no base rate: naive must run first (with --probe > 0) or give --base-rps');
         for (const fr of cfg.rates) await windowOf('open', 'open', cfg.duration, factory, Math.min(Math.round(fr * baseRps), cfg.maxOpenRate ?? Infinity), fr, cfg.warmup);
       }
       // 4. closed loop, full length
-      if (cfg.modes.includes('closed') && phases.includes('closed')) await windowOf('closed', 'closed', cfg.duration, factory, undefined, undefined, cfg.warmup);
+      if (cfg.modes.includes('closed')) await windowOf('closed', 'closed', cfg.duration, factory, undefined, undefined, cfg.warmup);
       // 5. extra throughput probe
       const tp = cfg.throughputProbe;
       if (tp !== undefined && tp.impls.includes(impl)) {
