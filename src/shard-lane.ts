@@ -3,7 +3,11 @@
  * operations waiting for this event-loop turn's batch, and the tickets of operations in flight.
  *
  * Operations are written straight into a grow-only Uint32Array; at the end of the turn they go to
- * the worker as one transferred buffer (one message per shard per turn, not per request). Each op
+ * the worker as one transferred buffer on the lane's ops port (one message per shard per turn, not
+ * per request), and every answer comes back on its results port. piscina starts the worker, hands
+ * it the ports and reports its death; it carries no batch, because a piscina task per turn (its
+ * task object, promise and own messaging) cost the HTTP thread a tenth of a request at low rates,
+ * where every request is a turn of its own. Each op
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
  * tickets is the shard's queue bound; when none is free the caller answers 503. Results come
  * back in the task's reply, or, for operations that waited for their user's load, on the lane's
@@ -77,7 +81,13 @@ export class ShardLane {
   private readonly store: StoreLink;
   /** this worker's results port: answers of operations that were parked behind loads */
   private results: MessagePort | null = null;
-  private readonly onPushedBound: (reply: Uint32Array) => void;
+  private readonly onReplyBound: (reply: Uint32Array) => void;
+  /** batches to the worker (replaced with the worker) */
+  private opsPort: MessagePort | null = null;
+  /** number of the last batch sent (TaskWord.Batch; never 0) */
+  private batchSeq = 0;
+  /** callers waiting for the reply to one batch, by its number (rare: cluster discards) */
+  private readonly batchWaiters = new Map<number, { resolve: (reply: Uint32Array) => void; reject: (err: Error) => void }>();
   private readonly schedule: () => void;
   private readonly onError: (err: unknown, shard: number) => void;
   private readonly ops = new GrowBuffer(OpWord.Size * 256);
@@ -86,7 +96,6 @@ export class ShardLane {
   private readonly sinkIndex: Uint32Array;
   private readonly freeTickets: Uint32Array;
   private freeTop: number;
-  private readonly onReplyBound: (reply: Uint32Array) => void;
   /** TF_FLUSH_* flags for the next task. */
   private flags = 0;
   /** fault injection: flags for the next task that carries ops (a timer tick's task does not) */
@@ -166,8 +175,7 @@ export class ShardLane {
     this.freeTickets = new Uint32Array(o.maxQueue);
     for (let i = 0; i < o.maxQueue; i++) this.freeTickets[i] = o.maxQueue - 1 - i;
     this.freeTop = o.maxQueue;
-    this.onReplyBound = this.onReply.bind(this);
-    this.onPushedBound = this.takeReply.bind(this);
+    this.onReplyBound = this.takeReply.bind(this);
     this.attachPorts(false);
   }
 
@@ -183,11 +191,15 @@ export class ShardLane {
       // A dead worker's late answers were answered from its ledger already: drop them.
       this.results?.close();
       const results = new MessageChannel();
-      results.port1.on('message', this.onPushedBound);
+      results.port1.on('message', this.onReplyBound);
       results.port1.unref();
       this.results = results.port1;
       task.resultsPort = results.port2;
-      transferList.push(results.port2);
+      this.opsPort?.close();
+      const ops = new MessageChannel();
+      this.opsPort = ops.port1;
+      task.opsPort = ops.port2;
+      transferList.push(results.port2, ops.port2);
     }
     this.store.attach(this.shard, store.port1).catch((err: unknown) => this.onError(err, this.shard));
     this.pool.run(task, { transferList }).catch(() => {});
@@ -265,18 +277,25 @@ export class ShardLane {
     this.keepOps();
     this.ops.len = 0;
     this.opCount = 0;
+    this.send(task);
+  }
+
+  /** Posts one batch (its buffer is transferred) and returns its number. */
+  private send(task: Uint32Array): number {
+    this.batchSeq = this.batchSeq === 0xffffffff ? 1 : this.batchSeq + 1;
+    task[TaskWord.Batch] = this.batchSeq;
     this.inFlight++;
-    const restarts = this.restarts;
-    this.pool.run(task, { transferList: [task.buffer] }).then(this.onReplyBound, (err: unknown) => this.onFailure(err, restarts));
+    this.opsPort!.postMessage(task, [task.buffer as ArrayBuffer]);
+    return this.batchSeq;
   }
 
-  private onReply(reply: Uint32Array): void {
-    this.inFlight--;
-    this.takeReply(reply);
-  }
-
-  /** A task's reply, or one the worker pushed on the results port after loads completed ops. */
+  /** A batch's reply, or answers the worker pushed after loads completed parked ops. */
   private takeReply(reply: Uint32Array): void {
+    const batch = reply[ReplyWord.Batch];
+    if (batch !== 0) {
+      this.inFlight--;
+      if (this.batchWaiters.size > 0) this.resolveWaiter(batch, reply);
+    }
     this.takeState(reply);
     // The worker is exiting; its death answers this batch's operations with everything else.
     if (reply[ReplyWord.Failed] !== 0) return;
@@ -328,17 +347,11 @@ export class ShardLane {
     sink.onResult(this.sinkIndex[ticket], buf, at);
   }
 
-  /**
-   * The task was rejected. Normally its worker died under it and restart() has run already (the
-   * death is handled before piscina rejects the dead thread's tasks). A task rejected by a worker
-   * still alive leaves its operations unanswered and the shard in an unknown state: end that
-   * worker, so its death answers them and a replacement checks the slabs.
-   */
-  private onFailure(err: unknown, restartsAtSend: number): void {
-    this.inFlight--;
-    if (this.closed || this.restarts !== restartsAtSend) return;
-    this.onError(err, this.shard);
-    void this.pool.threads[0]?.terminate();
+  private resolveWaiter(batch: number, reply: Uint32Array): void {
+    const w = this.batchWaiters.get(batch);
+    if (w === undefined) return;
+    this.batchWaiters.delete(batch);
+    w.resolve(reply);
   }
 
   /**
@@ -350,6 +363,10 @@ export class ShardLane {
   private restart(err: unknown): void {
     this.restarts++;
     this.onError(err, this.shard);
+    // The dead worker's batches get no reply: their ops are answered from the ledger below.
+    this.inFlight = 0;
+    for (const w of this.batchWaiters.values()) w.reject(new Error(`shard ${this.shard}: worker died before answering`));
+    this.batchWaiters.clear();
     // Before the new worker's port is attached: the host holds its loads until the journal is in.
     if (this.onRestart !== undefined) this.store.gate(this.shard, true).catch(() => {});
     this.answerFromLedger();
@@ -503,12 +520,15 @@ export class ShardLane {
   async discardUsers(): Promise<void> {
     const task = new Uint32Array(TaskWord.HeaderSize);
     task[TaskWord.Flags] = TaskFlag.DiscardUsers;
-    this.takeState((await this.pool.run(task)) as Uint32Array);
+    await new Promise<Uint32Array>((resolve, reject) => this.batchWaiters.set(this.send(task), { resolve, reject }));
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.pool.destroy();
     this.results?.close();
+    this.opsPort?.close();
+    for (const w of this.batchWaiters.values()) w.reject(new Error(`shard ${this.shard}: closed`));
+    this.batchWaiters.clear();
   }
 }

@@ -6,12 +6,12 @@
  * operation, and the worker never sees a JS object per operation. Ids travel as two uint32 halves
  * (lo, hi); nothing on this path goes through a JS number above 2^32 or a BigInt.
  *
- * Task (main -> worker):
+ * Task (main -> worker, on the shard's ops port; a STATS_TASK or a ping as a piscina task):
  *   [TaskWord.HeaderSize header][opCount * OpWord.Size ops]
- *   header: opCount, flags (TaskFlag), and for a STATS_TASK its StatsFlag bits
+ *   header: opCount, flags (TaskFlag), batch number, and for a STATS_TASK its StatsFlag bits
  *
- * Reply (worker -> main): the answer to a task, or pushed on the shard's results port when loads
- * completed parked operations:
+ * Reply (worker -> main, on the shard's results port, in the order the worker sends them): the
+ * answer to a task (its batch number), or pushed when loads completed parked operations (0):
  *   [ReplyWord.HeaderSize header][results]
  *   results: repeated [ticket, status, changed, n, n * RsWord.Size read states]
  *
@@ -162,7 +162,9 @@ export const enum TaskWord {
   /** StatsFlag bits of a STATS_TASK */
   Stats = 1,
   Flags = 2,
-  HeaderSize = 3,
+  /** the batch's number on the shard's ops port (1, 2, ...), echoed in ReplyWord.Batch */
+  Batch = 3,
+  HeaderSize = 4,
 }
 
 /** What a STATS_TASK asks for besides the figures. */
@@ -202,7 +204,9 @@ export const enum ReplyWord {
   JournalFloor = 3,
   /** 1 when read states are due that this batch left for the next one (ask again next turn) */
   FlushBehind = 4,
-  HeaderSize = 5,
+  /** the TaskWord.Batch of the task this answers; 0 for answers pushed after loads */
+  Batch = 5,
+  HeaderSize = 6,
 }
 
 /** Header of a message between a shard and the store host. */

@@ -1,10 +1,11 @@
 /**
  * Shard worker entry point (piscina loads this file). One worker owns one shard for its whole
  * life: the pool that runs it has exactly one thread that is never reaped, so the slabs it
- * attaches to here are its own. Each task is one batch of encoded operations; the reply is one
- * transferred buffer. Changed read states and misses go straight to the store host on this
- * shard's store port; loaded users come back on it, and the answers of the operations parked
- * behind them go to the main thread on the results port (the same reply format).
+ * attaches to here are its own. piscina starts it and hands it its ports (the first task);
+ * batches of encoded operations then arrive on the ops port, one transferred buffer each, and
+ * every reply leaves on the results port. Changed read states and misses go straight to the store
+ * host on this shard's store port; loaded users come back on it, and the answers of the
+ * operations parked behind them go to the main thread on the results port too.
  */
 import { setFlagsFromString } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
@@ -54,6 +55,8 @@ export interface ShardWorkerData {
 /** A task that hands the worker its ports (first task of every worker, and after a store restart). */
 export interface ShardAttach {
   storePort?: MessagePort;
+  /** the main thread's batches (a new worker) */
+  opsPort?: MessagePort;
   resultsPort?: MessagePort;
   /** the store thread was replaced: the loads it had are gone, ask again */
   storeRestarted?: boolean;
@@ -130,7 +133,8 @@ const unsent: Uint32Array[] = [];
 /** Set once a batch failed: until this worker exits, no batch may touch the slabs again. */
 let failed = false;
 
-export default function runBatch(task: Uint32Array | ShardAttach): unknown {
+/** piscina's tasks: the ports, stats, and pings (an empty batch, answered as the task's result). */
+export default function runTask(task: Uint32Array | ShardAttach): unknown {
   if (!(task instanceof Uint32Array)) return attach(task);
   if (task[TaskWord.OpCount] === STATS_TASK) return stats((task[TaskWord.Stats] & StatsFlag.Collect) !== 0, (task[TaskWord.Stats] & StatsFlag.ResetDelay) !== 0);
   const reply = guarded(task, TaskWord.HeaderSize, task[TaskWord.OpCount], 0, 0, task[TaskWord.Flags]);
@@ -141,6 +145,10 @@ function attach(a: ShardAttach): null {
   if (a.resultsPort !== undefined) {
     resultsPort = a.resultsPort;
     resultsPort.unref();
+  }
+  if (a.opsPort !== undefined) {
+    a.opsPort.on('message', onBatch);
+    a.opsPort.unref();
   }
   if (a.storePort !== undefined) {
     storePort?.close();
@@ -162,6 +170,28 @@ function attach(a: ShardAttach): null {
   return null;
 }
 
+/** A batch from the main thread; its reply carries its number. */
+function onBatch(task: Uint32Array): void {
+  const batch = task[TaskWord.Batch];
+  const reply = guarded(task, TaskWord.HeaderSize, task[TaskWord.OpCount], 0, 0, task[TaskWord.Flags]);
+  if (!(reply instanceof Promise)) return sendReply(reply, batch);
+  reply.then(
+    (r) => sendReply(r, batch),
+    (err: unknown) => {
+      // Its journal frame may not be durable (a failed fsync): none of its ops may be answered as
+      // applied by this worker. Its death answers them from the ledger.
+      failed = true;
+      process.emitWarning(`shard ${data.shard} journal sync failed, restarting the worker: ${String(err)}`);
+      process.exit(70);
+    },
+  );
+}
+
+function sendReply(reply: Uint32Array, batch: number): void {
+  reply[ReplyWord.Batch] = batch;
+  resultsPort?.postMessage(reply, [reply.buffer as ArrayBuffer]);
+}
+
 /** Loaded users from the store host: install them, and push the parked operations' answers. */
 function onStoreMessage(msg: Uint32Array): void {
   if (msg[StoreMsgWord.Kind] !== StoreMsg.Answers || failed) return;
@@ -171,9 +201,8 @@ function onStoreMessage(msg: Uint32Array): void {
   else pushReply(reply);
 }
 
-function pushReply(reply: unknown): void {
-  const r = reply as Uint32Array;
-  resultsPort?.postMessage(r, [r.buffer as ArrayBuffer]);
+function pushReply(reply: Uint32Array): void {
+  sendReply(reply, 0);
 }
 
 /** One step; a throw leaves the slabs in an unknown state, so the worker ends (see below). */
