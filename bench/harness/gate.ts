@@ -68,13 +68,13 @@ export interface GateRatios {
   /** this run's slab_heap_over_naive_heap / the baseline's */
   slab_heap_ratio_vs_baseline: number | null;
   /**
-   * this run's slab open-loop p99.9 / the baseline's: the one absolute comparison (a committed
-   * result from another day), so its limit is generous and it is trusted only in a quiet run
+   * this run's slab open-loop p99.9 / the baseline's: absolute times from another day, which drift
+   * with the machine; reported, not checked (slab_p999_over_ceiling_p999 is the same-run check)
    */
   slab_p999_vs_baseline: number | null;
   /**
    * open loop, same rate: slab p99 / ceiling p99 and p99.9 / p99.9 (the bare route's cost of HTTP
-   * itself). Recorded, not checked yet: limits come from several CI runs' values.
+   * itself): what the service adds to a request's tail
    */
   slab_p99_over_ceiling_p99: number;
   slab_p999_over_ceiling_p999: number;
