@@ -31,6 +31,7 @@ import { partitionOf } from '../workers/hash.js';
 import { CLK_TCK, REPO_ROOT, Rng, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, sumThreadTicks, table, waitForQuiet, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillBody, userId } from './fill-users.js';
 import { runWrk, wrkScript } from './wrk.js';
+import { serviceEnv } from './service-env.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const users = intFlag(flags, 'users', 20_000);
@@ -71,7 +72,7 @@ async function start(port: number, keyspace: string, cluster: boolean, extra: st
   const args = ['dist/src/main.js', '--port', String(port), '--shards', '1', '--log-level', 'warn', '--store', 'cassandra', '--cassandra-keyspace', keyspace, '--data-dir', dir];
   if (cluster) args.push('--cluster', 'bench', '--partitions', String(partitions));
   args.push(...extra);
-  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, env: serviceEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

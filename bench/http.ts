@@ -59,6 +59,7 @@ import {
   writeResults,
 } from './common.js';
 import { runWrk, wrkScript } from './wrk.js';
+import { serviceEnv } from './service-env.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const duration = intFlag(flags, 'duration', 15);
@@ -92,7 +93,7 @@ interface Target {
 }
 
 function launch(name: string, args: string[], port: number): Target {
-  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, env: serviceEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   return { name, url: `http://127.0.0.1:${port}`, proc, exited, args };
 }

@@ -1,6 +1,6 @@
 /**
- * Memory per read state as a user sees it: start the service with the default store (SQLite) and
- * default flags, fill it through POST /v1/batch (users of 10 channels each, acks), wait for the
+ * Memory per read state as a user sees it: start the service with the default store (SQLite),
+ * default flags and the environment `npm start` gives it (bench/service-env.ts), fill it through POST /v1/batch (users of 10 channels each, acks), wait for the
  * write-back to finish, and divide the process's RSS growth by the read states held.
  *
  *   npm run bench:memory-in-use -- --read-states 10000000 [--capacity 10500000] [--max-users 1050000]
@@ -18,6 +18,7 @@ import * as hdr from 'hdr-histogram-js';
 import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
 import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
 import { Server, serverSpec } from './harness/servers.js';
+import { serviceEnv } from './service-env.js';
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -59,6 +60,7 @@ function mappingGrowth(before: Record<string, number>, after: Record<string, num
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
+  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number }[];
 }
 
 async function main(): Promise<void> {
@@ -150,12 +152,16 @@ async function main(): Promise<void> {
       },
       pendingPoolEntries: stats.store.poolSize ?? null,
       settledGrowthByMapping: mappingGrowth(mapsStart, mapsSettled, held),
+      // part of the anonymous mappings above: each thread's V8 heap and its ArrayBuffers' memory
+      settledThreadsMiB: stats.threads.map((t) => ({ thread: t.thread, heapTotal: t.heapTotal / 2 ** 20, heapUsed: t.heapUsed / 2 ** 20, arrayBuffers: t.arrayBuffers / 2 ** 20 })),
+      env: { MALLOC_MMAP_THRESHOLD_: serviceEnv().MALLOC_MMAP_THRESHOLD_ ?? null },
     };
     console.log(
       `RSS growth per read state (${fmt(held)} held): ${fmt(result.bytesPerReadState.afterFill, 1)} B after the fill, ` +
         `${fmt(result.bytesPerReadState.afterWriteBack, 1)} B after the write-back, ${fmt(result.bytesPerReadState.settled, 1)} B settled`,
     );
     for (const [k, v] of Object.entries(result.settledGrowthByMapping)) console.log(`  ${k}: ${fmt(v.MiB, 1)} MiB, ${fmt(v.bytesPerReadState, 1)} B per read state`);
+    for (const t of result.settledThreadsMiB) console.log(`  thread ${t.thread}: V8 heap ${fmt(t.heapTotal, 1)} MiB (${fmt(t.heapUsed, 1)} used), ArrayBuffers ${fmt(t.arrayBuffers, 1)} MiB`);
     console.log(`wrote ${writeResults(`memory-in-use-${readStates}-cap${capacity}`, result)}`);
   } finally {
     await server.stop(200_000);

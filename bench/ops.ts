@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { REPO_ROOT, describeMachine, fmt, intFlag, machine, parseFlags, table, writeResults } from './common.js';
+import { serviceEnv } from './service-env.js';
 
 interface Run {
   label: string;
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
   const proc = spawn(
     process.execPath,
     [join(REPO_ROOT, 'dist/src/main.js'), '--port', String(port), '--shards', '1', '--store', 'memory', '--capacity', '1000000', '--max-queue', '2000', '--log-level', 'warn'],
-    { stdio: 'inherit' },
+    { env: serviceEnv(), stdio: 'inherit' },
   );
   const runs: Run[] = [];
   try {

@@ -20,6 +20,7 @@ import { createStore } from '../src/store/open-store.js';
 import { WriteBehind } from '../workers/write-behind.js';
 import { RecordKind, RsWord, StoredWord, hi32, lo32 } from '../workers/protocol.js';
 import { REPO_ROOT, describeMachine, fmt, intFlag, machine, parseFlags, strFlag, table, writeResults } from './common.js';
+import { serviceEnv } from './service-env.js';
 
 const CHANNELS = 20;
 
@@ -101,7 +102,7 @@ async function waitReady(url: string): Promise<void> {
 async function hotPathDuringFlush(kind: StoreKind, n: number, dataDir: string, keyspace: string, rate: number) {
   const port = 3700 + Math.floor(Math.random() * 200);
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/src/main.js'), '--port', String(port), '--shards', '1', '--store', kind, '--data-dir', dataDir, '--cassandra-keyspace', keyspace, '--flush-delay', '4000', '--capacity', String(n * 2), '--log-level', 'warn'], { stdio: 'inherit' });
+  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/src/main.js'), '--port', String(port), '--shards', '1', '--store', kind, '--data-dir', dataDir, '--cassandra-keyspace', keyspace, '--flush-delay', '4000', '--capacity', String(n * 2), '--log-level', 'warn'], { env: serviceEnv(), stdio: 'inherit' });
   try {
     await waitReady(url);
     // Hot users (cached, the ones the load touches) first, then the big dirty set to flush.

@@ -45,7 +45,8 @@ async function main(): Promise<void> {
   if (lock?.tookOverFrom !== undefined) {
     log.warn({ lock: lock.path, staleHolder: lock.tookOverFrom }, 'took over a stale data-dir lock: its process no longer runs');
   }
-  log.info({ config: loggableConfig(config), store: service.store.name, lock: lock?.path }, 'starting');
+  // npm start sets glibc's mmap threshold (package.json): said here so an operator sees which one runs.
+  log.info({ config: loggableConfig(config), store: service.store.name, lock: lock?.path, mallocMmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null }, 'starting');
   const replay = service.replay;
   if (replay !== null && replay.segments > 0) {
     log.info({ replay }, `journal: ${replay.records} changes from ${replay.segments} segments of an earlier run applied to the store`);

@@ -284,7 +284,8 @@ export class ShardLane {
   private send(task: Uint32Array): number {
     this.batchSeq = this.batchSeq === 0xffffffff ? 1 : this.batchSeq + 1;
     task[TaskWord.Batch] = this.batchSeq;
-    this.inFlight++;
+    // An unanswered batch keeps the process alive (a shutdown's flush waits on it); an idle lane does not.
+    if (this.inFlight++ === 0) this.results?.ref();
     this.opsPort!.postMessage(task, [task.buffer as ArrayBuffer]);
     return this.batchSeq;
   }
@@ -293,7 +294,7 @@ export class ShardLane {
   private takeReply(reply: Uint32Array): void {
     const batch = reply[ReplyWord.Batch];
     if (batch !== 0) {
-      this.inFlight--;
+      if (--this.inFlight === 0) this.results?.unref();
       if (this.batchWaiters.size > 0) this.resolveWaiter(batch, reply);
     }
     this.takeState(reply);
@@ -365,6 +366,7 @@ export class ShardLane {
     this.onError(err, this.shard);
     // The dead worker's batches get no reply: their ops are answered from the ledger below.
     this.inFlight = 0;
+    this.results?.unref();
     for (const w of this.batchWaiters.values()) w.reject(new Error(`shard ${this.shard}: worker died before answering`));
     this.batchWaiters.clear();
     // Before the new worker's port is attached: the host holds its loads until the journal is in.

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../common.js';
+import { serviceEnv } from '../service-env.js';
 
 /**
  * The service's variants, to measure what the redo journal costs: slab-nojournal (--journal off),
@@ -71,7 +72,7 @@ export class Server {
   constructor(readonly spec: ServerSpec) {
     this.url = `http://127.0.0.1:${spec.port}`;
     this.log = createWriteStream(spec.logFile);
-    this.proc = spawn(process.execPath, [...spec.nodeFlags, spec.script, ...spec.args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [...spec.nodeFlags, spec.script, ...spec.args], { cwd: REPO_ROOT, env: serviceEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) =>
       this.proc.on('exit', (code, signal) => {
         this.exitCode = code ?? (signal !== null ? 128 : null);

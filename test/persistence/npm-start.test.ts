@@ -30,6 +30,8 @@ it('npm start -- <flags> serves, and SIGTERM exits 0 after flushing', async () =
     const r = await fetch(`http://127.0.0.1:${port}/v1/users/1/read-states/2/mentions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(r.status).toBe(200);
     expect(out).toContain('"store":"sqlite"');
+    // the allocator setting package.json's start script gives the service (bench/service-env.ts)
+    expect(out).toContain('"mallocMmapThreshold":"131072"');
     npm.kill('SIGTERM');
     expect(await exited, out).toBe(0);
     expect(out).toContain('stopped: every change is in the store');
