@@ -3,9 +3,9 @@
  * Both come from one source, `snapshot()`: shard workers, the store worker and the main thread
  * are asked for their figures when someone scrapes, so no operation ever sends a message or
  * touches a shared counter for the sake of metrics. The one per-request cost is the request
- * counter and duration histogram, whose label children are cached per route and status.
+ * count and duration, kept in typed arrays (request-counts.ts) and turned into series at scrape time.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { ShardStats } from '../workers/protocol.js';
 import { GC_KINDS, TelemetryRecorder, type ThreadTelemetry } from '../workers/thread-telemetry.js';
 import type { JournalRetirer } from './journal-retirer.js';
@@ -14,6 +14,7 @@ import type { StoreLink } from './store/store-link.js';
 import type { WriteBehindStats } from '../workers/write-behind.js';
 import { BATCH_SIZE_BUCKETS, LOAD_SECONDS_BUCKETS } from '../workers/fixed-histogram.js';
 import { SnapshotHistogram } from './snapshot-histogram.js';
+import { RequestCounts } from './request-counts.js';
 
 export interface Snapshot {
   main: { rss: number };
@@ -30,14 +31,12 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly main = new TelemetryRecorder('main');
   private readonly requests: Counter<'route' | 'status'>;
-  private readonly duration: Histogram<'route'>;
+  private readonly duration: SnapshotHistogram<'route'>;
+  private readonly requestCounts = new RequestCounts(DURATION_BUCKETS);
   private readonly rejected: Counter<'code'>;
   /** observed on the store thread, taken from its figures at each scrape */
   private readonly storeLoad: SnapshotHistogram;
   private readonly flushBatch: SnapshotHistogram;
-  /** label children cached by route, then indexed by status code: no string building per request */
-  private readonly requestChildren = new Map<string, ReturnType<Counter<'route' | 'status'>['labels']>[]>();
-  private readonly durationChildren = new Map<string, ReturnType<Histogram<'route'>['labels']>>();
   /** last cumulative value seen per counter series, to turn worker totals into increments */
   private readonly lastTotals = new Map<string, number>();
 
@@ -49,7 +48,7 @@ export class Metrics {
     const r = [this.registry];
     const retired = new Counter({ name: 'readstates_journal_segments_retired_total', help: 'Redo journal segments deleted once the store held their changes', registers: r });
     this.requests = new Counter({ name: 'readstates_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: r });
-    this.duration = new Histogram({ name: 'readstates_http_request_duration_seconds', help: 'HTTP request duration by route', labelNames: ['route'], buckets: DURATION_BUCKETS, registers: r });
+    this.duration = new SnapshotHistogram({ name: 'readstates_http_request_duration_seconds', help: 'HTTP request duration by route', labelNames: ['route'], buckets: DURATION_BUCKETS, registers: r });
     this.rejected = new Counter({ name: 'readstates_rejected_total', help: 'Requests refused to protect the service (503/507), by error code', labelNames: ['code'], registers: r });
     this.storeLoad = new SnapshotHistogram({ name: 'readstates_store_load_duration_seconds', help: 'Time to load one user from the store (misses)', buckets: LOAD_SECONDS_BUCKETS, registers: r });
     this.flushBatch = new SnapshotHistogram({ name: 'readstates_store_flush_batch_size', help: 'Read states per store write call', buckets: BATCH_SIZE_BUCKETS, registers: r });
@@ -130,6 +129,10 @@ export class Metrics {
         if (t.runQueueWaitSeconds !== null) this.advance(runQueue, `rq/${t.thread}`, t.runQueueWaitSeconds, { thread: t.thread });
       }
       rss.set(snap.main.rss);
+      this.requestCounts.forEach((route, statuses, duration) => {
+        for (const [status, n] of statuses) this.advance(this.requests, `req/${route}/${status}`, n, { route, status: String(status) });
+        this.duration.set(duration, { route });
+      });
     };
   }
 
@@ -153,23 +156,7 @@ export class Metrics {
 
   /** Called once per response (fastify onResponse). */
   observeRequest(route: string, status: number, seconds: number): void {
-    let byStatus = this.requestChildren.get(route);
-    if (byStatus === undefined) {
-      byStatus = [];
-      this.requestChildren.set(route, byStatus);
-    }
-    let child = byStatus[status];
-    if (child === undefined) {
-      child = this.requests.labels(route, String(status));
-      byStatus[status] = child;
-    }
-    child.inc();
-    let d = this.durationChildren.get(route);
-    if (d === undefined) {
-      d = this.duration.labels(route);
-      this.durationChildren.set(route, d);
-    }
-    d.observe(seconds);
+    this.requestCounts.observe(route, status, seconds);
   }
 
   countRejection(code: string): void {

@@ -1,7 +1,8 @@
 /**
- * A Prometheus histogram whose observations are made on another thread (the store thread keeps a
- * FixedHistogram, workers/fixed-histogram.ts) and arrive here as cumulative snapshots at scrape
- * time: nothing crosses threads per observation.
+ * A Prometheus histogram whose observations are kept elsewhere in fixed buckets
+ * (workers/fixed-histogram.ts): on the store thread, or on this thread in typed arrays
+ * (request-counts.ts), and handed over as cumulative snapshots at scrape time. Nothing crosses
+ * threads per observation, and nothing hashes labels per observation as prom-client's children do.
  */
 import { Histogram, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { HistogramSnapshot } from '../workers/fixed-histogram.js';
@@ -10,32 +11,45 @@ interface PromStringSource {
   getForPromString(this: Histogram): Promise<MetricObjectWithValues<MetricValueWithName<string>>>;
 }
 
-export class SnapshotHistogram extends Histogram {
-  private latest: HistogramSnapshot | null = null;
+interface Series {
+  labels: Record<string, string>;
+  latest: HistogramSnapshot;
   /** what earlier threads (before a store thread was replaced) had counted */
-  private carried: HistogramSnapshot | null = null;
+  carried: HistogramSnapshot | null;
+}
 
-  /** The thread's cumulative figures; a total lower than the last means a new thread started. */
-  set(s: HistogramSnapshot): void {
-    if (this.latest !== null && total(s) < total(this.latest)) this.carried = add(this.carried, this.latest);
-    this.latest = s;
+export class SnapshotHistogram<T extends string = string> extends Histogram<T> {
+  private readonly series = new Map<string, Series>();
+
+  /** One series' cumulative figures; a total lower than the last means a new thread started. */
+  set(s: HistogramSnapshot, labels: Partial<Record<T, string>> = {}): void {
+    const key = JSON.stringify(labels);
+    const old = this.series.get(key);
+    if (old === undefined) {
+      this.series.set(key, { labels: labels as Record<string, string>, latest: s, carried: null });
+      return;
+    }
+    if (total(s) < total(old.latest)) old.carried = add(old.carried, old.latest);
+    old.latest = s;
   }
 
   // prom-client's registry renders /metrics from getForPromString (and Histogram.get() calls it
   // too), so that is the method to replace; it is not in prom-client's type declarations.
   async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const base = await (Histogram.prototype as unknown as PromStringSource).getForPromString.call(this);
-    const s = this.latest === null ? null : add(this.carried, this.latest);
-    if (s === null) return base;
+    const base = await (Histogram.prototype as unknown as PromStringSource).getForPromString.call(this as unknown as Histogram);
+    if (this.series.size === 0) return base;
     const values: MetricValueWithName<string>[] = [];
-    let cumulative = 0;
-    for (let b = 0; b < s.counts.length; b++) {
-      cumulative += s.counts[b];
-      const le = b < s.bounds.length ? s.bounds[b] : '+Inf';
-      values.push({ metricName: `${base.name}_bucket`, labels: { le }, value: cumulative });
+    for (const { labels, latest, carried } of this.series.values()) {
+      const s = add(carried, latest);
+      let cumulative = 0;
+      for (let b = 0; b < s.counts.length; b++) {
+        cumulative += s.counts[b];
+        const le = b < s.bounds.length ? s.bounds[b] : '+Inf';
+        values.push({ metricName: `${base.name}_bucket`, labels: { ...labels, le }, value: cumulative });
+      }
+      values.push({ metricName: `${base.name}_sum`, labels, value: s.sum });
+      values.push({ metricName: `${base.name}_count`, labels, value: cumulative });
     }
-    values.push({ metricName: `${base.name}_sum`, labels: {}, value: s.sum });
-    values.push({ metricName: `${base.name}_count`, labels: {}, value: cumulative });
     return { ...base, values };
   }
 }
