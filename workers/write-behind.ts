@@ -81,6 +81,8 @@ export class WriteBehind {
   private emptyAtLastCheck = false;
   /** records were submitted or users loaded since the last idle check that called onIdle */
   private busySinceIdle = false;
+  /** records were submitted or users loaded since the last check: not idle, even with the pool empty at both checks */
+  private activeSinceCheck = false;
   private readonly onIdle: (() => void) | undefined;
   /** Optional observers (metrics): cost nothing until set. */
   onLoadSeconds: ((seconds: number) => void) | null = null;
@@ -118,11 +120,16 @@ export class WriteBehind {
     return this.writes.size;
   }
 
-  /** Shrinks the pool if it was empty at this check and the one before (idle for a whole period). */
+  /**
+   * Shrinks the pool if it was empty at this check and the one before and nothing came in between
+   * (idle for a whole period). Under steady traffic the pool is often empty at a check while loads
+   * and writes keep coming: that is not idle, and a full collection then would delay them.
+   */
   shrinkIfIdle(): boolean {
     const empty = this.writes.pending === 0 && this.inFlight === 0;
-    const idle = empty && this.emptyAtLastCheck;
+    const idle = empty && this.emptyAtLastCheck && !this.activeSinceCheck;
     this.emptyAtLastCheck = empty;
+    this.activeSinceCheck = false;
     if (!idle) return false;
     const shrank = this.writes.shrink();
     if (this.busySinceIdle) {
@@ -153,7 +160,10 @@ export class WriteBehind {
 
   /** Takes `count` records (copied: the caller's buffer is reused) and starts sending them. */
   submit(records: Uint32Array, count: number): void {
-    if (count > 0) this.busySinceIdle = true;
+    if (count > 0) {
+      this.busySinceIdle = true;
+      this.activeSinceCheck = true;
+    }
     for (let i = 0; i < count; i++) this.writes.put(records, i * StoredWord.Size);
     this.pump();
   }
@@ -162,6 +172,8 @@ export class WriteBehind {
   async load(lo: number, hi: number): Promise<Uint32Array> {
     const started = performance.now();
     this.counters.loads++;
+    this.busySinceIdle = true;
+    this.activeSinceCheck = true;
     const key = `${lo}:${hi}`;
     let watch = this.loadsInFlight.get(key);
     if (watch === undefined) {
@@ -190,6 +202,7 @@ export class WriteBehind {
    */
   async loadMany(users: Uint32Array): Promise<Uint32Array[]> {
     this.busySinceIdle = true;
+    this.activeSinceCheck = true;
     const n = users.length / 2;
     const store = this.store;
     if (store.loadMany === undefined || n === 1) {

@@ -38,6 +38,31 @@ describe('WriteBehind', () => {
     wb.close();
   });
 
+  it('does not call onIdle (or shrink) while loads and writes keep coming, even with the pool empty at every check', async () => {
+    let idle = 0;
+    const wb = new WriteBehind(new MemoryStore(), { poolSize: 16, shrinkIdleMs: 0, onIdle: () => idle++ });
+    for (let c = 1; c <= 200; c++) wb.submit(record(RecordKind.Write, 3, c, c, c), 1);
+    expect(await wb.drain(1000)).toBe(true);
+    const grown = wb.poolSize;
+    expect(grown).toBeGreaterThan(16);
+    for (let period = 0; period < 6; period++) {
+      // steady traffic: between two checks a user is loaded, or a record comes and is written
+      if (period % 2 === 0) await wb.loadMany(new Uint32Array([3, 0]));
+      else {
+        wb.submit(record(RecordKind.Write, 4, period, period, period), 1);
+        expect(await wb.drain(1000)).toBe(true);
+      }
+      expect(wb.shrinkIfIdle()).toBe(false);
+    }
+    expect(idle).toBe(0);
+    expect(wb.poolSize).toBe(grown);
+    // then a whole period with nothing: idle once
+    wb.shrinkIfIdle();
+    expect(idle).toBe(1);
+    expect(wb.poolSize).toBe(16);
+    wb.close();
+  });
+
   it('the pending pool grows under a backlog and shrinks back once idle for a whole check period, losing nothing', async () => {
     const inner = new MemoryStore();
     const store = new FaultyStore(inner);
