@@ -6,12 +6,12 @@
  * the worker as one transferred buffer on the lane's ops port (one message per shard per turn, not
  * per request), and every answer comes back on its results port. piscina starts the worker, hands
  * it the ports and reports its death; it carries no batch, because a piscina task per turn (its
- * task object, promise and own messaging) cost the HTTP thread a tenth of a request at low rates,
- * where every request is a turn of its own. Each op
+ * task object, promise and own messaging) was a sixth of the HTTP thread's busy time at 3,000
+ * req/s, where nearly every request is a turn of its own. Each op
  * carries a ticket: an index into `sinks`, recycled through a typed free stack. The number of
  * tickets is the shard's queue bound; when none is free the caller answers 503. Results come
- * back in the task's reply, or, for operations that waited for their user's load, on the lane's
- * results port: the worker gets loaded users straight from the store thread and pushes those
+ * back in the batch's reply, or, for operations that waited for their user's load, later on the
+ * same port: the worker gets loaded users straight from the store thread and pushes those
  * answers itself, in the same reply format. Nothing of the store path passes through this thread.
  *
  * If the shard worker dies (a crash, or a batch that failed inside it: that worker then exits),
@@ -79,7 +79,7 @@ export class ShardLane {
   readonly shard: number;
   private readonly pool: Piscina;
   private readonly store: StoreLink;
-  /** this worker's results port: answers of operations that were parked behind loads */
+  /** this worker's results port: every reply, batch answers and answers pushed after loads */
   private results: MessagePort | null = null;
   private readonly onReplyBound: (reply: Uint32Array) => void;
   /** batches to the worker (replaced with the worker) */
