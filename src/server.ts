@@ -35,10 +35,13 @@ import { Fence, allocateFence } from '../workers/cluster-fence.js';
 import type { ClusterView } from './cluster/view.js';
 import { Forwarder } from './cluster/forward.js';
 import { installClusterRouting } from './cluster/http-routing.js';
+import { IdleCollector } from './idle-collector.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 /** a journal segment is closed at this size (or after --journal-segment-ms when not empty) */
 const JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** how often the HTTP thread checks whether it has been idle (idle-collector.ts) */
+const IDLE_CHECK_MS = 10_000;
 
 export const SERVICE_VERSION = '0.1.0';
 
@@ -146,6 +149,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
+  const idleCollector = new IdleCollector(() => router.submitted, IDLE_CHECK_MS);
   const retirer =
     journalDir === null
       ? null
@@ -247,6 +251,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       const drained = flushed && (await link.drain(Math.max(0, deadline - Date.now())));
       const unflushed = drained ? 0 : router.dirty + link.pendingRecords;
       metrics.close();
+      idleCollector.close();
       retirer?.close();
       await cluster?.close();
       await router.close();

@@ -56,6 +56,8 @@ const EAGER_SEND_OPS = 1024;
 
 export class ShardRouter {
   readonly lanes: ShardLane[] = [];
+  /** operations submitted since start (the HTTP thread's idle check reads it) */
+  submitted = 0;
   readonly buffers: ShardBuffers[] = [];
   private scheduled = false;
   /** submitAll's count of operations per shard */
@@ -151,6 +153,7 @@ export class ShardRouter {
     const lane = this.lanes[shardOf(src[from + OpWord.UserLo], src[from + OpWord.UserHi], this.lanes.length)];
     const at = lane.reserve(sink, index);
     if (at < 0) return false;
+    this.submitted++;
     const w = lane.opWords;
     // Every word but the ticket, which reserve() wrote.
     for (let j = 0; j < OpWord.Size; j++) if (j !== OpWord.Ticket) w[at + j] = src[from + j];
