@@ -1,7 +1,7 @@
 /**
  * Memory per read state as a user sees it: start the service with the default store (SQLite),
- * default flags and the environment `npm start` gives it (bench/service-env.ts), fill it through POST /v1/batch (users of 10 channels each, acks), wait for the
- * write-back to finish, and divide the process's RSS growth by the read states held.
+ * default flags and the environment `npm start` gives it (bench/service-env.ts), fill it through
+ * POST /v1/batch (users of 10 channels each, acks), wait for the write-back to finish, and divide the process's RSS growth by the read states held.
  *
  *   npm run bench:memory-in-use -- --read-states 10000000 [--capacity 10500000] [--max-users 1050000]
  *

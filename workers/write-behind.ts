@@ -33,11 +33,11 @@ export interface WriteBehindOptions {
   maxBackoffMs?: number;
   /** records the pending pool holds before it first grows (it doubles when full) */
   poolSize?: number;
-  /** a pool found empty at two checks this far apart shrinks back to poolSize (ms; 0 = never) */
+  /** a pool found empty at two checks this far apart, with nothing submitted or loaded between them, shrinks back to poolSize (ms; 0 = never) */
   shrinkIdleMs?: number;
   /**
-   * Called once when the write-behind turns idle (the same two checks) after it took records or
-   * loaded users:
+   * Called once when the write-behind turns idle (the same checks as the pool's shrink) after it
+   * took records or loaded users:
    * the thread allocates nothing while idle, so nothing else would make V8 free what the burst
    * left (the old pool, the records that came in), and its memory stayed held until the next burst.
    */
