@@ -1,6 +1,7 @@
 /**
- * The body of POST /v1/batch, parsed straight into the operation list (workers/op-list.ts): no
- * JS object per operation (only the id strings the answer echoes), and the schema checked while the text is read instead of by a
+ * The body of POST /v1/batch, parsed from its bytes straight into the operation list
+ * (workers/op-list.ts): no JS object or string per operation (the answer echoes each op's ids as
+ * byte ranges of the body), and the schema checked while the bytes are read instead of by a
  * second walk over a parsed tree.
  *
  * Two readers, one meaning:
@@ -17,21 +18,46 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { OpList } from '../workers/op-list.js';
 import { OpFlag, Opcode } from '../workers/protocol.js';
-import { SUMMARY_OP } from './replies.js';
 import { ApiError } from './errors.js';
 import { parsed, requireId, requireIdOrZero } from './validate.js';
 import { BATCH_OPS, MAX_BATCH_OPS, MAX_COUNT, MAX_I32, MAX_PIN, MAX_U32, batchSchema } from './schemas.js';
 
-/** What a parsed body hands the route: the operations, and the ids as sent (to render results). */
+/**
+ * What a parsed body hands the route: the operations, and the user and channel ids as the request
+ * spelled them (answers echo them), as byte ranges of `idText`.
+ */
 export class ParsedBatch {
-  /** the body as received, kept only in cluster mode (ops of other owners go on as they were sent) */
-  raw: string | null = null;
-
   constructor(
     readonly ops: OpList,
-    readonly userIds: string[],
-    readonly channelIds: string[],
+    /** the body as received (cluster mode sends ops of other owners on as they were sent) */
+    readonly body: Buffer,
+    /** the body itself, or, when the exact reader parsed it, the ids one after another */
+    readonly idText: Buffer,
+    /** per op, SpanWord.Size offsets into idText; a summary's channel range is empty */
+    readonly idSpans: Uint32Array,
   ) {}
+
+  get length(): number {
+    return this.ops.length;
+  }
+
+  userId(i: number): string {
+    return this.idText.toString('latin1', this.idSpans[i * SpanWord.Size + SpanWord.UserStart], this.idSpans[i * SpanWord.Size + SpanWord.UserEnd]);
+  }
+
+  /** The channel id of op i, SUMMARY_OP for a summary. */
+  channelId(i: number): string {
+    return this.idText.toString('latin1', this.idSpans[i * SpanWord.Size + SpanWord.ChanStart], this.idSpans[i * SpanWord.Size + SpanWord.ChanEnd]);
+  }
+}
+
+/** Offsets of an op's id ranges in ParsedBatch.idSpans. */
+export const enum SpanWord {
+  UserStart = 0,
+  UserEnd = 1,
+  ChanStart = 2,
+  ChanEnd = 3,
+  Size = 4,
 }
 
 const enum Kind {
@@ -94,8 +120,11 @@ class Staging {
   flags = new Float64Array(64);
   /** id halves as the fast reader parsed them: user, channel, message (6 words per op) */
   ids = new Uint32Array(64 * 6);
-  /** whether `ids` holds the parsed ids (fast reader) or encode must parse the strings (exact) */
+  /** where the fast reader found them in the body: [start, end) of user, channel, message */
+  spans = new Uint32Array(64 * 6);
+  /** whether `ids` and `spans` hold the fast reader's ids, or encode must parse the strings (exact) */
   idsParsed = false;
+  /** the exact reader's ids */
   userIds: string[] = [];
   channelIds: string[] = [];
   messageIds: string[] = [];
@@ -117,20 +146,18 @@ class Staging {
       this.count = grown(this.count, new Float64Array(i * 2));
       this.pin = grown(this.pin, new Float64Array(i * 2));
       this.flags = grown(this.flags, new Float64Array(i * 2));
-      const ids = new Uint32Array(i * 2 * 6);
-      ids.set(this.ids);
-      this.ids = ids;
+      this.ids = grown(this.ids, new Uint32Array(i * 2 * 6));
+      this.spans = grown(this.spans, new Uint32Array(i * 2 * 6));
     }
     this.present[i] = 0;
     this.count[i] = 0;
     this.pin[i] = 0;
     this.flags[i] = 0;
-    this.messageIds[i] = '';
     return i;
   }
 }
 
-function grown<T extends Uint8Array | Float64Array>(old: T, into: T): T {
+function grown<T extends Uint8Array | Uint32Array | Float64Array>(old: T, into: T): T {
   into.set(old);
   return into;
 }
@@ -149,15 +176,26 @@ const K_MANUAL = 5;
 const K_COUNT = 6;
 const K_PIN = 7;
 const K_FLAGS = 8;
-const QUOTED_KEYS = ['op', 'user_id', 'channel_id', 'message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'].map((k) => `"${k}"`);
-const QUOTED_KINDS = KIND_NAMES.map((k) => `"${k}"`);
+const QUOTED_KEYS = ['op', 'user_id', 'channel_id', 'message_id', 'mention_count', 'manual', 'count', 'last_pin_timestamp', 'flags'].map((k) => Buffer.from(`"${k}"`, 'latin1'));
+const QUOTED_KINDS = KIND_NAMES.map((k) => Buffer.from(`"${k}"`, 'latin1'));
+const OPS_KEY = Buffer.from('"ops"', 'latin1');
+const TRUE = Buffer.from('true', 'latin1');
+const FALSE = Buffer.from('false', 'latin1');
 
-let text = '';
+/** The body being read (past its end every read is undefined, which no test below accepts). */
+let text: Uint8Array = Buffer.alloc(0);
 let pos = 0;
+
+/** Whether `word` is at `pos`. */
+function at(word: Uint8Array): boolean {
+  const n = word.length;
+  for (let i = 0; i < n; i++) if (text[pos + i] !== word[i]) return false;
+  return true;
+}
 
 function ws(): void {
   for (;;) {
-    const c = text.charCodeAt(pos);
+    const c = text[pos];
     if (c === Ch.Space || c === Ch.Lf || c === Ch.Cr || c === Ch.Tab) pos++;
     else return;
   }
@@ -166,29 +204,49 @@ function ws(): void {
 const TWO_32 = 4294967296;
 
 /**
- * An id as the schema's pattern takes it (0, or 1-20 digits without a leading zero), its halves
- * parsed on the way into `ids[at]`, `ids[at + 1]` (as ids.ts parseId does); null to give up (also
- * above 2^64 - 1: the exact reader then says INVALID_ID).
+ * An id as the schema's pattern takes it (0, or 1-20 digits without a leading zero) into
+ * `st.ids[at]`, `st.ids[at + 1]` (its halves) and `st.spans[at]`, `st.spans[at + 1]` (where its
+ * digits are); false to give up (also above 2^64 - 1: the exact reader then says INVALID_ID).
+ * The first 15 digits are read as one exact double (below 10^15 < 2^53); the rest, at most 5,
+ * join it in one split into halves: v * 10^k + rest, with v = vh * 2^32 + vl, is
+ * (vh * 10^k + carry) * 2^32 + low, where vl * 10^k + rest < 2^49 gives carry and low exactly.
  */
-function idAt(ids: Uint32Array, at: number): string | null {
-  if (text.charCodeAt(pos) !== Ch.Quote) return null;
+function idAt(st: Staging, at: number): boolean {
+  if (text[pos] !== Ch.Quote) return false;
   const start = ++pos;
-  let lo = 0;
-  let hi = 0;
-  for (;;) {
-    const d = text.charCodeAt(pos) - Ch.Zero;
-    if (!(d >= 0 && d <= 9)) break;
-    const x = lo * 10 + d;
+  let v = 0;
+  let d = text[pos] - Ch.Zero;
+  while (d >= 0 && d <= 9 && pos - start < 15) {
+    v = v * 10 + d;
+    d = text[++pos] - Ch.Zero;
+  }
+  let lo: number;
+  let hi: number;
+  if (d >= 0 && d <= 9) {
+    let rest = 0;
+    let scale = 1;
+    while (d >= 0 && d <= 9 && scale < 1e6) {
+      rest = rest * 10 + d;
+      scale *= 10;
+      d = text[++pos] - Ch.Zero;
+    }
+    // more than 20 digits: give up below
+    const vh = Math.floor(v / TWO_32);
+    const x = (v - vh * TWO_32) * scale + rest;
     const carry = Math.floor(x / TWO_32);
     lo = x - carry * TWO_32;
-    hi = hi * 10 + carry;
-    pos++;
+    hi = vh * scale + carry;
+  } else {
+    hi = Math.floor(v / TWO_32);
+    lo = v - hi * TWO_32;
   }
   const len = pos - start;
-  if (text.charCodeAt(pos) !== Ch.Quote || len === 0 || len > 20 || hi >= TWO_32 || (len > 1 && text.charCodeAt(start) === Ch.Zero)) return null;
-  ids[at] = lo;
-  ids[at + 1] = hi;
-  return text.slice(start, pos++);
+  if (text[pos] !== Ch.Quote || len === 0 || len > 20 || hi >= TWO_32 || (len > 1 && text[start] === Ch.Zero)) return false;
+  st.ids[at] = lo;
+  st.ids[at + 1] = hi;
+  st.spans[at] = start;
+  st.spans[at + 1] = pos++;
+  return true;
 }
 
 /**
@@ -196,9 +254,9 @@ function idAt(ids: Uint32Array, at: number): string | null {
  * other key (or one spelled with escapes: the exact reader decides).
  */
 function keyAt(): number {
-  if (text.charCodeAt(pos) !== Ch.Quote) return -1;
+  if (text[pos] !== Ch.Quote) return -1;
   let k = -1;
-  switch (text.charCodeAt(pos + 1)) {
+  switch (text[pos + 1]) {
     case 111: // o
       k = K_OP;
       break;
@@ -206,10 +264,10 @@ function keyAt(): number {
       k = K_USER;
       break;
     case 99: // c
-      k = text.charCodeAt(pos + 2) === 104 ? K_CHANNEL : K_COUNT;
+      k = text[pos + 2] === 104 ? K_CHANNEL : K_COUNT;
       break;
     case 109: // m
-      k = text.charCodeAt(pos + 2) === 101 ? (text.charCodeAt(pos + 3) === 115 ? K_MESSAGE : K_MENTION_COUNT) : K_MANUAL;
+      k = text[pos + 2] === 101 ? (text[pos + 3] === 115 ? K_MESSAGE : K_MENTION_COUNT) : K_MANUAL;
       break;
     case 108: // l
       k = K_PIN;
@@ -221,7 +279,7 @@ function keyAt(): number {
       return -1;
   }
   const q = QUOTED_KEYS[k];
-  if (!text.startsWith(q, pos)) return -1;
+  if (!at(q)) return -1;
   pos += q.length;
   return k;
 }
@@ -229,7 +287,7 @@ function keyAt(): number {
 /** The op kind at `pos` (a quoted string) without making a string of it; -1 to give up. */
 function kindAt(): number {
   for (let k = 0; k < QUOTED_KINDS.length; k++) {
-    if (text.startsWith(QUOTED_KINDS[k], pos)) {
+    if (at(QUOTED_KINDS[k])) {
       pos += QUOTED_KINDS[k].length;
       return k;
     }
@@ -242,26 +300,26 @@ function int(min: number, max: number): number {
   const start = pos;
   let v = 0;
   for (;;) {
-    const d = text.charCodeAt(pos) - Ch.Zero;
+    const d = text[pos] - Ch.Zero;
     if (!(d >= 0 && d <= 9)) break;
     v = v * 10 + d;
     pos++;
   }
   const len = pos - start;
   // 16 digits can exceed 2^53 (inexact); a fraction, exponent or leading zero: the exact reader.
-  if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(start) === Ch.Zero)) return -1;
-  const c = text.charCodeAt(pos);
+  if (len === 0 || len > 15 || (len > 1 && text[start] === Ch.Zero)) return -1;
+  const c = text[pos];
   if (c === Ch.Dot || c === Ch.UpperE || c === Ch.LowerE) return -1;
   return v >= min && v <= max ? v : -1;
 }
 
 /** true/false, or -1 to give up. */
 function bool(): number {
-  if (text.startsWith('true', pos)) {
+  if (at(TRUE)) {
     pos += 4;
     return 1;
   }
-  if (text.startsWith('false', pos)) {
+  if (at(FALSE)) {
     pos += 5;
     return 0;
   }
@@ -275,19 +333,18 @@ function kindOf(s: string): number {
 
 /** One op object into staging; false to give up. */
 function readOp(st: Staging): boolean {
-  if (text.charCodeAt(pos) !== Ch.LBrace) return false;
+  if (text[pos] !== Ch.LBrace) return false;
   pos++;
   const i = st.next();
   let seen = 0;
   ws();
-  if (text.charCodeAt(pos) === Ch.RBrace) return false;
-  const ids = st.ids;
+  if (text[pos] === Ch.RBrace) return false;
   for (;;) {
     const k = keyAt();
     if (k < 0 || (seen & (1 << k)) !== 0) return false;
     seen |= 1 << k;
     ws();
-    if (text.charCodeAt(pos) !== Ch.Colon) return false;
+    if (text[pos] !== Ch.Colon) return false;
     pos++;
     ws();
     switch (k) {
@@ -297,26 +354,17 @@ function readOp(st: Staging): boolean {
         st.kind[i] = kind;
         break;
       }
-      case K_USER: {
-        const s = idAt(ids, i * 6);
-        if (s === null) return false;
-        st.userIds[i] = s;
+      case K_USER:
+        if (!idAt(st, i * 6)) return false;
         break;
-      }
-      case K_CHANNEL: {
-        const s = idAt(ids, i * 6 + 2);
-        if (s === null) return false;
-        st.channelIds[i] = s;
+      case K_CHANNEL:
+        if (!idAt(st, i * 6 + 2)) return false;
         st.present[i] |= Field.Channel;
         break;
-      }
-      case K_MESSAGE: {
-        const s = idAt(ids, i * 6 + 4);
-        if (s === null) return false;
-        st.messageIds[i] = s;
+      case K_MESSAGE:
+        if (!idAt(st, i * 6 + 4)) return false;
         st.present[i] |= Field.Msg;
         break;
-      }
       case K_MENTION_COUNT: {
         const v = int(0, MAX_I32);
         if (v < 0) return false;
@@ -353,7 +401,7 @@ function readOp(st: Staging): boolean {
       }
     }
     ws();
-    const c = text.charCodeAt(pos++);
+    const c = text[pos++];
     if (c === Ch.RBrace) break;
     if (c !== Ch.Comma) return false;
     ws();
@@ -362,34 +410,34 @@ function readOp(st: Staging): boolean {
   return (seen & 3) === 3;
 }
 
-function fastRead(body: string, st: Staging): boolean {
+function fastRead(body: Uint8Array, st: Staging): boolean {
   text = body;
   pos = 0;
   st.reset();
   ws();
-  if (text.charCodeAt(pos) !== Ch.LBrace) return false;
+  if (text[pos] !== Ch.LBrace) return false;
   pos++;
   ws();
-  if (!text.startsWith('"ops"', pos)) return false;
+  if (!at(OPS_KEY)) return false;
   pos += 5;
   ws();
-  if (text.charCodeAt(pos) !== Ch.Colon) return false;
+  if (text[pos] !== Ch.Colon) return false;
   pos++;
   ws();
-  if (text.charCodeAt(pos) !== Ch.LBracket) return false;
+  if (text[pos] !== Ch.LBracket) return false;
   pos++;
   ws();
   for (;;) {
     if (!readOp(st)) return false;
     if (st.n > MAX_BATCH_OPS) return false;
     ws();
-    const c = text.charCodeAt(pos++);
+    const c = text[pos++];
     if (c === Ch.RBracket) break;
     if (c !== Ch.Comma) return false;
     ws();
   }
   ws();
-  if (text.charCodeAt(pos++) !== Ch.RBrace) return false;
+  if (text[pos++] !== Ch.RBrace) return false;
   ws();
   st.idsParsed = pos === text.length;
   return st.idsParsed;
@@ -422,10 +470,10 @@ function validate(body: unknown): ErrorObject | null {
   return validator(body) ? null : (validator.errors?.[0] ?? null);
 }
 
-function exactRead(body: string, st: Staging): void {
+function exactRead(body: Buffer, st: Staging): void {
   let value: unknown;
   try {
-    value = JSON.parse(body);
+    value = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new ApiError('INVALID_JSON', (err as Error).message);
   }
@@ -481,7 +529,7 @@ function invalid(i: number, message: string): ApiError {
  * Id `which` (0 user, 1 channel, 2 message) of op i into `parsed`, checked as requireId /
  * requireIdOrZero would: the fast reader's halves when it parsed them, else the string.
  */
-function idOf(st: Staging, i: number, which: number, field: string, zeroOk: boolean): void {
+function idOf(st: Staging, body: Buffer, i: number, which: number, field: string, zeroOk: boolean): void {
   if (st.idsParsed) {
     const lo = st.ids[i * 6 + which * 2];
     const hi = st.ids[i * 6 + which * 2 + 1];
@@ -491,31 +539,68 @@ function idOf(st: Staging, i: number, which: number, field: string, zeroOk: bool
       return;
     }
   }
-  const s = which === 0 ? st.userIds[i] : which === 1 ? st.channelIds[i] : st.messageIds[i];
+  const s = st.idsParsed
+    ? body.toString('latin1', st.spans[i * 6 + which * 2], st.spans[i * 6 + which * 2 + 1])
+    : which === 0
+      ? st.userIds[i]
+      : which === 1
+        ? st.channelIds[i]
+        : st.messageIds[i];
   if (zeroOk) requireIdOrZero(s, field);
   else requireId(s, field);
 }
 
+/**
+ * Where each op's user and channel ids are spelled: in the body (fast reader), or for the exact
+ * reader's strings (validated canonical digits by now) in a text of their own.
+ */
+function idRanges(st: Staging, body: Buffer, summaries: Uint8Array): { text: Buffer; spans: Uint32Array } {
+  const spans = new Uint32Array(st.n * SpanWord.Size);
+  if (st.idsParsed) {
+    for (let i = 0; i < st.n; i++) {
+      const a = i * SpanWord.Size;
+      spans[a + SpanWord.UserStart] = st.spans[i * 6];
+      spans[a + SpanWord.UserEnd] = st.spans[i * 6 + 1];
+      if (summaries[i] === 0) {
+        spans[a + SpanWord.ChanStart] = st.spans[i * 6 + 2];
+        spans[a + SpanWord.ChanEnd] = st.spans[i * 6 + 3];
+      }
+    }
+    return { text: body, spans };
+  }
+  let all = '';
+  for (let i = 0; i < st.n; i++) {
+    const a = i * SpanWord.Size;
+    spans[a + SpanWord.UserStart] = all.length;
+    all += st.userIds[i];
+    spans[a + SpanWord.UserEnd] = spans[a + SpanWord.ChanStart] = all.length;
+    if (summaries[i] === 0) all += st.channelIds[i];
+    spans[a + SpanWord.ChanEnd] = all.length;
+  }
+  return { text: Buffer.from(all, 'latin1'), spans };
+}
+
 /** The checks a schema cannot express, then the operations in the wire layout. */
-function encode(st: Staging): ParsedBatch {
+function encode(st: Staging, body: Buffer): ParsedBatch {
   const ops = new OpList(st.n);
+  const summaries = new Uint8Array(st.n);
   for (let i = 0; i < st.n; i++) {
     const kind = st.kind[i];
     const present = st.present[i];
     const extra = present & ~ALLOWED[kind] & ~NOT_FIELDS;
     if (extra !== 0) throw invalid(i, `${KIND_NAMES[kind]} does not take ${FIELD_NAMES[31 - Math.clz32(extra & -extra)]}`);
     try {
-      idOf(st, i, 0, 'user_id', false);
+      idOf(st, body, i, 0, 'user_id', false);
       const uLo = parsed.lo;
       const uHi = parsed.hi;
       if (kind === Kind.Summary) {
         if ((present & Field.Channel) !== 0) throw invalid(i, 'summary does not take channel_id');
         ops.add(Opcode.Summary, uLo, uHi, 0, 0);
-        st.channelIds[i] = SUMMARY_OP;
+        summaries[i] = 1;
         continue;
       }
       if ((present & Field.Channel) === 0) throw invalid(i, `${KIND_NAMES[kind]} needs channel_id`);
-      idOf(st, i, 1, 'channel_id', false);
+      idOf(st, body, i, 1, 'channel_id', false);
       let at: number;
       switch (kind) {
         case Kind.Get:
@@ -527,14 +612,14 @@ function encode(st: Staging): ParsedBatch {
         case Kind.Ack:
           if ((present & Field.Msg) === 0) throw invalid(i, 'ack needs message_id');
           at = ops.add(Opcode.Ack | OpFlag.HasMsg | ((present & Field.ManualTrue) !== 0 ? OpFlag.Manual : 0), uLo, uHi, parsed.lo, parsed.hi);
-          idOf(st, i, 2, 'message_id', true);
+          idOf(st, body, i, 2, 'message_id', true);
           ops.setMessage(at, parsed.lo, parsed.hi);
           ops.setCount(at, (present & Field.MentionCount) !== 0 ? st.count[i] : 0);
           break;
         case Kind.Mention:
           at = ops.add((present & Field.Msg) !== 0 ? Opcode.Mention | OpFlag.HasMsg : Opcode.Mention, uLo, uHi, parsed.lo, parsed.hi);
           if ((present & Field.Msg) !== 0) {
-            idOf(st, i, 2, 'message_id', false);
+            idOf(st, body, i, 2, 'message_id', false);
             ops.setMessage(at, parsed.lo, parsed.hi);
           }
           ops.setCount(at, (present & Field.Count) !== 0 ? st.count[i] : 1);
@@ -551,13 +636,16 @@ function encode(st: Staging): ParsedBatch {
       throw err;
     }
   }
-  return new ParsedBatch(ops, st.userIds, st.channelIds);
+  const ids = idRanges(st, body, summaries);
+  return new ParsedBatch(ops, body, ids.text, ids.spans);
 }
 
+const NOTHING = Buffer.alloc(0);
+
 /** Whether the fast reader takes this body (tests: the common shapes must not fall back). */
-export function readsFast(body: string): boolean {
+export function readsFast(body: Buffer): boolean {
   const ok = fastRead(body, staging);
-  text = '';
+  text = NOTHING;
   staging.reset();
   return ok;
 }
@@ -566,11 +654,11 @@ export function readsFast(body: string): boolean {
  * Parses and validates a /v1/batch body. Throws ApiError INVALID_JSON, INVALID_BODY or INVALID_ID
  * (nothing is submitted then). `exactOnly` skips the fast reader (the tests compare the two).
  */
-export function parseBatch(body: string, exactOnly = false): ParsedBatch {
+export function parseBatch(body: Buffer, exactOnly = false): ParsedBatch {
   const fast = !exactOnly && fastRead(body, staging);
-  text = '';
+  text = NOTHING;
   if (!fast) exactRead(body, staging);
-  const out = encode(staging);
+  const out = encode(staging, body);
   staging.reset();
   return out;
 }

@@ -121,17 +121,17 @@ export class SummarySink implements OpSink {
   }
 }
 
-/** In a GatherSink's channel ids: op i is a summary (it names no channel). */
+/** The channel id of a summary op in a batch (it names no channel). */
 export const SUMMARY_OP = '';
 
 /**
- * Gathers the results of a multi-op request (split across shards) back into request order, each
- * already rendered as JSON text (render-json.ts). `userIds[i]` and `channelIds[i]` are the user and
- * channel of op i, as the request named them.
+ * Gathers the results of a bulk ack (split across shards) back into request order, each read
+ * state already rendered as JSON text (render-json.ts). `userIds[i]` and `channelIds[i]` are the
+ * user and channel of op i, as the request named them.
  */
 export class GatherSink implements OpSink {
   private readonly rendered: string[];
-  /** status of op i, or 0 while it is outstanding (only ack-bulk needs to look back at them) */
+  /** status of op i, or 0 while it is outstanding */
   private readonly statuses: Uint16Array;
   private pending: number;
 
@@ -139,7 +139,6 @@ export class GatherSink implements OpSink {
     private readonly reply: FastifyReply,
     private readonly userIds: string[],
     private readonly channelIds: string[],
-    private readonly shape: 'batch' | 'read_states',
   ) {
     this.rendered = new Array<string>(userIds.length);
     this.statuses = new Uint16Array(userIds.length);
@@ -149,22 +148,18 @@ export class GatherSink implements OpSink {
   onResult(index: number, b: Uint32Array, at: number): void {
     const raw = b[at + ResultWord.Status];
     this.statuses[index] = raw;
-    if (this.shape === 'batch') {
-      this.rendered[index] = renderBatchOpResult(this.userIds[index], this.channelIds[index], b, at);
-    } else if (raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0) {
+    if (raw === ResultStatus.Ok && b[at + ResultWord.Count] > 0) {
       this.rendered[index] = renderReadState('"' + this.userIds[index] + '"', this.channelIds[index], b, at + ResultWord.HeaderSize);
     }
     if (--this.pending === 0) this.finish();
   }
 
   private finish(): void {
-    if (this.shape === 'read_states') {
-      // ack-bulk answers a list of read states; a failed ack fails the request with its code.
-      for (let i = 0; i < this.statuses.length; i++) {
-        if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]), undefined, this.rendered.length > 1);
-      }
+    // A failed ack fails the request with its code.
+    for (let i = 0; i < this.statuses.length; i++) {
+      if (this.rendered[i] === undefined) return sendError(this.reply, codeForStatus(this.statuses[i]), undefined, this.rendered.length > 1);
     }
-    this.reply.header('content-type', JSON_TYPE).send(renderList(this.shape === 'batch' ? 'results' : 'read_states', this.rendered));
+    this.reply.header('content-type', JSON_TYPE).send(renderList('read_states', this.rendered));
   }
 }
 

@@ -34,7 +34,11 @@ import type { ShardAttach, ShardJournalConfig, ShardWorkerData } from '../worker
 import type { StoreLink } from './store/store-link.js';
 import type { FenceBuffers } from '../workers/cluster-fence.js';
 
-/** Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). */
+/**
+ * Receives the result of one operation: `buf[at..]` is a result record (see protocol.ts). `buf`
+ * is never written again once handed to a sink (a reply as the worker sent it, a fresh record, or
+ * a constant one), so a sink may keep it until it answers.
+ */
 export interface OpSink {
   onResult(index: number, buf: Uint32Array, at: number): void;
 }

@@ -40,7 +40,7 @@ class BatchMerge implements OpSink {
     /** request index of each op of the local list; null when the request's list went as is */
     private readonly localIndex: Uint32Array | null,
   ) {
-    const n = batch.userIds.length;
+    const n = batch.length;
     this.rendered = new Array<string>(n);
     this.statuses = new Uint16Array(n);
     this.pending = n + 1;
@@ -49,7 +49,7 @@ class BatchMerge implements OpSink {
   onResult(index: number, b: Uint32Array, at: number): void {
     const i = this.localIndex === null ? index : this.localIndex[index];
     this.statuses[i] = httpStatusOf(b[at + ResultWord.Status]);
-    this.rendered[i] = renderBatchOpResult(this.batch.userIds[i], this.batch.channelIds[i], b, at);
+    this.rendered[i] = renderBatchOpResult(this.batch.userId(i), this.batch.channelId(i), b, at);
     this.settled(1);
   }
 
@@ -120,10 +120,9 @@ export class ClusterBatch {
     private readonly forwarder: Forwarder,
   ) {}
 
-  /** Serves a parsed batch (its raw text kept, see batch.ts); throws SHARD_OVERLOADED before anything was applied. */
+  /** Serves a parsed batch; throws SHARD_OVERLOADED before anything was applied. */
   submit(reply: FastifyReply, batch: ParsedBatch, headers: IncomingHttpHeaders): FastifyReply {
     const { view } = this;
-    if (batch.raw === null) throw new Error('cluster mode keeps the raw text of every batch');
     const split = splitByOwner(view, batch.ops, headers[FORWARDED_BY] !== undefined);
     if (split.allLocal) {
       const merge = new BatchMerge(reply, view, batch, split, null);
@@ -152,8 +151,8 @@ export class ClusterBatch {
   }
 
   private sendOn(merge: BatchMerge, split: OwnerSplit, batch: ParsedBatch, headers: IncomingHttpHeaders): void {
-    // The raw text is parsed only now that some op goes elsewhere; each op goes on as it was sent.
-    const ops = (JSON.parse(batch.raw as string) as { ops: unknown[] }).ops;
+    // The body is parsed as JSON only now that some op goes elsewhere; each op goes on as it was sent.
+    const ops = (JSON.parse(batch.body.toString('utf8')) as { ops: unknown[] }).ops;
     for (const [url, indexes] of split.remote) {
       let body = '{"ops":[';
       for (let k = 0; k < indexes.length; k++) body += (k > 0 ? ',' : '') + JSON.stringify(ops[indexes[k]]);

@@ -195,7 +195,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
         ops.setMessage(at, parsed.lo, parsed.hi);
         channelIds[i] = items[i].channel_id;
       }
-      const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), channelIds, 'read_states');
+      const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), channelIds);
       if (!router.submitAll(ops, sink)) throw new ApiError('SHARD_OVERLOADED');
       return reply;
     },

@@ -14,8 +14,9 @@ type Outcome = { error: string } | { words: number[]; userIds: string[]; channel
 
 function outcome(body: string, exactOnly: boolean): Outcome {
   try {
-    const p = parseBatch(body, exactOnly);
-    return { words: [...p.ops.words.subarray(0, p.ops.length * OpWord.Size)], userIds: p.userIds, channelIds: p.channelIds };
+    const p = parseBatch(Buffer.from(body), exactOnly);
+    const ids = (f: (i: number) => string) => Array.from({ length: p.length }, (_, i) => f.call(p, i));
+    return { words: [...p.ops.words.subarray(0, p.ops.length * OpWord.Size)], userIds: ids(p.userId), channelIds: ids(p.channelId) };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     return { error: err.code };
@@ -111,7 +112,7 @@ describe('batch body parser', () => {
     let fast = 0;
     fc.assert(
       fc.property(body, (text) => {
-        if (readsFast(text)) fast++;
+        if (readsFast(Buffer.from(text))) fast++;
         expect(outcome(text, false)).toEqual(outcome(text, true));
       }),
       { seed: 20261202, numRuns: 20_000 },
@@ -128,11 +129,29 @@ describe('batch body parser', () => {
       { op: 'patch', user_id: '1', channel_id: '2', last_pin_timestamp: 1733100000000, flags: 4294967295 },
       { channel_id: '9', op: 'delete', user_id: '3' },
     ];
-    expect(readsFast(JSON.stringify({ ops }))).toBe(true);
-    expect(readsFast(JSON.stringify({ ops }, null, 2))).toBe(true);
-    const p = parseBatch(JSON.stringify({ ops }));
+    expect(readsFast(Buffer.from(JSON.stringify({ ops })))).toBe(true);
+    expect(readsFast(Buffer.from(JSON.stringify({ ops }, null, 2)))).toBe(true);
+    const p = parseBatch(Buffer.from(JSON.stringify({ ops })));
     expect(p.ops.length).toBe(4);
-    expect(p.userIds).toEqual(['18446744073709551615', '1', '1', '3']);
+    expect([0, 1, 2, 3].map((i) => p.userId(i))).toEqual(['18446744073709551615', '1', '1', '3']);
+  });
+
+  it('reads ids of every length (1-20 digits) to the same halves as BigInt, and refuses longer or larger ones', () => {
+    const digits = (n: number) => fc.tuple(fc.integer({ min: 1, max: 9 }), fc.array(fc.integer({ min: 0, max: 9 }), { minLength: n - 1, maxLength: n - 1 })).map(([a, rest]) => String(a) + rest.join(''));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 21 }).chain(digits), (id) => {
+        const text = `{"ops":[{"op":"get","user_id":"${id}","channel_id":"${id}"}]}`;
+        const v = BigInt(id);
+        if (v >= 1n << 64n) {
+          expect(readsFast(Buffer.from(text))).toBe(false);
+          return;
+        }
+        expect(readsFast(Buffer.from(text))).toBe(true);
+        const w = parseBatch(Buffer.from(text)).ops.words;
+        expect([w[OpWord.UserLo], w[OpWord.UserHi], w[OpWord.ChanLo], w[OpWord.ChanHi]]).toEqual([Number(v & 0xffffffffn), Number(v >> 32n), Number(v & 0xffffffffn), Number(v >> 32n)]);
+      }),
+      { seed: 5, numRuns: 3000 },
+    );
   });
 
   it('answers the documented codes: broken JSON, schema, ids, kinds', () => {
