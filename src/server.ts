@@ -35,13 +35,11 @@ import { Fence, allocateFence } from '../workers/cluster-fence.js';
 import type { ClusterView } from './cluster/view.js';
 import { Forwarder } from './cluster/forward.js';
 import { installClusterRouting } from './cluster/http-routing.js';
-import { IdleCollector } from './idle-collector.js';
+import { IDLE_CHECK_MS, IdleCollector } from '../workers/idle-collector.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 /** a journal segment is closed at this size (or after --journal-segment-ms when not empty) */
 const JOURNAL_SEGMENT_BYTES = 64 * 1024 * 1024;
-/** how often the HTTP thread checks whether it has been idle (idle-collector.ts) */
-const IDLE_CHECK_MS = 10_000;
 
 export const SERVICE_VERSION = '0.1.0';
 

@@ -13,6 +13,7 @@
 import { GrowBuffer, SharedGrowBuffer, type WordBuffer } from './grow-buffer.js';
 import { HybridClock } from './hybrid-clock.js';
 import { FRAME_HEADER_WORDS } from './journal-format.js';
+import { DirtyRing } from './dirty-ring.js';
 import { ParkedOps } from './parked-ops.js';
 import { chanFind, chanIndexInsert, chanIndexRemove, userFind, userIndexInsert, userIndexRemove } from './hash-index.js';
 import { lruAppend, lruHead, lruTouch, lruUnlink } from './lru.js';
@@ -107,12 +108,10 @@ export class ShardEngine {
   private readonly flushBatchMax: number;
   private readonly now: () => number;
   /**
-   * The dirty queue (m.dirtyQueue) is a ring of slots in the order they became dirty; these are
-   * absolute positions (popped / pushed so far). A slot freed while dirty leaves a stale entry,
-   * which is skipped (or flushes a reused slot early, which is harmless) when popped.
+   * Slots in the order they became dirty. A slot freed while dirty leaves a stale entry, which is
+   * skipped (or flushes a reused slot early, which is harmless) when popped.
    */
-  private dqHead = 0;
-  private dqTail = 0;
+  private readonly dirtyRing: DirtyRing;
   /** Timer marks: dirty-queue position and time of each tick; entries before markPos[i] are due at markTime[i] + delay. */
   private readonly markPos = new Float64Array(MARKS);
   private readonly markTime = new Float64Array(MARKS);
@@ -145,6 +144,7 @@ export class ShardEngine {
   constructor(m: ShardMemory, options: EngineOptions = { flushDelayMs: 0 }) {
     this.m = m;
     this.parked = new ParkedOps(m.maxUsers);
+    this.dirtyRing = new DirtyRing(m.capacity);
     this.flushDelayMs = options.flushDelayMs;
     this.flushBatchMax = options.flushBatchMax ?? 2048;
     this.now = options.now ?? Date.now;
@@ -162,11 +162,11 @@ export class ShardEngine {
 
   /** Positions of the dirty queue (the journal maps them to its segments). */
   get dirtyHead(): number {
-    return this.dqHead;
+    return this.dirtyRing.head;
   }
 
   get dirtyTail(): number {
-    return this.dqTail;
+    return this.dirtyRing.tail;
   }
 
   applyOps(ops: Uint32Array, off: number, count: number): void {
@@ -383,9 +383,8 @@ export class ShardEngine {
     m.rsState[s] |= RS_DIRTY;
     m.header[H_DIRTY]++;
     m.userDirty[m.rsOwner[s]]++;
-    if (this.dqTail - this.dqHead === m.capacity) this.popDirty(); // ring full of stale entries
-    m.dirtyQueue[this.dqTail % m.capacity] = s;
-    this.dqTail++;
+    if (!this.dirtyRing.room()) this.popDirty(); // full of stale entries
+    this.dirtyRing.push(s);
   }
 
   private clearDirty(s: number): void {
@@ -493,8 +492,7 @@ export class ShardEngine {
   /** Snapshots the oldest dirty-queue entry into the mutations, if it is still dirty. */
   private popDirty(): void {
     const m = this.m;
-    const s = m.dirtyQueue[this.dqHead % m.capacity];
-    this.dqHead++;
+    const s = this.dirtyRing.shift();
     if ((m.rsState[s] & RS_DIRTY) === 0) return;
     this.emitStored(RecordKind.Write, m.rsOwner[s], s);
     this.clearDirty(s);
@@ -507,33 +505,33 @@ export class ShardEngine {
    */
   flushDue(): number {
     const now = this.now();
-    if (this.markCount === 0 || this.markPos[(this.markFirst + this.markCount - 1) % MARKS] < this.dqTail) {
+    if (this.markCount === 0 || this.markPos[(this.markFirst + this.markCount - 1) % MARKS] < this.dirtyRing.tail) {
       if (this.markCount === MARKS) {
         // Full: the newest mark takes the new entries too (they come due a little later). Dropping
         // the oldest instead would push its entries back on every tick, forever.
         const last = (this.markFirst + this.markCount - 1) % MARKS;
-        this.markPos[last] = this.dqTail;
+        this.markPos[last] = this.dirtyRing.tail;
         this.markTime[last] = now;
       } else {
         const i = (this.markFirst + this.markCount) % MARKS;
-        this.markPos[i] = this.dqTail;
+        this.markPos[i] = this.dirtyRing.tail;
         this.markTime[i] = now;
         this.markCount++;
       }
     }
-    let due = Math.max(this.dqHead, this.dueUntil);
+    let due = Math.max(this.dirtyRing.head, this.dueUntil);
     while (this.markCount > 0 && this.markTime[this.markFirst] + this.flushDelayMs <= now) {
       due = Math.max(due, this.markPos[this.markFirst]);
       this.dropMark();
     }
-    if (this.flushDelayMs === 0) due = this.dqTail;
+    if (this.flushDelayMs === 0) due = this.dirtyRing.tail;
     this.dueUntil = due;
     return this.flushUpTo(due);
   }
 
   /** Read states are due that the last flushDue() left for the next batch (it hit flushBatchMax). */
   get flushBehind(): boolean {
-    return this.dueUntil > this.dqHead;
+    return this.dueUntil > this.dirtyRing.head;
   }
 
   /**
@@ -546,12 +544,15 @@ export class ShardEngine {
 
   /** Shutdown: hands the store every dirty read state (up to flushBatchMax per call). */
   flushAll(): number {
-    return this.flushUpTo(this.dqTail);
+    return this.flushUpTo(this.dirtyRing.tail);
   }
 
   private flushUpTo(pos: number): number {
-    const end = Math.min(pos, this.dqHead + this.flushBatchMax);
-    while (this.dqHead < end) this.popDirty();
+    const ring = this.dirtyRing;
+    const end = Math.min(pos, ring.head + this.flushBatchMax);
+    if (ring.head >= end) return this.m.header[H_DIRTY];
+    while (ring.head < end) this.popDirty();
+    ring.trim();
     return this.m.header[H_DIRTY];
   }
 
@@ -566,7 +567,7 @@ export class ShardEngine {
     const now = this.now();
     for (let k = 0; k < this.markCount; k++) {
       const i = (this.markFirst + k) % MARKS;
-      if (this.markPos[i] > this.dqHead) return now - this.markTime[i];
+      if (this.markPos[i] > this.dirtyRing.head) return now - this.markTime[i];
     }
     return 0;
   }
@@ -752,15 +753,14 @@ export class ShardEngine {
    */
   rebuildDirtyQueue(): void {
     const m = this.m;
-    this.dqHead = 0;
-    this.dqTail = 0;
+    this.dirtyRing.clear();
     this.markCount = 0;
     this.dueUntil = 0;
     const hwm = m.header[H_RS_HWM];
     for (let s = 0; s < hwm; s++) {
       if ((m.rsState[s] & (RS_LIVE | RS_DIRTY)) === (RS_LIVE | RS_DIRTY)) {
-        m.dirtyQueue[this.dqTail % m.capacity] = s;
-        this.dqTail++;
+        this.dirtyRing.room();
+        this.dirtyRing.push(s);
       }
     }
   }

@@ -13,7 +13,7 @@
  *   space at start-up, and resident memory only as slots are touched. Slots are handed out from a
  *   high-water mark first, so an unused tail is never written.
  *
- * Read state slot `s` (bytes per slot: 53):
+ * Read state slot `s` (bytes per slot: 49):
  *   chanLo/chanHi  u32 x2   channel id halves
  *   msgLo/msgHi    u32 x2   last_message_id halves
  *   mention        u32      mention_count (saturates at 2^31-1)
@@ -23,7 +23,8 @@
  *   owner          u32      user slot that owns it (part of the channel-index key)
  *   next           u32      next read state of the same user, or the free list link
  *   state          u8       LIVE bit; DIRTY bit (changed since the store last saw it)
- *   dirtyQueue     u32      a ring of slots in the order they became dirty (write-behind FIFO)
+ * The write-behind FIFO of dirty slots is not here: it lives in the worker, sized by what is dirty
+ *   (dirty-ring.ts), so a drained write-back leaves nothing resident per read state.
  * Channel index: open addressing (linear probing, backward-shift delete: no tombstones), buckets
  *   hold slot+1 (0 = empty); capacity / 0.7 buckets, any count (a hash is mapped onto the table by
  *   multiply-shift, not a mask), so it costs 5.7 bytes per read state whatever --capacity is.
@@ -110,7 +111,6 @@ export interface ShardBuffers {
   rsOwner: SharedArrayBuffer;
   rsNext: SharedArrayBuffer;
   rsState: SharedArrayBuffer;
-  dirtyQueue: SharedArrayBuffer;
   chanIndex: SharedArrayBuffer;
   userLo: SharedArrayBuffer;
   userHi: SharedArrayBuffer;
@@ -147,7 +147,6 @@ export interface ShardMemory {
   readonly rsOwner: Uint32Array;
   readonly rsNext: Uint32Array;
   readonly rsState: Uint8Array;
-  readonly dirtyQueue: Uint32Array;
   readonly chanIndex: Uint32Array;
   readonly userLo: Uint32Array;
   readonly userHi: Uint32Array;
@@ -200,7 +199,6 @@ export function allocateShardBuffers(capacity: number, maxUsers: number, maxTick
     rsOwner: sab(c * 4),
     rsNext: sab(c * 4),
     rsState: sab(c),
-    dirtyQueue: sab(c * 4),
     chanIndex: sab(tableSize(c) * 4),
     userLo: sab(u * 4),
     userHi: sab(u * 4),
@@ -241,7 +239,6 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
     rsOwner: new Uint32Array(b.rsOwner),
     rsNext: new Uint32Array(b.rsNext),
     rsState: new Uint8Array(b.rsState),
-    dirtyQueue: new Uint32Array(b.dirtyQueue),
     chanIndex,
     userLo: new Uint32Array(b.userLo),
     userHi: new Uint32Array(b.userHi),

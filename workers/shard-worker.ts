@@ -13,6 +13,7 @@ import { runInNewContext } from 'node:vm';
 import { move, workerData } from 'piscina';
 import { join } from 'node:path';
 import { ShardEngine } from './engine.js';
+import { IDLE_CHECK_MS, IdleCollector } from './idle-collector.js';
 import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
 import { awaitRescue } from './crash-ledger.js';
@@ -80,6 +81,9 @@ const clock = new HybridClock({
   fsync: jc !== null && jc.fsyncMs !== null,
 });
 const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser, ledger: data.buffers.ledger });
+// What a burst left (a dirty ring a wave outgrew) is given back once the shard goes quiet.
+const engineCounters = engine.counters;
+new IdleCollector(() => engineCounters.hits + engineCounters.misses + engineCounters.flushed, IDLE_CHECK_MS);
 if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);

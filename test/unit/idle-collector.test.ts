@@ -1,9 +1,9 @@
 /**
- * The HTTP thread's idle collection (src/idle-collector.ts): once per idle period that followed
+ * The HTTP thread's idle collection (workers/idle-collector.ts): once per idle period that followed
  * work, never while operations keep coming, never before any work.
  */
 import { expect, it } from 'vitest';
-import { IdleCollector } from '../../src/idle-collector.js';
+import { IdleCollector } from '../../workers/idle-collector.js';
 
 it('collects once after a whole quiet period that followed work, and never while work continues', () => {
   let ops = 0;
