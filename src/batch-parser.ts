@@ -182,23 +182,32 @@ const OPS_KEY = Buffer.from('"ops"', 'latin1');
 const TRUE = Buffer.from('true', 'latin1');
 const FALSE = Buffer.from('false', 'latin1');
 
-/** The body being read (past its end every read is undefined, which no test below accepts). */
+/**
+ * The body being read (past its end every read is undefined, which no test below accepts). The
+ * readers copy `text` and `pos` into locals for their loops and store `pos` back once: as module
+ * variables, every byte read and every increment would be a load and a store of a context slot.
+ */
 let text: Uint8Array = Buffer.alloc(0);
 let pos = 0;
 
 /** Whether `word` is at `pos`. */
 function at(word: Uint8Array): boolean {
+  const t = text;
+  const p = pos;
   const n = word.length;
-  for (let i = 0; i < n; i++) if (text[pos + i] !== word[i]) return false;
+  for (let i = 0; i < n; i++) if (t[p + i] !== word[i]) return false;
   return true;
 }
 
 function ws(): void {
+  const t = text;
+  let p = pos;
   for (;;) {
-    const c = text[pos];
-    if (c === Ch.Space || c === Ch.Lf || c === Ch.Cr || c === Ch.Tab) pos++;
-    else return;
+    const c = t[p];
+    if (c === Ch.Space || c === Ch.Lf || c === Ch.Cr || c === Ch.Tab) p++;
+    else break;
   }
+  pos = p;
 }
 
 const TWO_32 = 4294967296;
@@ -212,13 +221,15 @@ const TWO_32 = 4294967296;
  * (vh * 10^k + carry) * 2^32 + low, where vl * 10^k + rest < 2^49 gives carry and low exactly.
  */
 function idAt(st: Staging, at: number): boolean {
-  if (text[pos] !== Ch.Quote) return false;
-  const start = ++pos;
+  const t = text;
+  let p = pos;
+  if (t[p] !== Ch.Quote) return false;
+  const start = ++p;
   let v = 0;
-  let d = text[pos] - Ch.Zero;
-  while (d >= 0 && d <= 9 && pos - start < 15) {
+  let d = t[p] - Ch.Zero;
+  while (d >= 0 && d <= 9 && p - start < 15) {
     v = v * 10 + d;
-    d = text[++pos] - Ch.Zero;
+    d = t[++p] - Ch.Zero;
   }
   let lo: number;
   let hi: number;
@@ -228,7 +239,7 @@ function idAt(st: Staging, at: number): boolean {
     while (d >= 0 && d <= 9 && scale < 1e6) {
       rest = rest * 10 + d;
       scale *= 10;
-      d = text[++pos] - Ch.Zero;
+      d = t[++p] - Ch.Zero;
     }
     // more than 20 digits: give up below
     const vh = Math.floor(v / TWO_32);
@@ -240,12 +251,13 @@ function idAt(st: Staging, at: number): boolean {
     hi = Math.floor(v / TWO_32);
     lo = v - hi * TWO_32;
   }
-  const len = pos - start;
-  if (text[pos] !== Ch.Quote || len === 0 || len > 20 || hi >= TWO_32 || (len > 1 && text[start] === Ch.Zero)) return false;
+  const len = p - start;
+  if (t[p] !== Ch.Quote || len === 0 || len > 20 || hi >= TWO_32 || (len > 1 && t[start] === Ch.Zero)) return false;
   st.ids[at] = lo;
   st.ids[at + 1] = hi;
   st.spans[at] = start;
-  st.spans[at + 1] = pos++;
+  st.spans[at + 1] = p;
+  pos = p + 1;
   return true;
 }
 
@@ -297,18 +309,21 @@ function kindAt(): number {
 
 /** A non-negative integer in plain digits within [min, max], or -1 to give up. */
 function int(min: number, max: number): number {
+  const t = text;
   const start = pos;
+  let p = start;
   let v = 0;
   for (;;) {
-    const d = text[pos] - Ch.Zero;
+    const d = t[p] - Ch.Zero;
     if (!(d >= 0 && d <= 9)) break;
     v = v * 10 + d;
-    pos++;
+    p++;
   }
-  const len = pos - start;
+  pos = p;
+  const len = p - start;
   // 16 digits can exceed 2^53 (inexact); a fraction, exponent or leading zero: the exact reader.
-  if (len === 0 || len > 15 || (len > 1 && text[start] === Ch.Zero)) return -1;
-  const c = text[pos];
+  if (len === 0 || len > 15 || (len > 1 && t[start] === Ch.Zero)) return -1;
+  const c = t[p];
   if (c === Ch.Dot || c === Ch.UpperE || c === Ch.LowerE) return -1;
   return v >= min && v <= max ? v : -1;
 }
