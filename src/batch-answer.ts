@@ -10,10 +10,11 @@
  * error code of the status (a constant per status).
  */
 import type { FastifyReply } from 'fastify';
-import { OpWord, Opcode, ResultStatus, ResultWord, RsWord, SummaryWord, httpStatusOf } from '../workers/protocol.js';
+import { OpWord, Opcode, ResultStatus, ResultWord, SummaryWord, httpStatusOf } from '../workers/protocol.js';
 import { SpanWord, type ParsedBatch } from './batch-parser.js';
 import { ERRORS, codeForStatus, type ErrorDef } from './errors.js';
-import { ascii, begin, bytes, finish, id64, span, uint } from './json-bytes.js';
+import { ascii, begin, bytes, finish, span, uint } from './json-bytes.js';
+import { ID_DIGITS, RS_TAIL_MAX, WIDE_DIGITS, WORD_DIGITS, readStateTail } from './render-bytes.js';
 import { JSON_TYPE, renderBatchResult } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
 
@@ -24,11 +25,7 @@ const CLOSE = ascii(']}');
 const COMMA = ascii(',');
 const RS_USER = ascii('{"status":200,"read_state":{"user_id":"');
 const RS_CHANNEL = ascii('","channel_id":"');
-const RS_MESSAGE = ascii('","last_message_id":"');
-const RS_MENTIONS = ascii('","mention_count":');
-const RS_PIN = ascii(',"last_pin_timestamp":');
-const RS_FLAGS = ascii(',"flags":');
-const RS_VERSION = ascii(',"version":');
+const RS_END = ascii('}');
 const SM_USER = ascii('{"status":200,"summary":{"user_id":"');
 const SM_VERSION = ascii('","version":');
 const SM_READ_STATES = ascii(',"read_states":');
@@ -36,12 +33,9 @@ const SM_MENTIONS = ascii(',"mention_total":');
 const SM_CHANNELS = ascii(',"channels_with_mentions":');
 const END2 = ascii('}}');
 
-/** The longest digits: an id, any value of two words, one word. */
-const ID = 20;
-const I53 = 20;
-const U32 = 10;
-const RS_MAX = RS_USER.length + ID + RS_CHANNEL.length + ID + RS_MESSAGE.length + ID + RS_MENTIONS.length + U32 + RS_PIN.length + I53 + RS_FLAGS.length + U32 + RS_VERSION.length + I53 + END2.length;
-const SM_MAX = SM_USER.length + ID + SM_VERSION.length + I53 + SM_READ_STATES.length + U32 + SM_MENTIONS.length + I53 + SM_CHANNELS.length + U32 + END2.length;
+const RS_MAX = RS_USER.length + ID_DIGITS + RS_CHANNEL.length + ID_DIGITS + RS_TAIL_MAX + RS_END.length;
+const SM_MAX =
+  SM_USER.length + ID_DIGITS + SM_VERSION.length + WIDE_DIGITS + SM_READ_STATES.length + WORD_DIGITS + SM_MENTIONS.length + WIDE_DIGITS + SM_CHANNELS.length + WORD_DIGITS + END2.length;
 
 /** Entries without a body, by result status: `{"status":…}` or `{"status":…,"error":…,"applied"?}`. */
 const BARE: Uint8Array[] = [];
@@ -136,15 +130,6 @@ function renderEntry(batch: ParsedBatch, i: number, summary: boolean, b: Uint32A
   span(text, sp[s + SpanWord.UserStart], sp[s + SpanWord.UserEnd]);
   bytes(RS_CHANNEL);
   span(text, sp[s + SpanWord.ChanStart], sp[s + SpanWord.ChanEnd]);
-  bytes(RS_MESSAGE);
-  id64(b[r + RsWord.MsgLo], b[r + RsWord.MsgHi]);
-  bytes(RS_MENTIONS);
-  uint(b[r + RsWord.Mention]);
-  bytes(RS_PIN);
-  uint(b[r + RsWord.PinHi] * TWO_32 + b[r + RsWord.PinLo]);
-  bytes(RS_FLAGS);
-  uint(b[r + RsWord.Flags]);
-  bytes(RS_VERSION);
-  uint(b[r + RsWord.VerHi] * TWO_32 + b[r + RsWord.VerLo]);
-  bytes(END2);
+  readStateTail(b, r);
+  bytes(RS_END);
 }

@@ -50,6 +50,14 @@ export function span(src: Uint8Array, start: number, end: number): void {
   p = q;
 }
 
+/** An ASCII string (an id the request named, validated digits). */
+export function chars(s: string): void {
+  const o = out;
+  let q = p;
+  for (let i = 0; i < s.length; i++) o[q++] = s.charCodeAt(i);
+  p = q;
+}
+
 /** A non-negative integer in decimal, as String(v) spells it. */
 export function uint(v: number): void {
   if (v > Number.MAX_SAFE_INTEGER) return wide(v);

@@ -5,7 +5,8 @@
 import type { FastifyReply } from 'fastify';
 import { ResultStatus, ResultWord, httpStatusOf } from '../workers/protocol.js';
 import { ERRORS, RETRY_AFTER_SECONDS, codeForStatus, type ErrorCode, type ErrorDef } from './errors.js';
-import { JSON_TYPE, metaVersion, renderBatchResult, renderList, renderReadState, renderSummary, renderUserReadStates } from './render-json.js';
+import { JSON_TYPE, metaVersion, renderBatchResult, renderList, renderReadState, renderSummary } from './render-json.js';
+import { userReadStates } from './render-bytes.js';
 import type { OpSink } from './shard-lane.js';
 
 /** A read state as the API documents it (the naive service builds these; this one renders text). */
@@ -103,7 +104,7 @@ export class UserReadStatesSink implements OpSink {
     if (this.since > metaVersion(b, meta)) {
       return sendError(this.reply, 'SINCE_AHEAD', `since ${this.since} is above the user's version ${metaVersion(b, meta)}; sync again without since`);
     }
-    this.reply.header('content-type', JSON_TYPE).send(renderUserReadStates(this.userId, b, meta));
+    this.reply.header('content-type', JSON_TYPE).send(userReadStates(this.userId, b, meta));
   }
 }
 
