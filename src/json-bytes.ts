@@ -10,7 +10,11 @@
 
 const TWO_32 = 4294967296;
 
-let out: Buffer = Buffer.allocUnsafe(64 * 1024);
+const SCRATCH_BYTES = 64 * 1024;
+/** A scratch grown past this for one big answer is handed to that answer instead of kept. */
+const SCRATCH_KEEP_BYTES = 1024 * 1024;
+
+let out: Buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
 let p = 0;
 
 /** "00" "01" … "99": two digits per division. */
@@ -29,8 +33,17 @@ export function begin(bound: number): void {
   p = 0;
 }
 
-/** The answer written since begin(), as its own buffer (the scratch is reused by the next answer). */
+/**
+ * The answer written since begin(), as its own buffer (the scratch is reused by the next answer).
+ * A scratch one big answer grew (a 10,000-op batch, a user with many channels) goes with it, and
+ * the next answer starts on a small one again: the thread keeps no more than 1 MiB for good.
+ */
 export function finish(): Buffer {
+  if (out.length > SCRATCH_KEEP_BYTES) {
+    const big = out.subarray(0, p);
+    out = Buffer.allocUnsafe(SCRATCH_BYTES);
+    return big;
+  }
   const answer = Buffer.allocUnsafe(p);
   out.copy(answer, 0, 0, p);
   return answer;

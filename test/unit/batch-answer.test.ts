@@ -132,5 +132,12 @@ describe('batch answer', () => {
     expect(answer.results[n - 1].read_state.channel_id).toBe(ops[n - 1].channel_id);
     expect(answer.results[0].read_state.last_message_id).toBe('18446744073709551615');
     expect(answer.results[0].read_state.version).toBe(Number.MAX_SAFE_INTEGER);
+    // The big answer took the grown scratch with it: the next answer must not write into it.
+    const kept = Buffer.from(reply.body as Buffer);
+    const small = parseBatch(Buffer.from('{"ops":[{"op":"get","user_id":"1","channel_id":"2"}]}'));
+    const next = new Capture();
+    new BatchAnswerSink(next as unknown as FastifyReply, small).onResult(0, r, 0);
+    expect(JSON.parse((next.body as Buffer).toString()).results).toHaveLength(1);
+    expect((reply.body as Buffer).equals(kept)).toBe(true);
   });
 });
