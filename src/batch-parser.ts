@@ -45,7 +45,7 @@ export class ParsedBatch {
     return this.idText.toString('latin1', this.idSpans[i * SpanWord.Size + SpanWord.UserStart], this.idSpans[i * SpanWord.Size + SpanWord.UserEnd]);
   }
 
-  /** The channel id of op i, SUMMARY_OP for a summary. */
+  /** The channel id of op i; '' (replies.ts SUMMARY_OP) for a summary, which names none. */
   channelId(i: number): string {
     return this.idText.toString('latin1', this.idSpans[i * SpanWord.Size + SpanWord.ChanStart], this.idSpans[i * SpanWord.Size + SpanWord.ChanEnd]);
   }
