@@ -10,15 +10,13 @@
  * error code of the status (a constant per status).
  */
 import type { FastifyReply } from 'fastify';
-import { OpWord, Opcode, ResultStatus, ResultWord, SummaryWord, httpStatusOf } from '../workers/protocol.js';
+import { OpWord, Opcode, ResultStatus, ResultWord, SummaryWord, httpStatusOf, join53 } from '../workers/protocol.js';
 import { SpanWord, type ParsedBatch } from './batch-parser.js';
 import { ERRORS, codeForStatus, type ErrorDef } from './errors.js';
 import { ascii, begin, bytes, finish, span, uint } from './json-bytes.js';
 import { ID_DIGITS, RS_TAIL_MAX, WIDE_DIGITS, WORD_DIGITS, readStateTail } from './render-bytes.js';
 import { JSON_TYPE, renderBatchResult } from './render-json.js';
 import type { OpSink } from './shard-lane.js';
-
-const TWO_32 = 4294967296;
 
 const OPEN = ascii('{"results":[');
 const CLOSE = ascii(']}');
@@ -116,11 +114,11 @@ function renderEntry(batch: ParsedBatch, i: number, summary: boolean, b: Uint32A
     bytes(SM_USER);
     span(text, sp[s + SpanWord.UserStart], sp[s + SpanWord.UserEnd]);
     bytes(SM_VERSION);
-    uint(b[r + SummaryWord.VerHi] * TWO_32 + b[r + SummaryWord.VerLo]);
+    uint(join53(b[r + SummaryWord.VerLo], b[r + SummaryWord.VerHi]));
     bytes(SM_READ_STATES);
     uint(b[r + SummaryWord.ReadStates]);
     bytes(SM_MENTIONS);
-    uint(b[r + SummaryWord.MentionsHi] * TWO_32 + b[r + SummaryWord.MentionsLo]);
+    uint(join53(b[r + SummaryWord.MentionsLo], b[r + SummaryWord.MentionsHi]));
     bytes(SM_CHANNELS);
     uint(b[r + SummaryWord.ChannelsWithMentions]);
     return bytes(END2);

@@ -5,10 +5,8 @@
  * again. The text is what render-json.ts's string renderers give, byte for byte (the tests compare
  * the two); those stay for answers of one read state.
  */
-import { ListMetaWord, RsWord } from '../workers/protocol.js';
+import { ListMetaWord, RsWord, join53 } from '../workers/protocol.js';
 import { ascii, begin, bytes, chars, finish, id64, uint } from './json-bytes.js';
-
-const TWO_32 = 4294967296;
 
 /** The longest digits: an id, any value of two words, one word. */
 export const ID_DIGITS = 20;
@@ -36,11 +34,11 @@ export function readStateTail(b: Uint32Array, r: number): void {
   bytes(RS_MENTIONS);
   uint(b[r + RsWord.Mention]);
   bytes(RS_PIN);
-  uint(b[r + RsWord.PinHi] * TWO_32 + b[r + RsWord.PinLo]);
+  uint(join53(b[r + RsWord.PinLo], b[r + RsWord.PinHi]));
   bytes(RS_FLAGS);
   uint(b[r + RsWord.Flags]);
   bytes(RS_VERSION);
-  uint(b[r + RsWord.VerHi] * TWO_32 + b[r + RsWord.VerLo]);
+  uint(join53(b[r + RsWord.VerLo], b[r + RsWord.VerHi]));
   bytes(CLOSE);
 }
 
@@ -48,7 +46,6 @@ const U_USER = ascii('{"user_id":"');
 const U_VERSION = ascii('","version":');
 const U_FULL = ascii(',"full":true,"read_states":[');
 const U_DELTA = ascii(',"full":false,"read_states":[');
-const U_RS_USER = ascii('{"user_id":"');
 const U_RS_CHANNEL = ascii('","channel_id":"');
 const U_DELETED = ascii('],"deleted_channel_ids":[');
 const U_LIST_END = ascii(']');
@@ -68,18 +65,18 @@ export function userReadStates(userId: string, b: Uint32Array, at: number): Buff
   const full = b[at + ListMetaWord.Full] === 1;
   const n = b[at + ListMetaWord.RsCount];
   const dels = full ? 0 : b[at + ListMetaWord.DelCount];
-  const rsMax = U_RS_USER.length + ID_DIGITS + U_RS_CHANNEL.length + ID_DIGITS + RS_TAIL_MAX + COMMA.length;
+  const rsMax = U_USER.length + ID_DIGITS + U_RS_CHANNEL.length + ID_DIGITS + RS_TAIL_MAX + COMMA.length;
   begin(128 + 2 * ID_DIGITS + n * rsMax + dels * (ID_DIGITS + 3) + U_DELETED.length + U_NEXT.length);
   bytes(U_USER);
   chars(userId);
   bytes(U_VERSION);
-  uint(b[at + ListMetaWord.VerHi] * TWO_32 + b[at + ListMetaWord.VerLo]);
+  uint(join53(b[at + ListMetaWord.VerLo], b[at + ListMetaWord.VerHi]));
   bytes(full ? U_FULL : U_DELTA);
   const first = at + RsWord.Size;
   for (let i = 0; i < n; i++) {
     const r = first + i * RsWord.Size;
     if (i > 0) bytes(COMMA);
-    bytes(U_RS_USER);
+    bytes(U_USER);
     chars(userId);
     bytes(U_RS_CHANNEL);
     id64(b[r + RsWord.ChanLo], b[r + RsWord.ChanHi]);
