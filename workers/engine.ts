@@ -27,8 +27,11 @@ import {
   H_TOMB_POS_HI,
   H_TOMB_POS_LO,
   NIL,
-  RS_DIRTY,
-  RS_LIVE,
+  RS_DIRTY_BIT,
+  RS_OWNER_BITS,
+  rsDirty,
+  rsLive,
+  rsOwnerOf,
   H_RS_HWM,
   H_USER_HWM,
   USER_LOADING,
@@ -336,9 +339,9 @@ export class ShardEngine {
       // state, and the user's version (their latest change) is a filter value for deltas.
       const v = this.clock.next();
       m.rsVersion[s] = v;
-      const owner = m.rsOwner[s];
+      const owner = rsOwnerOf(m, s);
       if (v > m.userVersion[owner]) m.userVersion[owner] = v;
-      if ((m.rsState[s] & RS_DIRTY) === 0) this.setDirty(s);
+      if (!rsDirty(m, s)) this.setDirty(s);
       if (this.journaling) this.journalWrite(s);
     }
     const withBody = (head & OpFlag.NoBody) === 0;
@@ -380,18 +383,18 @@ export class ShardEngine {
 
   private setDirty(s: number): void {
     const m = this.m;
-    m.rsState[s] |= RS_DIRTY;
+    m.rsOwner[s] |= RS_DIRTY_BIT;
     m.header[H_DIRTY]++;
-    m.userDirty[m.rsOwner[s]]++;
+    m.userDirty[rsOwnerOf(m, s)]++;
     if (!this.dirtyRing.room()) this.popDirty(); // full of stale entries
     this.dirtyRing.push(s);
   }
 
   private clearDirty(s: number): void {
     const m = this.m;
-    m.rsState[s] &= ~RS_DIRTY;
+    m.rsOwner[s] &= RS_OWNER_BITS;
     m.header[H_DIRTY]--;
-    m.userDirty[m.rsOwner[s]]--;
+    m.userDirty[rsOwnerOf(m, s)]--;
   }
 
   private writeRs(b: Uint32Array, at: number, s: number): void {
@@ -436,8 +439,7 @@ export class ShardEngine {
   /** Called once the slot's fields are written: LIVE marks it for recovery (recovery.ts). */
   private linkRs(u: number, s: number): void {
     const m = this.m;
-    m.rsState[s] = RS_LIVE;
-    m.rsOwner[s] = u;
+    m.rsOwner[s] = u + 1;
     m.rsNext[s] = m.userHead[u];
     m.userHead[u] = s;
     m.userCount[u]++;
@@ -446,7 +448,7 @@ export class ShardEngine {
 
   private dropRs(s: number): void {
     const m = this.m;
-    if ((m.rsState[s] & RS_DIRTY) !== 0) this.clearDirty(s);
+    if (rsDirty(m, s)) this.clearDirty(s);
     chanIndexRemove(m, s);
     rsRelease(m, s);
   }
@@ -473,7 +475,7 @@ export class ShardEngine {
   private journalWrite(s: number): void {
     const j = this.journal;
     const at = j.reserve(StoredWord.Size);
-    this.writeStored(j.buf, at, RecordKind.Write, this.m.rsOwner[s], s);
+    this.writeStored(j.buf, at, RecordKind.Write, rsOwnerOf(this.m, s), s);
     this.journalRecords++;
     this.m.header[H_LEDGER_JOURNAL_LEN] = j.len;
   }
@@ -493,8 +495,8 @@ export class ShardEngine {
   private popDirty(): void {
     const m = this.m;
     const s = this.dirtyRing.shift();
-    if ((m.rsState[s] & RS_DIRTY) === 0) return;
-    this.emitStored(RecordKind.Write, m.rsOwner[s], s);
+    if (!rsDirty(m, s)) return;
+    this.emitStored(RecordKind.Write, rsOwnerOf(m, s), s);
     this.clearDirty(s);
     this.counters.flushed++;
   }
@@ -629,7 +631,7 @@ export class ShardEngine {
     let s = m.userHead[u];
     while (s !== NIL) {
       const next = m.rsNext[s];
-      if ((m.rsState[s] & RS_DIRTY) !== 0) {
+      if (rsDirty(m, s)) {
         this.emitStored(RecordKind.Write, u, s);
         this.counters.flushed++;
       }
@@ -654,7 +656,7 @@ export class ShardEngine {
     let dropped = 0;
     for (let u = 0; u < hwm; u++) {
       if (m.userState[u] !== USER_RESIDENT || !selects(m.userLo[u], m.userHi[u])) continue;
-      for (let s = m.userHead[u]; s !== NIL; s = m.rsNext[s]) if ((m.rsState[s] & RS_DIRTY) !== 0) this.clearDirty(s);
+      for (let s = m.userHead[u]; s !== NIL; s = m.rsNext[s]) if (rsDirty(m, s)) this.clearDirty(s);
       this.evict(u);
       this.counters.evictions--;
       dropped++;
@@ -758,7 +760,7 @@ export class ShardEngine {
     this.dueUntil = 0;
     const hwm = m.header[H_RS_HWM];
     for (let s = 0; s < hwm; s++) {
-      if ((m.rsState[s] & (RS_LIVE | RS_DIRTY)) === (RS_LIVE | RS_DIRTY)) {
+      if (rsDirty(m, s) && rsLive(m, s)) {
         this.dirtyRing.room();
         this.dirtyRing.push(s);
       }

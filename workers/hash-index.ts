@@ -5,7 +5,7 @@
  * a freshly zeroed SharedArrayBuffer is an empty table.
  */
 import { CHAN_INDEX_SEED, USER_INDEX_SEED, hash64 } from './hash.js';
-import { NIL, type ShardMemory } from './shard-memory.js';
+import { NIL, RS_OWNER_BITS, rsOwnerOf, type ShardMemory } from './shard-memory.js';
 
 /**
  * Maps a 32-bit hash onto [0, size) by multiply-shift (Lemire's "fastrange"): the table can have
@@ -75,12 +75,13 @@ function chanHome(owner: number, lo: number, hi: number, size: number): number {
 export function chanFind(m: ShardMemory, owner: number, lo: number, hi: number): number {
   const table = m.chanIndex;
   const size = table.length;
+  const ownerBits = owner + 1;
   let i = chanHome(owner, lo, hi, size);
   for (;;) {
     const b = table[i];
     if (b === 0) return NIL;
     const s = b - 1;
-    if (m.rsChanLo[s] === lo && m.rsChanHi[s] === hi && m.rsOwner[s] === owner) return s;
+    if (m.rsChanLo[s] === lo && m.rsChanHi[s] === hi && (m.rsOwner[s] & RS_OWNER_BITS) === ownerBits) return s;
     if (++i === size) i = 0;
   }
 }
@@ -88,7 +89,7 @@ export function chanFind(m: ShardMemory, owner: number, lo: number, hi: number):
 export function chanIndexInsert(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
   const size = table.length;
-  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], size);
+  let i = chanHome(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot], size);
   while (table[i] !== 0) if (++i === size) i = 0;
   table[i] = slot + 1;
 }
@@ -96,7 +97,7 @@ export function chanIndexInsert(m: ShardMemory, slot: number): void {
 export function chanIndexRemove(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
   const size = table.length;
-  let i = chanHome(m.rsOwner[slot], m.rsChanLo[slot], m.rsChanHi[slot], size);
+  let i = chanHome(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot], size);
   while (table[i] !== slot + 1) {
     if (table[i] === 0) return;
     if (++i === size) i = 0;
@@ -107,7 +108,7 @@ export function chanIndexRemove(m: ShardMemory, slot: number): void {
     const b = table[j];
     if (b === 0) break;
     const s = b - 1;
-    if (movable(i, j, chanHome(m.rsOwner[s], m.rsChanLo[s], m.rsChanHi[s], size))) {
+    if (movable(i, j, chanHome(rsOwnerOf(m, s), m.rsChanLo[s], m.rsChanHi[s], size))) {
       table[i] = b;
       i = j;
     }

@@ -30,8 +30,10 @@ import {
   H_USER_FREE,
   H_USER_HWM,
   NIL,
-  RS_DIRTY,
-  RS_LIVE,
+  RS_DIRTY_BIT,
+  rsDirty,
+  rsLive,
+  rsOwnerOf,
   USER_FREE,
   USER_LOADING,
   USER_RESIDENT,
@@ -75,9 +77,9 @@ export function recoverShard(m: ShardMemory): RecoveryReport {
 function markAllDirty(m: ShardMemory): void {
   const rsHwm = m.header[H_RS_HWM];
   for (let s = 0; s < rsHwm; s++) {
-    if ((m.rsState[s] & RS_LIVE) === 0 || (m.rsState[s] & RS_DIRTY) !== 0) continue;
-    m.rsState[s] |= RS_DIRTY;
-    m.userDirty[m.rsOwner[s]]++;
+    if (!rsLive(m, s) || rsDirty(m, s)) continue;
+    m.rsOwner[s] |= RS_DIRTY_BIT;
+    m.userDirty[rsOwnerOf(m, s)]++;
     m.header[H_DIRTY]++;
   }
 }
@@ -126,15 +128,16 @@ function rebuild(m: ShardMemory, report: RecoveryReport): void {
   let dirty = 0;
   h[H_RS_FREE] = 0;
   for (let s = rsHwm - 1; s >= 0; s--) {
-    const owner = m.rsOwner[s];
+    const isLive = rsLive(m, s);
+    const owner = rsOwnerOf(m, s);
     const ok =
-      (m.rsState[s] & RS_LIVE) !== 0 &&
+      isLive &&
       owner < userHwm &&
       m.userState[owner] === USER_RESIDENT &&
       chanFind(m, owner, m.rsChanLo[s], m.rsChanHi[s]) === NIL;
     if (!ok) {
-      if ((m.rsState[s] & RS_LIVE) !== 0) report.droppedSlots++;
-      m.rsState[s] = 0;
+      if (isLive) report.droppedSlots++;
+      m.rsOwner[s] = 0;
       m.rsNext[s] = h[H_RS_FREE] === 0 ? NIL : h[H_RS_FREE] - 1;
       h[H_RS_FREE] = s + 1;
       continue;
@@ -142,7 +145,7 @@ function rebuild(m: ShardMemory, report: RecoveryReport): void {
     m.rsNext[s] = m.userHead[owner];
     m.userHead[owner] = s;
     m.userCount[owner]++;
-    m.rsState[s] = RS_LIVE | RS_DIRTY;
+    m.rsOwner[s] = (owner + 1) | RS_DIRTY_BIT;
     m.userDirty[owner]++;
     // a torn batch may have changed a read state before its user's version
     if (m.rsVersion[s] > m.userVersion[owner]) m.userVersion[owner] = m.rsVersion[s];

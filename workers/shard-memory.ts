@@ -13,16 +13,18 @@
  *   space at start-up, and resident memory only as slots are touched. Slots are handed out from a
  *   high-water mark first, so an unused tail is never written.
  *
- * Read state slot `s` (bytes per slot: 49):
+ * Read state slot `s` (bytes per slot: 48):
  *   chanLo/chanHi  u32 x2   channel id halves
  *   msgLo/msgHi    u32 x2   last_message_id halves
  *   mention        u32      mention_count (saturates at 2^31-1)
  *   pin            f64      last_pin_timestamp (integer ms < 2^53, exact in a double)
  *   flags          u32
  *   version        f64      integer >= 1, exact to 2^53
- *   owner          u32      user slot that owns it (part of the channel-index key)
+ *   owner          u32      bits 0-30: the owning user slot + 1 (part of the channel-index key;
+ *                           0 = the slot holds no read state); bit 31: DIRTY (changed since the
+ *                           store last saw it). Slot and state share the word because --max-users
+ *                           stays below 2^31: a state byte of its own cost 1 B per read state.
  *   next           u32      next read state of the same user, or the free list link
- *   state          u8       LIVE bit; DIRTY bit (changed since the store last saw it)
  * The write-behind FIFO of dirty slots is not here: it lives in the worker, sized by what is dirty
  *   (dirty-ring.ts), so a drained write-back leaves nothing resident per read state.
  * Channel index: open addressing (linear probing, backward-shift delete: no tombstones), buckets
@@ -80,9 +82,25 @@ export const H_TOMB_POS_HI = 20;
 export const H_STORE_SEQ = 21;
 export const H_WORDS = 24;
 
-export const RS_DIRTY = 1;
-/** the slot holds a read state (lets a replacement worker rebuild the indexes from slot data) */
-export const RS_LIVE = 2;
+/** rsOwner's DIRTY bit, and the bits holding the owner slot + 1 (0: a free slot, not a read state) */
+export const RS_DIRTY_BIT = 0x80000000;
+export const RS_OWNER_BITS = 0x7fffffff;
+/** the largest --max-users of a shard: owner + 1 must fit RS_OWNER_BITS */
+export const MAX_SHARD_USERS = RS_OWNER_BITS - 1;
+
+/** The user slot owning read-state slot `s`, which must hold a read state. */
+export function rsOwnerOf(m: ShardMemory, s: number): number {
+  return (m.rsOwner[s] & RS_OWNER_BITS) - 1;
+}
+
+/** Does slot `s` hold a read state? (lets a replacement worker rebuild the indexes from slot data) */
+export function rsLive(m: ShardMemory, s: number): boolean {
+  return (m.rsOwner[s] & RS_OWNER_BITS) !== 0;
+}
+
+export function rsDirty(m: ShardMemory, s: number): boolean {
+  return m.rsOwner[s] >= RS_DIRTY_BIT;
+}
 
 export const USER_FREE = 0;
 export const USER_RESIDENT = 1;
@@ -110,7 +128,6 @@ export interface ShardBuffers {
   rsVersion: SharedArrayBuffer;
   rsOwner: SharedArrayBuffer;
   rsNext: SharedArrayBuffer;
-  rsState: SharedArrayBuffer;
   chanIndex: SharedArrayBuffer;
   userLo: SharedArrayBuffer;
   userHi: SharedArrayBuffer;
@@ -146,7 +163,6 @@ export interface ShardMemory {
   readonly rsVersion: Float64Array;
   readonly rsOwner: Uint32Array;
   readonly rsNext: Uint32Array;
-  readonly rsState: Uint8Array;
   readonly chanIndex: Uint32Array;
   readonly userLo: Uint32Array;
   readonly userHi: Uint32Array;
@@ -181,6 +197,7 @@ function sab(bytes: number): SharedArrayBuffer {
 
 /** `maxTickets`: the lane's queue bound (--max-queue): one ledger slot per ticket. */
 export function allocateShardBuffers(capacity: number, maxUsers: number, maxTickets = 1 << 17): ShardBuffers {
+  if (maxUsers > MAX_SHARD_USERS) throw new RangeError(`a shard holds at most ${MAX_SHARD_USERS} users`);
   const c = capacity;
   const u = maxUsers;
   return {
@@ -198,7 +215,6 @@ export function allocateShardBuffers(capacity: number, maxUsers: number, maxTick
     rsVersion: sab(c * 8),
     rsOwner: sab(c * 4),
     rsNext: sab(c * 4),
-    rsState: sab(c),
     chanIndex: sab(tableSize(c) * 4),
     userLo: sab(u * 4),
     userHi: sab(u * 4),
@@ -238,7 +254,6 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
     rsVersion: new Float64Array(b.rsVersion),
     rsOwner: new Uint32Array(b.rsOwner),
     rsNext: new Uint32Array(b.rsNext),
-    rsState: new Uint8Array(b.rsState),
     chanIndex,
     userLo: new Uint32Array(b.userLo),
     userHi: new Uint32Array(b.userHi),
@@ -264,5 +279,5 @@ export function attachShardMemory(b: ShardBuffers): ShardMemory {
 
 /** Bytes reserved (address space) for a shard of this size. */
 export function shardBytes(capacity: number, maxUsers: number): number {
-  return capacity * 53 + tableSize(capacity) * 4 + maxUsers * (29 + 24 + 28) + tableSize(maxUsers) * 4 + H_WORDS * 4;
+  return capacity * 48 + tableSize(capacity) * 4 + maxUsers * (29 + 24 + 28) + tableSize(maxUsers) * 4 + H_WORDS * 4;
 }

@@ -35,7 +35,7 @@ export function rsAlloc(m: ShardMemory): number {
 export function rsRelease(m: ShardMemory, s: number): void {
   const h = m.header;
   m.rsNext[s] = h[H_RS_FREE] === 0 ? NIL : h[H_RS_FREE] - 1;
-  m.rsState[s] = 0;
+  m.rsOwner[s] = 0;
   h[H_RS_FREE] = s + 1;
   h[H_RS_COUNT]--;
 }

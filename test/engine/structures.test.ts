@@ -26,10 +26,12 @@ import {
   H_USER_FREE,
   H_USER_HWM,
   NIL,
+  RS_DIRTY_BIT,
   USER_FREE,
   USER_RESIDENT,
   allocateShardBuffers,
   attachShardMemory,
+  rsOwnerOf,
   tableSize,
   type ShardMemory,
 } from '../../workers/shard-memory.js';
@@ -84,11 +86,12 @@ function chanIndexUnderTest(m: ShardMemory): IndexUnderTest {
     slots: m.capacity,
     table: m.chanIndex,
     setKey(slot, k) {
-      m.rsOwner[slot] = k.owner;
+      // the DIRTY bit shares the owner word: the index must ignore it
+      m.rsOwner[slot] = (k.owner + 1) | (slot % 2 === 0 ? RS_DIRTY_BIT : 0);
       m.rsChanLo[slot] = k.lo;
       m.rsChanHi[slot] = k.hi;
     },
-    keyOf: (slot) => ({ owner: m.rsOwner[slot], lo: m.rsChanLo[slot], hi: m.rsChanHi[slot] }),
+    keyOf: (slot) => ({ owner: rsOwnerOf(m, slot), lo: m.rsChanLo[slot], hi: m.rsChanHi[slot] }),
     find: (k) => chanFind(m, k.owner, k.lo, k.hi),
     insert: (slot) => chanIndexInsert(m, slot),
     remove: (slot) => chanIndexRemove(m, slot),

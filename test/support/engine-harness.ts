@@ -29,7 +29,9 @@ import {
   H_USER_FREE,
   H_USER_HWM,
   NIL,
-  RS_DIRTY,
+  rsDirty,
+  rsLive,
+  rsOwnerOf,
   USER_FREE,
   USER_LOADING,
   USER_RESIDENT,
@@ -516,6 +518,7 @@ export function verifyMemory(m: ShardMemory, engine?: ShardEngine): void {
     if (s >= rsHwm) fail(`free rs slot ${s} beyond hwm ${rsHwm}`);
     if (rsFree.has(s)) fail(`rs free list cycles at ${s}`);
     rsFree.add(s);
+    if (m.rsOwner[s] !== 0) fail(`free rs slot ${s} has owner word ${m.rsOwner[s]}`);
     const next = m.rsNext[s];
     f = next === NIL ? 0 : next + 1;
   }
@@ -552,11 +555,11 @@ export function verifyMemory(m: ShardMemory, engine?: ShardEngine): void {
       if (s >= rsHwm || rsFree.has(s)) fail(`user ${u} lists a dead rs slot ${s}`);
       if (owned.has(s)) fail(`rs slot ${s} listed twice`);
       owned.add(s);
-      if (m.rsOwner[s] !== u) fail(`rs slot ${s} owner ${m.rsOwner[s]} but listed by ${u}`);
+      if (!rsLive(m, s) || rsOwnerOf(m, s) !== u) fail(`rs slot ${s} owner word ${m.rsOwner[s]} but listed by ${u}`);
       if (chanFind(m, u, m.rsChanLo[s], m.rsChanHi[s]) !== s) fail(`rs slot ${s} not found in the channel index`);
       if (!(m.rsVersion[s] >= 1)) fail(`rs slot ${s} has version ${m.rsVersion[s]}`);
       if (m.rsMention[s] > 0x7fffffff) fail(`rs slot ${s} mention ${m.rsMention[s]} above 2^31-1`);
-      if ((m.rsState[s] & RS_DIRTY) !== 0) {
+      if (rsDirty(m, s)) {
         dirty++;
         userDirty++;
       }
