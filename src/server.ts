@@ -35,6 +35,8 @@ import { Fence, allocateFence } from '../workers/cluster-fence.js';
 import type { ClusterView } from './cluster/view.js';
 import { Forwarder } from './cluster/forward.js';
 import { installClusterRouting } from './cluster/http-routing.js';
+import { trimBatchStaging } from './batch-parser.js';
+import { collectGarbage } from '../workers/collect-garbage.js';
 import { IDLE_CHECK_MS, IdleCollector } from '../workers/idle-collector.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -147,7 +149,11 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
-  const idleCollector = new IdleCollector(() => router.submitted, IDLE_CHECK_MS);
+  const idleCollector = new IdleCollector(() => router.submitted, IDLE_CHECK_MS, () => {
+    router.trimScratch();
+    trimBatchStaging();
+    collectGarbage();
+  });
   const retirer =
     journalDir === null
       ? null

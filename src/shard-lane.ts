@@ -257,6 +257,11 @@ export class ShardLane {
     this.schedule();
   }
 
+  /** Gives back the op buffer a burst grew (the HTTP thread is idle: nothing is queued). */
+  trimScratch(): void {
+    this.ops.trim();
+  }
+
   /** Resolves once the worker reports nothing dirty (every change handed to the write-behind). */
   flushAll(): Promise<void> {
     return new Promise((resolve) => {

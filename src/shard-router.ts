@@ -192,6 +192,11 @@ export class ShardRouter {
     for (let i = 0; i < this.lanes.length; i++) this.lanes[i].flush();
   }
 
+  /** Gives back scratch a burst grew, once the HTTP thread is idle. */
+  trimScratch(): void {
+    for (let i = 0; i < this.lanes.length; i++) this.lanes[i].trimScratch();
+  }
+
   /** True when every shard worker answers within the timeout. */
   async ready(timeoutMs: number): Promise<boolean> {
     const answers = await Promise.all(this.lanes.map((l) => l.ping(timeoutMs)));

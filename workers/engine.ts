@@ -1032,6 +1032,14 @@ export class ShardEngine {
     if (this.done !== null) this.markDone(ticket, ResultStatus.Ok, 0);
   }
 
+  /** Gives back scratch a burst grew (between batches, once the shard is idle). */
+  trimScratch(): void {
+    this.results.trim();
+    this.loadRequests.trim();
+    this.mutations.trim();
+    this.waiting.trim();
+  }
+
   /** Clears the per-batch output buffers after the worker has copied them into its reply. */
   resetOutput(): void {
     this.results.len = 0;

@@ -1,13 +1,21 @@
 /**
- * A grow-only Uint32Array scratch buffer: doubles when full and is reused after each batch, so
- * steady-state batches allocate nothing but the one compact copy they hand to postMessage.
+ * A Uint32Array scratch buffer: doubles when full and is reused after each batch, so steady-state
+ * batches allocate nothing but the one compact copy they hand to postMessage. Once its thread is
+ * idle, trim() gives back what the largest batch made it grow to.
  */
 export class GrowBuffer {
   buf: Uint32Array;
   len = 0;
+  private readonly initialWords: number;
 
   constructor(initialWords = 1024) {
+    this.initialWords = initialWords;
     this.buf = new Uint32Array(initialWords);
+  }
+
+  /** Back to the initial size if empty (a buffer that holds words keeps them and its size). */
+  trim(): void {
+    if (this.len === 0 && this.buf.length > this.initialWords) this.buf = new Uint32Array(this.initialWords);
   }
 
   /** Makes room for `words` more words and returns the offset to write them at. */

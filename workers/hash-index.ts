@@ -66,22 +66,43 @@ export function movable(i: number, j: number, home: number): boolean {
 }
 
 // The channel index has the same scheme; its key is (owner user slot, channel id). The owner slot
-// is stable while the user is cached, and all of a user's read states leave with it.
+// is stable while the user is cached, and all of a user's read states leave with it. A bucket is
+// tag | (slot + 1) (shard-memory.ts, chanTagMask): the tag is taken from the hash bits that
+// bucketOf weighs least, so entries of one cluster rarely share it.
 
-function chanHome(owner: number, lo: number, hi: number, size: number): number {
-  return bucketOf(hash64(lo, hi ^ Math.imul(owner, 0x9e3779b1), CHAN_INDEX_SEED), size);
+function chanHash(owner: number, lo: number, hi: number): number {
+  return hash64(lo, hi ^ Math.imul(owner, 0x9e3779b1), CHAN_INDEX_SEED);
+}
+
+function chanTag(hash: number, tagMask: number): number {
+  return Math.imul(hash, 0x85ebca6b) & tagMask;
+}
+
+/** The read-state slot a non-empty channel-index bucket points at. */
+export function chanBucketSlot(m: ShardMemory, bucket: number): number {
+  return ((bucket & m.chanSlotMask) >>> 0) - 1;
+}
+
+function chanHomeOf(m: ShardMemory, slot: number, size: number): number {
+  return bucketOf(chanHash(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot]), size);
 }
 
 export function chanFind(m: ShardMemory, owner: number, lo: number, hi: number): number {
   const table = m.chanIndex;
   const size = table.length;
+  const tagMask = m.chanTagMask;
+  const slotMask = m.chanSlotMask;
   const ownerBits = owner + 1;
-  let i = chanHome(owner, lo, hi, size);
+  const h = chanHash(owner, lo, hi);
+  const tag = chanTag(h, tagMask);
+  let i = bucketOf(h, size);
   for (;;) {
     const b = table[i];
     if (b === 0) return NIL;
-    const s = b - 1;
-    if (m.rsChanLo[s] === lo && m.rsChanHi[s] === hi && (m.rsOwner[s] & RS_OWNER_BITS) === ownerBits) return s;
+    if ((b & tagMask) === tag) {
+      const s = ((b & slotMask) >>> 0) - 1;
+      if (m.rsChanLo[s] === lo && m.rsChanHi[s] === hi && (m.rsOwner[s] & RS_OWNER_BITS) === ownerBits) return s;
+    }
     if (++i === size) i = 0;
   }
 }
@@ -89,17 +110,21 @@ export function chanFind(m: ShardMemory, owner: number, lo: number, hi: number):
 export function chanIndexInsert(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
   const size = table.length;
-  let i = chanHome(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot], size);
+  const h = chanHash(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot]);
+  let i = bucketOf(h, size);
   while (table[i] !== 0) if (++i === size) i = 0;
-  table[i] = slot + 1;
+  table[i] = chanTag(h, m.chanTagMask) | (slot + 1);
 }
 
 export function chanIndexRemove(m: ShardMemory, slot: number): void {
   const table = m.chanIndex;
   const size = table.length;
-  let i = chanHome(rsOwnerOf(m, slot), m.rsChanLo[slot], m.rsChanHi[slot], size);
-  while (table[i] !== slot + 1) {
-    if (table[i] === 0) return;
+  const slotMask = m.chanSlotMask;
+  let i = chanHomeOf(m, slot, size);
+  for (;;) {
+    const b = table[i];
+    if (b === 0) return;
+    if (((b & slotMask) >>> 0) === slot + 1) break;
     if (++i === size) i = 0;
   }
   let j = i;
@@ -107,8 +132,7 @@ export function chanIndexRemove(m: ShardMemory, slot: number): void {
     if (++j === size) j = 0;
     const b = table[j];
     if (b === 0) break;
-    const s = b - 1;
-    if (movable(i, j, chanHome(rsOwnerOf(m, s), m.rsChanLo[s], m.rsChanHi[s], size))) {
+    if (movable(i, j, chanHomeOf(m, ((b & slotMask) >>> 0) - 1, size))) {
       table[i] = b;
       i = j;
     }

@@ -13,6 +13,7 @@ import { runInNewContext } from 'node:vm';
 import { move, workerData } from 'piscina';
 import { join } from 'node:path';
 import { ShardEngine } from './engine.js';
+import { collectGarbage } from './collect-garbage.js';
 import { IDLE_CHECK_MS, IdleCollector } from './idle-collector.js';
 import { HybridClock, clockFileName } from './hybrid-clock.js';
 import { ShardJournal } from './journal.js';
@@ -83,7 +84,14 @@ const clock = new HybridClock({
 const engine = new ShardEngine(memory, { flushDelayMs: data.flushDelayMs, now, clock, journaling: jc !== null, maxReadStatesPerUser: data.maxReadStatesPerUser, ledger: data.buffers.ledger });
 // What a burst left (a dirty ring a wave outgrew) is given back once the shard goes quiet.
 const engineCounters = engine.counters;
-new IdleCollector(() => engineCounters.hits + engineCounters.misses + engineCounters.flushed, IDLE_CHECK_MS);
+new IdleCollector(
+  () => engineCounters.hits + engineCounters.misses + engineCounters.flushed,
+  IDLE_CHECK_MS,
+  () => {
+    engine.trimScratch();
+    collectGarbage();
+  },
+);
 if (recovery !== null) {
   engine.rebuildDirtyQueue();
   process.emitWarning(`shard ${data.shard} recovered: ${JSON.stringify(recovery)}`);

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  chanBucketSlot,
   chanFind,
   chanIndexInsert,
   chanIndexRemove,
@@ -33,6 +34,9 @@ import {
   attachShardMemory,
   rsOwnerOf,
   tableSize,
+  CHAN_INDEX_LOAD,
+  USER_INDEX_LOAD,
+  chanTagMask,
   type ShardMemory,
 } from '../../workers/shard-memory.js';
 import { rsAlloc, rsRelease, userAlloc, userRelease } from '../../workers/slots.js';
@@ -57,6 +61,8 @@ interface IndexUnderTest {
   /** entries the index must hold at most (slots) */
   slots: number;
   table: Uint32Array;
+  /** the slot a non-empty bucket points at */
+  slotOf(bucket: number): number;
   setKey(slot: number, k: Key): void;
   keyOf(slot: number): Key;
   find(k: Key): number;
@@ -69,6 +75,7 @@ function userIndexUnderTest(m: ShardMemory): IndexUnderTest {
     name: 'user index',
     slots: m.maxUsers,
     table: m.userIndex,
+    slotOf: (b) => b - 1,
     setKey(slot, k) {
       m.userLo[slot] = k.lo;
       m.userHi[slot] = k.hi;
@@ -85,6 +92,7 @@ function chanIndexUnderTest(m: ShardMemory): IndexUnderTest {
     name: 'channel index',
     slots: m.capacity,
     table: m.chanIndex,
+    slotOf: (b) => chanBucketSlot(m, b),
     setKey(slot, k) {
       // the DIRTY bit shares the owner word: the index must ignore it
       m.rsOwner[slot] = (k.owner + 1) | (slot % 2 === 0 ? RS_DIRTY_BIT : 0);
@@ -109,7 +117,8 @@ function homeOf(ix: IndexUnderTest, k: Key): number {
   const saved = ix.keyOf(0);
   ix.setKey(0, k);
   ix.insert(0);
-  const home = ix.table.indexOf(1);
+  const home = ix.table.findIndex((b) => b !== 0);
+  if (home >= 0 && ix.slotOf(ix.table[home]) !== 0) throw new Error('a lone key at slot 0 decodes to another slot');
   ix.remove(0);
   ix.setKey(0, saved);
   if (home < 0 || ix.table.some((b) => b !== 0)) throw new Error('insert/remove of a lone key is broken');
@@ -154,7 +163,7 @@ function checkIndex(ix: IndexUnderTest, live: Map<string, { key: Key; slot: numb
     const b = ix.table[i];
     if (b === 0) continue;
     entries++;
-    const slot = b - 1;
+    const slot = ix.slotOf(b);
     const k = ix.keyOf(slot);
     if (live.get(keyStr(k))?.slot !== slot) throw new Error(`${ix.name}: bucket ${i} holds a dead slot ${slot}`);
     // Its home: probe from where a lone copy would land (computed on a scratch table).
@@ -224,9 +233,23 @@ describe('hash indexes', () => {
 
   it('an index costs the same per entry whatever the capacity (no jump to the next power of two)', () => {
     for (const c of [1_000_000, (1 << 23) + 1, 10_000_000, 10_500_000, 16_777_216, 50_000_000]) {
-      const bytesPerEntry = (tableSize(c) * 4) / c;
-      expect(bytesPerEntry, `capacity ${c}`).toBeGreaterThan(5.7);
-      expect(bytesPerEntry, `capacity ${c}`).toBeLessThan(5.72);
+      const chanBytes = (tableSize(c, CHAN_INDEX_LOAD) * 4) / c;
+      expect(chanBytes, `capacity ${c}`).toBeGreaterThan(5.0);
+      expect(chanBytes, `capacity ${c}`).toBeLessThan(5.02);
+      const userBytes = (tableSize(c, USER_INDEX_LOAD) * 4) / c;
+      expect(userBytes, `capacity ${c}`).toBeGreaterThan(5.7);
+      expect(userBytes, `capacity ${c}`).toBeLessThan(5.72);
+    }
+  });
+
+  it('a channel-index bucket keeps every slot of the capacity below its tag bits', () => {
+    for (const c of [1, 2, 3, 255, 256, 1 << 20, 10_500_000, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
+      const tag = chanTagMask(c);
+      const slotMask = ~tag >>> 0;
+      // slot + 1 runs up to the capacity: it must fit under the tag, and the tag must use the rest
+      expect((c & tag) >>> 0, `capacity ${c}`).toBe(0);
+      expect(slotMask >= c && slotMask < 2 * c, `capacity ${c}: slot bits ${slotMask.toString(16)}`).toBe(true);
+      expect((tag | slotMask) >>> 0).toBe(0xffffffff);
     }
   });
 
@@ -261,7 +284,7 @@ describe('hash indexes', () => {
         const m = memory(capacity, maxUsers);
         const ix = which === 'user' ? userIndexUnderTest(m) : chanIndexUnderTest(m);
         const last = ix.table.length - 1;
-        expect(ix.table.length).toBe(tableSize(ix.slots));
+        expect(ix.table.length).toBe(tableSize(ix.slots, which === 'user' ? USER_INDEX_LOAD : CHAN_INDEX_LOAD));
         // Half the pool piles onto the last bucket and the first (clusters that wrap around),
         // the other half is spread out.
         const piled = keysWithHomes(ix, [last, last, 0], ix.slots + 2, which === 'user' ? 1 : maxUsers, 11);
@@ -278,7 +301,7 @@ describe('hash indexes', () => {
   }
 
   it('a full channel index whose keys all share one home: delete in every order', () => {
-    const m = memory(9, 2); // 9 slots, 14 buckets
+    const m = memory(9, 2); // 9 slots, 13 buckets
     const ix = chanIndexUnderTest(m);
     const last = ix.table.length - 1;
     const pool = keysWithHomes(ix, [last - 1], ix.slots, 2, 5); // one cluster wrapping the end

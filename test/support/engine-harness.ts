@@ -39,7 +39,7 @@ import {
   attachShardMemory,
   type ShardMemory,
 } from '../../workers/shard-memory.js';
-import { chanFind, userFind } from '../../workers/hash-index.js';
+import { chanBucketSlot, chanFind, userFind } from '../../workers/hash-index.js';
 
 /**
  * The harness's own reply (the worker's, with its store messages inline instead of on a port):
@@ -592,7 +592,8 @@ export function verifyMemory(m: ShardMemory, engine?: ShardEngine): void {
     const b = m.chanIndex[i];
     if (b === 0) continue;
     chanBuckets++;
-    if (!owned.has(b - 1)) fail(`channel index bucket ${i} points at unowned slot ${b - 1}`);
+    const s = chanBucketSlot(m, b);
+    if (!owned.has(s)) fail(`channel index bucket ${i} points at unowned slot ${s}`);
   }
   if (chanBuckets !== owned.size) fail(`channel index has ${chanBuckets} entries for ${owned.size} read states`);
   // LRU: exactly the resident users, consistent in both directions.

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseBatch, readsFast } from '../../src/batch-parser.js';
+import { parseBatch, readsFast, trimBatchStaging } from '../../src/batch-parser.js';
 import { ApiError } from '../../src/errors.js';
 import { MAX_BATCH_OPS } from '../../src/schemas.js';
 import { OpWord } from '../../workers/protocol.js';
@@ -108,6 +108,23 @@ const body = fc
   });
 
 describe('batch body parser', () => {
+  it('reads the same ops after its staging grew for a big batch and was trimmed back', () => {
+    const body = (n: number, base: number): string =>
+      JSON.stringify({ ops: Array.from({ length: n }, (_, i) => (i % 2 === 0 ? { op: 'mention', user_id: String(base + (i >> 3)), channel_id: String(base * 3 + i) } : { op: 'ack', user_id: String(base + (i >> 3)), channel_id: String(base * 3 + i), message_id: String(i + 1), mention_count: i % 7 })) });
+    const small = body(40, 1000);
+    const big = body(MAX_BATCH_OPS, 5);
+    const before = outcome(small, false);
+    expect('words' in before && before.words.length).toBe(40 * OpWord.Size);
+    const bigFast = outcome(big, false);
+    expect(bigFast).toEqual(outcome(big, true));
+    trimBatchStaging();
+    expect(outcome(small, false)).toEqual(before);
+    expect(outcome(big, false)).toEqual(bigFast);
+    trimBatchStaging();
+    trimBatchStaging();
+    expect(outcome(small, false)).toEqual(before);
+  });
+
   it('the fast reader agrees with JSON.parse + the schema on random bodies', () => {
     let fast = 0;
     fc.assert(
