@@ -6,6 +6,7 @@ import './v8-flags.js';
 import { ConfigError, loadConfig, loggableConfig, usage, type Config } from './config.js';
 import { acquireDataDirLock, DataDirLockedError, type AcquiredLock } from './data-dir-lock.js';
 import { buildService } from './server.js';
+import { mallocTrimAvailable } from '../workers/malloc-trim.js';
 
 /** Past the shutdown timeout, what stopping workers and store may take before the process exits anyway. */
 const SHUTDOWN_WATCHDOG_MARGIN_MS = 3_000;
@@ -46,7 +47,8 @@ async function main(): Promise<void> {
     log.warn({ lock: lock.path, staleHolder: lock.tookOverFrom }, 'took over a stale data-dir lock: its process no longer runs');
   }
   // npm start sets glibc's mmap threshold (package.json): said here so an operator sees which one runs.
-  log.info({ config: loggableConfig(config), store: service.store.name, lock: lock?.path, mallocMmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null }, 'starting');
+  log.info({ config: loggableConfig(config), store: service.store.name, lock: lock?.path, mallocMmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null, mallocTrim: mallocTrimAvailable() }, 'starting');
+  if (!mallocTrimAvailable()) log.warn('workers/native is not built (npm install builds it): idle threads will not give freed malloc memory back to the OS');
   const replay = service.replay;
   if (replay !== null && replay.segments > 0) {
     log.info({ replay }, `journal: ${replay.records} changes from ${replay.segments} segments of an earlier run applied to the store`);

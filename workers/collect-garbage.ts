@@ -3,10 +3,12 @@
  * thread once its write-back drained). V8 collects when a thread allocates; an idle thread does
  * not, so the ArrayBuffers a burst left behind (hundreds of MB after a fill) stay resident until
  * the next burst. `--expose-gc` set at run time gives new contexts a `gc` global; the process's
- * own contexts are unchanged. Called rarely (once per idle period), never on a request's path.
+ * own contexts are unchanged. What the collection freed into malloc's arenas is then handed back
+ * to the OS (malloc-trim.ts). Called rarely (once per idle period), never on a request's path.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { mallocTrim } from './malloc-trim.js';
 
 let gc: (() => void) | undefined;
 
@@ -16,4 +18,5 @@ export function collectGarbage(): void {
     gc = runInNewContext('gc') as () => void;
   }
   gc();
+  mallocTrim();
 }
