@@ -60,7 +60,7 @@ function mappingGrowth(before: Record<string, number>, after: Record<string, num
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
-  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number }[];
+  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number; idleCollections: { count: number; maxSeconds: number } }[];
 }
 
 async function main(): Promise<void> {
@@ -154,6 +154,8 @@ async function main(): Promise<void> {
       settledGrowthByMapping: mappingGrowth(mapsStart, mapsSettled, held),
       // part of the anonymous mappings above: each thread's V8 heap and its ArrayBuffers' memory
       settledThreadsMiB: stats.threads.map((t) => ({ thread: t.thread, heapTotal: t.heapTotal / 2 ** 20, heapUsed: t.heapUsed / 2 ** 20, arrayBuffers: t.arrayBuffers / 2 ** 20 })),
+      // Each idle collection (full GC + malloc trim) pauses its thread: what a request arriving then waits.
+      idleCollections: stats.threads.map((t) => ({ thread: t.thread, count: t.idleCollections.count, maxMs: t.idleCollections.maxSeconds * 1000 })),
       env: { MALLOC_MMAP_THRESHOLD_: serviceEnv().MALLOC_MMAP_THRESHOLD_ ?? null },
     };
     console.log(
@@ -162,6 +164,7 @@ async function main(): Promise<void> {
     );
     for (const [k, v] of Object.entries(result.settledGrowthByMapping)) console.log(`  ${k}: ${fmt(v.MiB, 1)} MiB, ${fmt(v.bytesPerReadState, 1)} B per read state`);
     for (const t of result.settledThreadsMiB) console.log(`  thread ${t.thread}: V8 heap ${fmt(t.heapTotal, 1)} MiB (${fmt(t.heapUsed, 1)} used), ArrayBuffers ${fmt(t.arrayBuffers, 1)} MiB`);
+    for (const t of result.idleCollections) console.log(`  thread ${t.thread}: ${t.count} idle collections, longest ${fmt(t.maxMs, 1)} ms`);
     console.log(`wrote ${writeResults(`memory-in-use-${readStates}-cap${capacity}`, result)}`);
   } finally {
     await server.stop(200_000);

@@ -100,6 +100,8 @@ export class Metrics {
     const heapLive = new Gauge({ name: 'readstates_heap_live_bytes', help: 'V8 heap used right after the thread\'s last full GC', labelNames: ['thread'], registers: r });
     const cpu = new Counter({ name: 'readstates_thread_cpu_seconds_total', help: 'CPU time used by thread (user + system)', labelNames: ['thread'], registers: r });
     const runQueue = new Counter({ name: 'readstates_thread_run_queue_wait_seconds_total', help: 'Time a thread was runnable but waited for a CPU', labelNames: ['thread'], registers: r });
+    const idleCount = new Counter({ name: 'readstates_idle_collections_total', help: 'Full collections (and malloc trims) a thread ran once idle', labelNames: ['thread'], registers: r });
+    const idleMax = new Gauge({ name: 'readstates_idle_collection_max_seconds', help: 'Longest idle collection of a thread: what a request arriving during one waited at most', labelNames: ['thread'], registers: r });
     const rss = new Gauge({ name: 'readstates_process_resident_memory_bytes', help: 'Process resident memory', registers: r });
 
     const threadsGauge = new Gauge({ name: 'readstates_scrape_threads', help: 'Threads that reported figures in the last scrape', registers: r });
@@ -124,6 +126,8 @@ export class Metrics {
         eldP99.set({ thread: t.thread }, t.eventLoopDelay.p99Seconds);
         eldMax.set({ thread: t.thread }, t.eventLoopDelay.maxSeconds);
         heap.set({ thread: t.thread }, t.heapUsed);
+        this.advance(idleCount, `idle/${t.thread}`, t.idleCollections.count, { thread: t.thread });
+        idleMax.set({ thread: t.thread }, t.idleCollections.maxSeconds);
         if (t.heapLiveAfterMajorGc !== null) heapLive.set({ thread: t.thread }, t.heapLiveAfterMajorGc);
         if (t.cpuSeconds !== null) this.advance(cpu, `cpu/${t.thread}`, t.cpuSeconds, { thread: t.thread });
         if (t.runQueueWaitSeconds !== null) this.advance(runQueue, `rq/${t.thread}`, t.runQueueWaitSeconds, { thread: t.thread });

@@ -12,11 +12,19 @@ import { mallocTrim } from './malloc-trim.js';
 
 let gc: (() => void) | undefined;
 
+/** This thread's collections so far (module state is per thread): what one made a request wait. */
+export const collections = { count: 0, seconds: 0, maxSeconds: 0 };
+
 export function collectGarbage(): void {
   if (gc === undefined) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as () => void;
   }
+  const t0 = performance.now();
   gc();
   mallocTrim();
+  const s = (performance.now() - t0) / 1000;
+  collections.count++;
+  collections.seconds += s;
+  if (s > collections.maxSeconds) collections.maxSeconds = s;
 }

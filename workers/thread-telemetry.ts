@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import { constants, PerformanceObserver, monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { collections } from './collect-garbage.js';
 
 export const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb'] as const;
 export type GcKind = (typeof GC_KINDS)[number];
@@ -17,6 +18,8 @@ export interface ThreadTelemetry {
   thread: string;
   gc: Record<GcKind, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
+  /** the idle collections (collect-garbage.ts: full GC and malloc trim), each a pause of the thread */
+  idleCollections: { count: number; seconds: number; maxSeconds: number };
   heapUsed: number;
   heapTotal: number;
   /** memory of this thread's ArrayBuffers outside the V8 heap (SharedArrayBuffers counted where created) */
@@ -126,6 +129,7 @@ export class TelemetryRecorder {
         maxSeconds: d.count > 0 ? d.max / 1e9 : 0,
         meanSeconds: d.count > 0 ? d.mean / 1e9 : 0,
       },
+      idleCollections: { ...collections },
       heapUsed: mem.heapUsed,
       heapTotal: mem.heapTotal,
       arrayBuffers: mem.arrayBuffers,

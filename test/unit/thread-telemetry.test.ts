@@ -6,6 +6,7 @@
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
+import { collectGarbage } from '../../workers/collect-garbage.js';
 import { TelemetryRecorder } from '../../workers/thread-telemetry.js';
 
 setFlagsFromString('--expose-gc');
@@ -13,6 +14,25 @@ const fullGc = runInNewContext('gc') as () => void;
 const observerTurn = () => new Promise((r) => setTimeout(r, 50));
 
 describe('TelemetryRecorder', () => {
+  it('counts and times the idle collections of its thread', () => {
+    const t = new TelemetryRecorder('test');
+    try {
+      const before = t.read().idleCollections;
+      let garbage: number[][] | undefined = Array.from({ length: 2_000 }, () => Array.from({ length: 500 }, (_, i) => i + 0.5));
+      expect(garbage.length).toBe(2_000);
+      garbage = undefined;
+      collectGarbage();
+      collectGarbage();
+      const after = t.read().idleCollections;
+      expect(after.count).toBe(before.count + 2);
+      expect(after.seconds).toBeGreaterThan(before.seconds);
+      expect(after.maxSeconds).toBeGreaterThan(0);
+      expect(after.maxSeconds).toBeLessThanOrEqual(after.seconds);
+    } finally {
+      t.close();
+    }
+  });
+
   it('reports the heap after the latest Mark-Compact, and counts it as a major GC', async () => {
     const t = new TelemetryRecorder('test');
     try {
