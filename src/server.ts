@@ -149,11 +149,17 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
-  const idleCollector = new IdleCollector(() => router.submitted, IDLE_CHECK_MS, () => {
-    router.trimScratch();
-    trimBatchStaging();
-    collectGarbage();
-  });
+  // Idle means the whole process: no ops, no write-back, and the other threads' own idle
+  // collections done, so that the trim gives back what all of them freed and nobody waits for it.
+  const idleCollector = new IdleCollector(
+    () => router.submitted + router.backgroundActivity() + link.activity,
+    IDLE_CHECK_MS,
+    () => {
+      router.trimScratch();
+      trimBatchStaging();
+      collectGarbage(true);
+    },
+  );
   const retirer =
     journalDir === null
       ? null

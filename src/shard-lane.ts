@@ -29,7 +29,7 @@ import { GrowBuffer } from '../workers/grow-buffer.js';
 import { OpFlag, OpWord, Opcode, ReplyWord, ResultStatus, ResultWord, RsWord, StatsFlag, TaskFlag, TaskWord, STATS_TASK, type ShardStats } from '../workers/protocol.js';
 import { NOT_DONE, rescued } from '../workers/crash-ledger.js';
 import { FRAME_HEADER_WORDS } from '../workers/journal-format.js';
-import { H_EXECUTING, H_EXECUTING_TICKET, H_LEDGER_JOURNAL_LEN, type ShardBuffers } from '../workers/shard-memory.js';
+import { H_EXECUTING, H_EXECUTING_TICKET, H_IDLE_COLLECTIONS, H_LEDGER_JOURNAL_LEN, H_STORE_SEQ, type ShardBuffers } from '../workers/shard-memory.js';
 import type { ShardAttach, ShardJournalConfig, ShardWorkerData } from '../workers/shard-worker.js';
 import type { StoreLink } from './store/store-link.js';
 import type { FenceBuffers } from '../workers/cluster-fence.js';
@@ -255,6 +255,11 @@ export class ShardLane {
     if (this.dirty === 0 && this.flags === 0) return;
     this.flags |= TaskFlag.FlushDue;
     this.schedule();
+  }
+
+  /** A figure that moves while the worker works without ops from here (write-back, loads, its idle collection). */
+  get backgroundActivity(): number {
+    return this.header[H_STORE_SEQ] + this.header[H_IDLE_COLLECTIONS];
   }
 
   /** Gives back the op buffer a burst grew (the HTTP thread is idle: nothing is queued). */

@@ -192,6 +192,13 @@ export class ShardRouter {
     for (let i = 0; i < this.lanes.length; i++) this.lanes[i].flush();
   }
 
+  /** Moves while any shard works on its own (write-back, loads, idle collections). */
+  backgroundActivity(): number {
+    let n = 0;
+    for (let i = 0; i < this.lanes.length; i++) n += this.lanes[i].backgroundActivity;
+    return n;
+  }
+
   /** Gives back scratch a burst grew, once the HTTP thread is idle. */
   trimScratch(): void {
     for (let i = 0; i < this.lanes.length; i++) this.lanes[i].trimScratch();

@@ -3,8 +3,10 @@
  * thread once its write-back drained). V8 collects when a thread allocates; an idle thread does
  * not, so the ArrayBuffers a burst left behind (hundreds of MB after a fill) stay resident until
  * the next burst. `--expose-gc` set at run time gives new contexts a `gc` global; the process's
- * own contexts are unchanged. What the collection freed into malloc's arenas is then handed back
- * to the OS (malloc-trim.ts). Called rarely (once per idle period), never on a request's path.
+ * own contexts are unchanged. Called rarely (once per idle period), never on a request's path.
+ * `trim`: then hand what was freed into malloc's arenas back to the OS (malloc-trim.ts); only the
+ * HTTP thread asks, once the whole process is quiet, because a trim holds each arena's lock in
+ * turn (up to ~50 ms after a 10M fill) and any thread's malloc may wait for it.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -13,18 +15,21 @@ import { mallocTrim } from './malloc-trim.js';
 let gc: (() => void) | undefined;
 
 /** This thread's collections so far (module state is per thread): what one made a request wait. */
-export const collections = { count: 0, seconds: 0, maxSeconds: 0 };
+export const collections = { count: 0, seconds: 0, maxSeconds: 0, trimMaxSeconds: 0 };
 
-export function collectGarbage(): void {
+export function collectGarbage(trim = false): void {
   if (gc === undefined) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as () => void;
   }
   const t0 = performance.now();
   gc();
-  mallocTrim();
-  const s = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  if (trim) mallocTrim();
+  const t2 = performance.now();
+  const s = (t2 - t0) / 1000;
   collections.count++;
   collections.seconds += s;
   if (s > collections.maxSeconds) collections.maxSeconds = s;
+  if ((t2 - t1) / 1000 > collections.trimMaxSeconds) collections.trimMaxSeconds = (t2 - t1) / 1000;
 }

@@ -81,6 +81,8 @@ export const H_TOMB_POS_LO = 19;
 export const H_TOMB_POS_HI = 20;
 /** sequence number of the last message this shard posted to the store host (store-status.ts S_RECEIVED) */
 export const H_STORE_SEQ = 21;
+/** idle collections this shard's workers ran (the main thread's process-wide idle check reads it) */
+export const H_IDLE_COLLECTIONS = 22;
 export const H_WORDS = 24;
 
 /** rsOwner's DIRTY bit, and the bits holding the owner slot + 1 (0: a free slot, not a read state) */

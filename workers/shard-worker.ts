@@ -24,7 +24,7 @@ import { S_DEGRADED, S_PENDING_FULL } from './store-status.js';
 import { hasState, recoverShard } from './recovery.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
 import { TelemetryRecorder } from './thread-telemetry.js';
-import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_MUTATING, H_RS_COUNT, H_STORE_SEQ, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
+import { H_CLOCK_BACK_STEPS, H_EXECUTING, H_EXECUTING_TICKET, H_DIRTY, H_IDLE_COLLECTIONS, H_MUTATING, H_RS_COUNT, H_STORE_SEQ, H_USER_COUNT, attachShardMemory, type ShardBuffers } from './shard-memory.js';
 
 export interface ShardJournalConfig {
   /** `<dataDir>/journal`: this shard writes `shard-<k>/` and `shard-<k>.clock` in it */
@@ -90,6 +90,7 @@ new IdleCollector(
   () => {
     engine.trimScratch();
     collectGarbage();
+    Atomics.add(memory.header, H_IDLE_COLLECTIONS, 1);
   },
 );
 if (recovery !== null) {

@@ -7,6 +7,7 @@
  *   [S_PENDING_FULL]  1: the pool holds --max-pending-writes records: nothing may add one
  *   [S_FAILING]       1: the last store call failed and the write-behind is retrying
  *   [S_PENDING]       records handed to the store thread and not yet confirmed
+ *   [S_COLLECTIONS]   idle collections the store thread ran (the main thread's idle check)
  *   [S_RECEIVED + k]  sequence number of the last message the host took from shard k
  *                     (a shard numbers its messages: shard-memory.ts H_STORE_SEQ)
  */
@@ -14,6 +15,7 @@ export const S_DEGRADED = 0;
 export const S_PENDING_FULL = 1;
 export const S_FAILING = 2;
 export const S_PENDING = 3;
+export const S_COLLECTIONS = 4;
 export const S_RECEIVED = 8;
 
 export function allocateStoreStatus(shards: number): SharedArrayBuffer {

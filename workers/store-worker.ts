@@ -15,6 +15,7 @@ import type { ReadStateStore } from './store/store.js';
 import { TelemetryRecorder, type ThreadTelemetry } from './thread-telemetry.js';
 import { Fence, type FenceBuffers } from './cluster-fence.js';
 import { collectGarbage } from './collect-garbage.js';
+import { S_COLLECTIONS } from './store-status.js';
 import { StoreHost, type StoreHostOptions, type StoreStateEvent } from './store-host.js';
 
 export interface StoreWorkerData {
@@ -161,8 +162,16 @@ const turned: ReadStateStore = {
   },
   close: async () => {},
 };
-// The store thread is where a fill's write-back leaves its garbage: collect it once idle.
-const host = new StoreHost(turned, data.status, data.shards, { ...data.writeBehind, onIdle: collectGarbage });
+// The store thread is where a fill's write-back leaves its garbage: collect it once idle, and say
+// so to the main thread, which gives the freed memory back once the whole process is quiet.
+const statusWords = new Int32Array(data.status);
+const host = new StoreHost(turned, data.status, data.shards, {
+  ...data.writeBehind,
+  onIdle: () => {
+    collectGarbage();
+    Atomics.add(statusWords, S_COLLECTIONS, 1);
+  },
+});
 let events: MessagePort | null = null;
 host.onStateChange = (e: StoreStateEvent) => events?.postMessage(e);
 

@@ -10,7 +10,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { StoreHostStats, StoreStateEvent } from '../../workers/store-host.js';
-import { S_DEGRADED, S_FAILING, S_PENDING, S_PENDING_FULL, allocateStoreStatus } from '../../workers/store-status.js';
+import { S_COLLECTIONS, S_DEGRADED, S_FAILING, S_PENDING, S_PENDING_FULL, allocateStoreStatus } from '../../workers/store-status.js';
 import type { ReadStateStore } from '../../workers/store/store.js';
 
 export interface StoreLink {
@@ -42,6 +42,8 @@ export interface StoreLink {
   readonly pendingFull: boolean;
   readonly storeFailing: boolean;
   readonly pendingRecords: number;
+  /** moves while the store thread works (the HTTP thread's process-wide idle check) */
+  readonly activity: number;
   close(): Promise<void>;
 }
 
@@ -72,5 +74,10 @@ export abstract class StatusWords {
 
   get pendingRecords(): number {
     return this.status[S_PENDING];
+  }
+
+  /** A figure that moves while the store thread works (confirmations, its idle collection). */
+  get activity(): number {
+    return this.status[S_PENDING] + this.status[S_COLLECTIONS];
   }
 }
