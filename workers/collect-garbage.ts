@@ -15,7 +15,7 @@ import { mallocTrim } from './malloc-trim.js';
 let gc: (() => void) | undefined;
 
 /** This thread's collections so far (module state is per thread): what one made a request wait. */
-export const collections = { count: 0, seconds: 0, maxSeconds: 0, trimMaxSeconds: 0 };
+export const collections = { count: 0, seconds: 0, maxSeconds: 0, trimMaxSeconds: 0, lastAtMs: 0 };
 
 export function collectGarbage(trim = false): void {
   if (gc === undefined) {
@@ -31,5 +31,6 @@ export function collectGarbage(trim = false): void {
   collections.count++;
   collections.seconds += s;
   if (s > collections.maxSeconds) collections.maxSeconds = s;
-  if ((t2 - t1) / 1000 > collections.trimMaxSeconds) collections.trimMaxSeconds = (t2 - t1) / 1000;
+  if (trim && (t2 - t1) / 1000 > collections.trimMaxSeconds) collections.trimMaxSeconds = (t2 - t1) / 1000;
+  collections.lastAtMs = Date.now();
 }

@@ -10,8 +10,19 @@
  */
 import { collectGarbage } from './collect-garbage.js';
 
+/** Tests of the idle behaviour from outside set a short period (every thread reads it at start). */
+export const IDLE_CHECK_ENV = 'READ_STATES_TEST_IDLE_CHECK_MS';
+
 /** How often a thread checks whether it has been idle. */
-export const IDLE_CHECK_MS = 10_000;
+export const IDLE_CHECK_MS = idleCheckMs(process.env);
+
+function idleCheckMs(env: NodeJS.ProcessEnv): number {
+  const raw = env[IDLE_CHECK_ENV];
+  if (raw === undefined) return 10_000;
+  const ms = Number(raw);
+  if (!Number.isSafeInteger(ms) || ms < 10) throw new Error(`${IDLE_CHECK_ENV} must be an integer >= 10 (ms), got "${raw}"`);
+  return ms;
+}
 
 export class IdleCollector {
   private seen = 0;

@@ -19,7 +19,7 @@ export interface ThreadTelemetry {
   gc: Record<GcKind, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   /** the idle collections (collect-garbage.ts: full GC and malloc trim), each a pause of the thread */
-  idleCollections: { count: number; seconds: number; maxSeconds: number; trimMaxSeconds: number };
+  idleCollections: { count: number; seconds: number; maxSeconds: number; trimMaxSeconds: number; lastAtMs: number };
   heapUsed: number;
   heapTotal: number;
   /** memory of this thread's ArrayBuffers outside the V8 heap (SharedArrayBuffers counted where created) */

@@ -20,6 +20,7 @@ import { tomb } from './store/tombstones.js';
 import { PendingWrites } from './pending-writes.js';
 import { unpackLoads } from './store/load-many.js';
 import type { ReadStateStore } from './store/store.js';
+import { IDLE_CHECK_MS } from './idle-collector.js';
 
 export interface WriteBehindOptions {
   /** records per store.apply() call */
@@ -108,7 +109,7 @@ export class WriteBehind {
     this.writes = new PendingWrites(o.poolSize);
     this.onStateChange = o.onStateChange ?? (() => {});
     this.onIdle = o.onIdle;
-    const shrinkIdleMs = o.shrinkIdleMs ?? 10_000;
+    const shrinkIdleMs = o.shrinkIdleMs ?? IDLE_CHECK_MS;
     if (shrinkIdleMs > 0) {
       this.shrinkTimer = setInterval(() => this.shrinkIfIdle(), shrinkIdleMs);
       this.shrinkTimer.unref();
