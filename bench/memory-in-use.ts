@@ -60,7 +60,7 @@ function mappingGrowth(before: Record<string, number>, after: Record<string, num
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
-  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number; idleCollections: { count: number; maxSeconds: number; trimMaxSeconds: number } }[];
+  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number; idleCollections: { count: number; maxSeconds: number; trimMaxSeconds: number; lastAtMs: number } }[];
 }
 
 async function main(): Promise<void> {
@@ -127,16 +127,19 @@ async function main(): Promise<void> {
     const writeBackRate = (written - written0) / Math.max(writeBackSeconds, 0.001);
     const rssAfterWriteBack = rssBytes(pid);
     console.log(`write-back: ${fmt(written - written0)} read states in ${fmt(writeBackSeconds, 1)} s (${fmt(writeBackRate)}/s); probe p50/p99/max ${fmt(probe.getValueAtPercentile(50) / 1000, 2)}/${fmt(probe.getValueAtPercentile(99) / 1000, 2)}/${fmt(probe.maxValue / 1000, 1)} ms over ${fmt(probe.totalCount)} GETs`);
-    // Idle until the HTTP thread has run its idle collection since the write-back (it comes last:
-    // it waits until the other threads' collections are done, then gives the freed heap back), at
-    // least 25 s (two checks of the pending pool, 10 s apart), at most 120 s.
-    const mainCollections = (x: Stats) => x.threads.find((t) => t.thread === 'main')?.idleCollections.count ?? 0;
-    const before = mainCollections((await server.json('/v1/stats')) as Stats);
+    // Idle until the HTTP thread has collected since the write-back and after every other thread
+    // (its collection gives the freed heap back to the OS; another thread's counts as activity,
+    // so the HTTP thread's last one comes after theirs), at least 25 s (two checks of the pending
+    // pool, 10 s apart), at most 120 s.
+    const mainOf = (x: Stats) => x.threads.find((t) => t.thread === 'main')?.idleCollections ?? { count: 0, lastAtMs: 0 };
+    const before = mainOf((await server.json('/v1/stats')) as Stats).count;
     const idleFrom = Date.now();
     for (;;) {
       await new Promise((r) => setTimeout(r, 2_000));
-      const collected = mainCollections((await server.json('/v1/stats')) as Stats) > before;
-      if ((collected && Date.now() - idleFrom >= 25_000) || Date.now() - idleFrom >= 120_000) break;
+      const x = (await server.json('/v1/stats')) as Stats;
+      const main = mainOf(x);
+      const last = main.count > before && x.threads.every((t) => t.idleCollections.lastAtMs <= main.lastAtMs);
+      if ((last && Date.now() - idleFrom >= 25_000) || Date.now() - idleFrom >= 120_000) break;
     }
     const settleSeconds = (Date.now() - idleFrom) / 1000;
     console.log(`settled: ${fmt(settleSeconds, 1)} s idle`);
