@@ -73,14 +73,24 @@ export function chars(s: string): void {
 
 /** A non-negative integer in decimal, as String(v) spells it. */
 export function uint(v: number): void {
+  if (v < 100_000_000) return small(v);
   if (v > Number.MAX_SAFE_INTEGER) return wide(v);
+  // Versions and pins are 13-16 digit timestamps: split once so that both parts are int32 and the
+  // digit loops divide integers, not doubles.
+  const hi = Math.floor(v / 100_000_000);
+  small(hi);
+  eight(v - hi * 100_000_000);
+}
+
+/** 0 <= v < 10^9 (an int32), no leading zeros. */
+function small(v: number): void {
   const o = out;
   let n = 1;
-  while (n < 16 && v >= POW10[n]) n++;
+  while (n < 9 && v >= POW10[n]) n++;
   let q = p + n;
   p = q;
   while (v >= 100) {
-    const d = Math.floor(v / 100);
+    const d = (v / 100) | 0;
     const r = (v - d * 100) * 2;
     o[--q] = PAIRS[r + 1];
     o[--q] = PAIRS[r];
@@ -90,6 +100,20 @@ export function uint(v: number): void {
     o[--q] = PAIRS[v * 2 + 1];
     o[--q] = PAIRS[v * 2];
   } else o[--q] = 48 + v;
+}
+
+/** 0 <= v < 10^8 as exactly eight digits, zero-padded. */
+function eight(v: number): void {
+  const o = out;
+  let q = p + 8;
+  p = q;
+  for (let k = 0; k < 4; k++) {
+    const d = (v / 100) | 0;
+    const r = (v - d * 100) * 2;
+    o[--q] = PAIRS[r + 1];
+    o[--q] = PAIRS[r];
+    v = d;
+  }
 }
 
 /** Integers above 2^53 (rounded doubles, not a value the protocol has): as the string would be. */
