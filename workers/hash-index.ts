@@ -67,8 +67,8 @@ export function movable(i: number, j: number, home: number): boolean {
 
 // The channel index has the same scheme; its key is (owner user slot, channel id). The owner slot
 // is stable while the user is cached, and all of a user's read states leave with it. A bucket is
-// tag | (slot + 1) (shard-memory.ts, chanTagMask): the tag is taken from the hash bits that
-// bucketOf weighs least, so entries of one cluster rarely share it.
+// tag | (slot + 1) (shard-memory.ts, chanTagMask): the tag is the hash remixed by one multiply,
+// so keys whose hashes share the high bits bucketOf uses (neighbours in a cluster) still differ in it.
 
 function chanHash(owner: number, lo: number, hi: number): number {
   return hash64(lo, hi ^ Math.imul(owner, 0x9e3779b1), CHAN_INDEX_SEED);
