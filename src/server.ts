@@ -149,8 +149,9 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
-  // Idle means the whole process: no ops, no write-back, and the other threads' own idle
-  // collections done, so that the trim gives back what all of them freed and nobody waits for it.
+  // Idle means the whole process: no ops, no write-back; another thread's idle collection counts
+  // as activity, so this thread's last collection, with the trim, comes after theirs and gives
+  // back what all of them freed, with nobody waiting for it.
   const idleCollector = new IdleCollector(
     () => router.submitted + router.backgroundActivity() + link.activity,
     IDLE_CHECK_MS,
