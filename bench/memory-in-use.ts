@@ -60,7 +60,7 @@ function mappingGrowth(before: Record<string, number>, after: Record<string, num
 interface Stats {
   shards: { readStates: number; dirty: number }[];
   store: { pending: number; queued: number; inFlight: number; written: number; poolSize?: number };
-  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number; idleCollections: { count: number; maxSeconds: number; trimMaxSeconds: number; lastAtMs: number } }[];
+  threads: { thread: string; heapTotal: number; heapUsed: number; arrayBuffers: number; idleCollections: { count: number; maxSeconds: number; lastAtMs: number; trims: number; trimMaxSeconds: number; lastTrimAtMs: number } }[];
 }
 
 async function main(): Promise<void> {
@@ -127,18 +127,17 @@ async function main(): Promise<void> {
     const writeBackRate = (written - written0) / Math.max(writeBackSeconds, 0.001);
     const rssAfterWriteBack = rssBytes(pid);
     console.log(`write-back: ${fmt(written - written0)} read states in ${fmt(writeBackSeconds, 1)} s (${fmt(writeBackRate)}/s); probe p50/p99/max ${fmt(probe.getValueAtPercentile(50) / 1000, 2)}/${fmt(probe.getValueAtPercentile(99) / 1000, 2)}/${fmt(probe.maxValue / 1000, 1)} ms over ${fmt(probe.totalCount)} GETs`);
-    // Idle until the HTTP thread has collected since the write-back and after every other thread
-    // (its collection gives the freed heap back to the OS; another thread's counts as activity,
-    // so the HTTP thread's last one comes after theirs), at least 25 s (two checks of the pending
-    // pool, 10 s apart), at most 120 s.
-    const mainOf = (x: Stats) => x.threads.find((t) => t.thread === 'main')?.idleCollections ?? { count: 0, lastAtMs: 0 };
-    const before = mainOf((await server.json('/v1/stats')) as Stats).count;
+    // Idle until the HTTP thread has trimmed the freed heap after every thread's collection since
+    // the write-back (the trim waits for the whole process to be quiet), at least 25 s (two
+    // checks of the pending pool, 10 s apart), at most 120 s.
+    const mainOf = (x: Stats) => x.threads.find((t) => t.thread === 'main')?.idleCollections ?? { trims: 0, lastTrimAtMs: 0 };
+    const before = mainOf((await server.json('/v1/stats')) as Stats).trims;
     const idleFrom = Date.now();
     for (;;) {
       await new Promise((r) => setTimeout(r, 2_000));
       const x = (await server.json('/v1/stats')) as Stats;
       const main = mainOf(x);
-      const last = main.count > before && x.threads.every((t) => t.idleCollections.lastAtMs <= main.lastAtMs);
+      const last = main.trims > before && x.threads.every((t) => t.idleCollections.lastAtMs <= main.lastTrimAtMs);
       if ((last && Date.now() - idleFrom >= 25_000) || Date.now() - idleFrom >= 120_000) break;
     }
     const settleSeconds = (Date.now() - idleFrom) / 1000;
@@ -169,7 +168,7 @@ async function main(): Promise<void> {
       settledGrowthByMapping: mappingGrowth(mapsStart, mapsSettled, held),
       // part of the anonymous mappings above: each thread's V8 heap and its ArrayBuffers' memory
       settledThreadsMiB: stats.threads.map((t) => ({ thread: t.thread, heapTotal: t.heapTotal / 2 ** 20, heapUsed: t.heapUsed / 2 ** 20, arrayBuffers: t.arrayBuffers / 2 ** 20 })),
-      // Each idle collection (full GC + malloc trim) pauses its thread: what a request arriving then waits.
+      // Each idle collection (and the HTTP thread's malloc trim) pauses its thread: what a request arriving then waits.
       idleCollections: stats.threads.map((t) => ({ thread: t.thread, count: t.idleCollections.count, maxMs: t.idleCollections.maxSeconds * 1000, trimMaxMs: t.idleCollections.trimMaxSeconds * 1000 })),
       env: { MALLOC_MMAP_THRESHOLD_: serviceEnv().MALLOC_MMAP_THRESHOLD_ ?? null },
     };
@@ -179,7 +178,7 @@ async function main(): Promise<void> {
     );
     for (const [k, v] of Object.entries(result.settledGrowthByMapping)) console.log(`  ${k}: ${fmt(v.MiB, 1)} MiB, ${fmt(v.bytesPerReadState, 1)} B per read state`);
     for (const t of result.settledThreadsMiB) console.log(`  thread ${t.thread}: V8 heap ${fmt(t.heapTotal, 1)} MiB (${fmt(t.heapUsed, 1)} used), ArrayBuffers ${fmt(t.arrayBuffers, 1)} MiB`);
-    for (const t of result.idleCollections) console.log(`  thread ${t.thread}: ${t.count} idle collections, longest ${fmt(t.maxMs, 1)} ms (malloc trim at most ${fmt(t.trimMaxMs, 1)} ms)`);
+    for (const t of result.idleCollections) console.log(`  thread ${t.thread}: ${t.count} idle collections, longest ${fmt(t.maxMs, 1)} ms; malloc trim at most ${fmt(t.trimMaxMs, 1)} ms`);
     console.log(`wrote ${writeResults(`memory-in-use-${readStates}-cap${capacity}`, result)}`);
   } finally {
     await server.stop(200_000);

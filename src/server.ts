@@ -36,7 +36,7 @@ import type { ClusterView } from './cluster/view.js';
 import { Forwarder } from './cluster/forward.js';
 import { installClusterRouting } from './cluster/http-routing.js';
 import { trimBatchStaging } from './batch-parser.js';
-import { collectGarbage } from '../workers/collect-garbage.js';
+import { collectGarbage, collections, trimFreedHeap } from '../workers/collect-garbage.js';
 import { IDLE_CHECK_MS, IdleCollector } from '../workers/idle-collector.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -149,17 +149,18 @@ export async function buildService(config: Config, options: ServiceOptions = {})
     onPressure: (refused) =>
       app.log.warn({ refused, storeFailing: link.storeFailing, pendingWrites: link.pendingRecords }, 'evictions under pressure: operations refused for lack of room'),
   });
-  // Idle means the whole process: no ops, no write-back; another thread's idle collection counts
-  // as activity, so this thread's last collection, with the trim, comes after theirs and gives
-  // back what all of them freed, with nobody waiting for it.
-  const idleCollector = new IdleCollector(
-    () => router.submitted + router.backgroundActivity() + link.activity,
+  // This thread's garbage goes as soon as no ops come (a fill's leftovers, before the next burst).
+  const idleCollector = new IdleCollector(() => router.submitted, IDLE_CHECK_MS, () => {
+    router.trimScratch();
+    trimBatchStaging();
+    collectGarbage();
+  });
+  // The trim waits for the whole process to be quiet: no ops, no write-back, and every thread's
+  // collection (each counts as activity) done, so it gives back what all of them freed.
+  const trimmer = new IdleCollector(
+    () => router.submitted + router.backgroundActivity() + link.activity + collections.count,
     IDLE_CHECK_MS,
-    () => {
-      router.trimScratch();
-      trimBatchStaging();
-      collectGarbage(true);
-    },
+    trimFreedHeap,
   );
   const retirer =
     journalDir === null
@@ -263,6 +264,7 @@ export async function buildService(config: Config, options: ServiceOptions = {})
       const unflushed = drained ? 0 : router.dirty + link.pendingRecords;
       metrics.close();
       idleCollector.close();
+      trimmer.close();
       retirer?.close();
       await cluster?.close();
       await router.close();

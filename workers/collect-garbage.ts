@@ -4,9 +4,11 @@
  * not, so the ArrayBuffers a burst left behind (hundreds of MB after a fill) stay resident until
  * the next burst. `--expose-gc` set at run time gives new contexts a `gc` global; the process's
  * own contexts are unchanged. Called rarely (once per idle period), never on a request's path.
- * `trim`: then hand what was freed into malloc's arenas back to the OS (malloc-trim.ts); only the
- * HTTP thread asks, once the whole process is quiet, because a trim holds each arena's lock in
- * turn (up to ~50 ms after a 10M fill) and any thread's malloc may wait for it.
+ *
+ * What the collections free goes back to malloc, which keeps it resident; trimFreedHeap() hands
+ * it to the OS (malloc-trim.ts). Only the HTTP thread calls it, once the whole process is quiet,
+ * because a trim holds each arena's lock in turn (up to ~50 ms after a 10M fill) and any thread's
+ * malloc may wait for it.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -14,23 +16,28 @@ import { mallocTrim } from './malloc-trim.js';
 
 let gc: (() => void) | undefined;
 
-/** This thread's collections so far (module state is per thread): what one made a request wait. */
-export const collections = { count: 0, seconds: 0, maxSeconds: 0, trimMaxSeconds: 0, lastAtMs: 0 };
+/** This thread's idle collections and trims so far (module state is per thread): what each made a request wait. */
+export const collections = { count: 0, seconds: 0, maxSeconds: 0, lastAtMs: 0, trims: 0, trimMaxSeconds: 0, lastTrimAtMs: 0 };
 
-export function collectGarbage(trim = false): void {
+export function collectGarbage(): void {
   if (gc === undefined) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as () => void;
   }
   const t0 = performance.now();
   gc();
-  const t1 = performance.now();
-  if (trim) mallocTrim();
-  const t2 = performance.now();
-  const s = (t2 - t0) / 1000;
+  const s = (performance.now() - t0) / 1000;
   collections.count++;
   collections.seconds += s;
   if (s > collections.maxSeconds) collections.maxSeconds = s;
-  if (trim && (t2 - t1) / 1000 > collections.trimMaxSeconds) collections.trimMaxSeconds = (t2 - t1) / 1000;
   collections.lastAtMs = Date.now();
+}
+
+export function trimFreedHeap(): void {
+  const t0 = performance.now();
+  mallocTrim();
+  const s = (performance.now() - t0) / 1000;
+  collections.trims++;
+  if (s > collections.trimMaxSeconds) collections.trimMaxSeconds = s;
+  collections.lastTrimAtMs = Date.now();
 }

@@ -18,8 +18,8 @@ export interface ThreadTelemetry {
   thread: string;
   gc: Record<GcKind, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
-  /** the idle collections (collect-garbage.ts: full GC and malloc trim), each a pause of the thread */
-  idleCollections: { count: number; seconds: number; maxSeconds: number; trimMaxSeconds: number; lastAtMs: number };
+  /** the idle collections and malloc trims (collect-garbage.ts), each a pause of the thread */
+  idleCollections: { count: number; seconds: number; maxSeconds: number; lastAtMs: number; trims: number; trimMaxSeconds: number; lastTrimAtMs: number };
   heapUsed: number;
   heapTotal: number;
   /** memory of this thread's ArrayBuffers outside the V8 heap (SharedArrayBuffers counted where created) */
