@@ -2,8 +2,9 @@
  * glibc's malloc_trim(0) through the addon in workers/native (built by `npm install`'s install
  * script). Threads free a burst's small buffers back to malloc, but glibc returns pages to the OS
  * only from the top of an arena, so what a fill left between live chunks stays resident; this
- * hands it back for every thread's arena at once. Called only by the HTTP thread's idle collection
- * (collect-garbage.ts) once the whole process is quiet: it walks every arena under its lock,
+ * hands it back for every thread's arena at once. Called only through trimFreedHeap
+ * (collect-garbage.ts), a step of the HTTP thread's own that waits until the whole process is
+ * quiet: it walks every arena under its lock,
  * milliseconds that other threads' allocations would wait for. Without the
  * addon (no compiler at install, another C library) it is a no-op and start-up logs so.
  */
