@@ -121,14 +121,14 @@ export class ClusterBatch {
   ) {}
 
   /** Serves a parsed batch; throws SHARD_OVERLOADED before anything was applied. */
-  submit(reply: FastifyReply, batch: ParsedBatch, headers: IncomingHttpHeaders): FastifyReply {
+  submit(reply: FastifyReply, batch: ParsedBatch, headers: IncomingHttpHeaders): void {
     const { view } = this;
     const split = splitByOwner(view, batch.ops, headers[FORWARDED_BY] !== undefined);
     if (split.allLocal) {
       const merge = new BatchMerge(reply, view, batch, split, null);
       if (!this.router.submitAll(batch.ops, merge)) throw new ApiError('SHARD_OVERLOADED');
       merge.settled(1);
-      return reply;
+      return;
     }
     let merge: BatchMerge;
     if (split.localCount > 0) {
@@ -147,7 +147,6 @@ export class ClusterBatch {
     }
     if (split.remote.size > 0) this.sendOn(merge, split, batch, headers);
     merge.settled(1);
-    return reply;
   }
 
   private sendOn(merge: BatchMerge, split: OwnerSplit, batch: ParsedBatch, headers: IncomingHttpHeaders): void {

@@ -118,7 +118,7 @@ export class ClusterMentions {
   ) {}
 
   /** `ops`: one validated mention per distinct user. Throws (nothing applied) for an unowned user or full shards. */
-  submit(reply: FastifyReply, ops: OpList, req: MentionsRequest): FastifyReply {
+  submit(reply: FastifyReply, ops: OpList, req: MentionsRequest): void {
     const { view } = this;
     const split = splitByOwner(view, ops, req.headers[FORWARDED_BY] !== undefined);
     if (split.unownedCount > 0) {
@@ -146,6 +146,5 @@ export class ClusterMentions {
       this.forwarder.forward(url, 'POST', req.url, headers, body, new MentionsPart(merge, view, indexes.length));
     }
     merge.settled(1);
-    return reply;
   }
 }

@@ -35,7 +35,6 @@ export function batchRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (!(req.body instanceof ParsedBatch)) throw new ApiError('INVALID_BODY', 'body must be a JSON object (content-type application/json)');
       if (ctx.clusterRouting !== null) return ctx.clusterRouting.batch.submit(reply, req.body, req.headers);
       if (!router.submitAll(req.body.ops, new BatchAnswerSink(reply, req.body))) throw new ApiError('SHARD_OVERLOADED');
-      return reply;
     });
   });
 }

@@ -49,7 +49,6 @@ export function channelRoutes(app: FastifyInstance, ctx: RouteContext): void {
       }
       if (ctx.clusterRouting !== null) return ctx.clusterRouting.mentions.submit(reply, ops, { url: req.url, messageId: req.body.message_id, count, headers: req.headers });
       if (!router.submitAll(ops, new CountChangedSink(reply, ops.length))) throw new ApiError('SHARD_OVERLOADED');
-      return reply;
     },
   );
 }

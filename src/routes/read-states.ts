@@ -2,7 +2,7 @@
  * Routes on one user's read states: get, get all (a delta with `since`, a page with `limit` and
  * `after`), summary, ack, mention, patch, delete, ack-bulk.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { OpFlag, Opcode } from '../../workers/protocol.js';
 import { OpList } from '../../workers/op-list.js';
 import { ApiError } from '../errors.js';
@@ -68,9 +68,12 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return one.add(head, uLo, uHi, parsed.lo, parsed.hi);
   }
 
-  function submit(reply: FastifyReply, sink: OpSink): FastifyReply {
+  /**
+   * Queues the op; its sink answers later. Handlers return nothing: a returned reply is a thenable
+   * that fastify would wait on with end-of-stream listeners on every response.
+   */
+  function submit(sink: OpSink): void {
     if (!router.submit(one, 0, sink, 0)) throw new ApiError('SHARD_OVERLOADED');
-    return reply;
   }
 
   app.get<{ Params: UserParams; Querystring: ListQuery }>('/v1/users/:user_id/read-states', { schema: getAllSchema }, (req, reply) => {
@@ -103,7 +106,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const at = one.add(head, parsed.lo, parsed.hi, aLo, aHi);
     one.setCount(at, limit);
     one.setPin(at, since < 0 ? 0 : since);
-    return submit(reply, new UserReadStatesSink(reply, req.params.user_id, since));
+    submit(new UserReadStatesSink(reply, req.params.user_id, since));
   });
 
   app.get<{ Params: UserParams }>('/v1/users/:user_id/summary', { schema: summarySchema }, (req, reply) => {
@@ -111,7 +114,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     requireId(req.params.user_id, 'user_id');
     one.clear();
     one.add(Opcode.Summary, parsed.lo, parsed.hi, 0, 0);
-    return submit(reply, new SummarySink(reply, req.params.user_id));
+    submit(new SummarySink(reply, req.params.user_id));
   });
 
   app.get<{ Params: ReadStateParams }>(
@@ -119,7 +122,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: getOneSchema },
     (req, reply) => {
       begin(req.params, Opcode.Get);
-      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+      submit(new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -132,7 +135,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       requireIdOrZero(b.message_id, 'message_id');
       one.setMessage(at, parsed.lo, parsed.hi);
       one.setCount(at, b.mention_count ?? 0);
-      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+      submit(new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -147,7 +150,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
         one.setMessage(at, parsed.lo, parsed.hi);
       }
       one.setCount(at, b.count ?? 1);
-      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+      submit(new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -162,7 +165,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const at = begin(req.params, head);
       one.setPin(at, b.last_pin_timestamp ?? 0);
       one.setFlags(at, b.flags ?? 0);
-      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+      submit(new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -171,7 +174,7 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { schema: deleteSchema },
     (req, reply) => {
       begin(req.params, Opcode.Delete);
-      return submit(reply, new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
+      submit(new ReadStateSink(reply, req.params.user_id, req.params.channel_id));
     },
   );
 
@@ -197,7 +200,6 @@ export function readStateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       }
       const sink = new GatherSink(reply, new Array<string>(items.length).fill(userId), channelIds);
       if (!router.submitAll(ops, sink)) throw new ApiError('SHARD_OVERLOADED');
-      return reply;
     },
   );
 }
