@@ -6,6 +6,12 @@
  *        [--targets slab,ceiling] [--scenarios mention,ack,get,batch,connect,connect-delta] [--batch-ops 100]
  *        [--prefill-users 20000] [--prefill-channels 10] [--shards 1] [--cpu-prof]
  *        [--quiet-max 40] [--quiet-timeout 90] [--client autocannon|wrk] [--wrk-variants 20000]
+ *        [--rounds 1]
+ *
+ * --rounds N measures each scenario N times, the targets taking turns (slab, ceiling, slab, ...),
+ * and reports, per scenario, the median of each target's req/s and the median of the rounds'
+ * ratios. On a shared machine the throughput of a thread hand-off drifts far more from one run to
+ * the next than the bare route's does; runs next to each other, paired, keep the ratio honest.
  *
  * --client wrk drives the load with wrk (C, epoll; Debian's package) instead of autocannon, so the
  * load generator is not what limits the bare route: wrk sends `--wrk-variants` requests built up
@@ -48,6 +54,7 @@ import {
   idString,
   intFlag,
   machine,
+  median,
   parseFlags,
   strFlag,
   systemBusyTicks,
@@ -77,6 +84,8 @@ const basePort = intFlag(flags, 'port', 20_000 + Math.floor(Math.random() * 20_0
 const client = strFlag(flags, 'client', 'autocannon');
 if (client !== 'autocannon' && client !== 'wrk') throw new Error(`--client must be autocannon or wrk, got ${client}`);
 const wrkVariants = intFlag(flags, 'wrk-variants', 20_000);
+const rounds = intFlag(flags, 'rounds', 1);
+if (rounds < 1) throw new Error('--rounds must be at least 1');
 // Before each measured run, wait up to --quiet-timeout s for other processes to leave the CPUs
 // mostly idle (--quiet-max: % of one core busy over 3 s); the run goes ahead either way.
 const quietMax = intFlag(flags, 'quiet-max', 40);
@@ -255,6 +264,8 @@ const SCENARIOS: Record<string, Scenario> = {
 interface RunResult {
   scenario: string;
   target: string;
+  /** 1-based: which of the --rounds this run was */
+  round: number;
   durationS: number;
   requests: number;
   reqPerSec: number;
@@ -322,6 +333,7 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
   const reqPerSec = total / r.duration;
   const res: RunResult = {
     scenario: s.name,
+    round: 1,
     target: t.name,
     durationS: r.duration,
     requests: total,
@@ -384,6 +396,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
   const ms = (us: number) => Math.round(us) / 1000;
   const res: RunResult = {
     scenario: s.name,
+    round: 1,
     target: t.name,
     durationS,
     requests: w.requests,
@@ -459,6 +472,42 @@ function cpuUsPerReq(r: RunResult, mainOnly: boolean): number {
   return r.reqPerSec > 0 ? (pct / 100) * 1e6 / r.reqPerSec : 0;
 }
 
+interface RoundsSummary {
+  scenario: string;
+  slabReqPerSec: number;
+  ceilingReqPerSec: number;
+  /** median over rounds of slab / ceiling req/s, each round's two runs side by side */
+  ratio: number;
+  ratios: number[];
+  slabMainUs: number;
+  ceilingMainUs: number;
+}
+
+/** Per scenario with both targets: medians over the rounds, and the median of the paired ratios. */
+function roundsSummary(results: RunResult[]): RoundsSummary[] {
+  const out: RoundsSummary[] = [];
+  for (const scenario of new Set(results.map((r) => r.scenario))) {
+    const slab = results.filter((r) => r.scenario === scenario && r.target === 'slab');
+    const ceiling = results.filter((r) => r.scenario === scenario && r.target === 'ceiling');
+    const ratios: number[] = [];
+    for (const a of slab) {
+      const b = ceiling.find((c) => c.round === a.round);
+      if (b !== undefined && b.reqPerSec > 0) ratios.push(a.reqPerSec / b.reqPerSec);
+    }
+    if (ratios.length === 0) continue;
+    out.push({
+      scenario,
+      slabReqPerSec: median(slab.map((r) => r.reqPerSec)),
+      ceilingReqPerSec: median(ceiling.map((r) => r.reqPerSec)),
+      ratio: median(ratios),
+      ratios,
+      slabMainUs: median(slab.map((r) => cpuUsPerReq(r, true))),
+      ceilingMainUs: median(ceiling.map((r) => cpuUsPerReq(r, true))),
+    });
+  }
+  return out;
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -467,6 +516,7 @@ async function main(): Promise<void> {
   console.log(
     `${client}: ${connections} connections, pipelining ${pipelining}, ${duration} s per run after a ${warmup} s warm-up; ` +
       `targets ${targetNames.join(',')}; scenarios ${scenarioNames.join(',')}; shards ${shards}; batch ${batchOps} ops` +
+      (rounds > 1 ? `; ${rounds} rounds, targets in turn` : '') +
       (cpuProf ? '; service under --cpu-prof' : '') +
       '\n',
   );
@@ -503,21 +553,24 @@ async function main(): Promise<void> {
     for (const sn of scenarioNames) {
       const s = SCENARIOS[sn];
       if (s === undefined) throw new Error(`unknown scenario ${sn}`);
-      for (const t of targets) {
-        await smoke(t, s);
-        const quiet = quietTimeout > 0 ? await waitForQuiet(quietMax, quietTimeout) : undefined;
-        const run = client === 'wrk' ? driveWrk : drive;
-        if (warmup > 0) await run(t, s, warmup);
-        const r = await run(t, s, duration);
-        r.quietBefore = quiet;
-        results.push(r);
-        console.log(
-          `  ${s.name.padEnd(8)} ${t.name.padEnd(8)} ${fmt(r.reqPerSec).padStart(8)} req/s` +
-            (s.opsPerRequest > 1 ? ` (${fmt(r.opsPerSec)} ops/s)` : '') +
-            `  p50 ${fmt(r.latencyUs.p50 / 1000, 2)} ms  p99 ${fmt(r.latencyUs.p99 / 1000, 2)} ms  p99.9 ${fmt(r.latencyUs.p999 / 1000, 2)} ms  max ${fmt(r.latencyUs.max / 1000, 1)} ms` +
-            `  non-2xx ${r.non2xx} errors ${r.errors}  server CPU ${r.serverCpuPct}% [${r.serverThreads.slice(0, 3).map((x) => `${x.main ? 'main' : x.comm + '/' + x.tid} ${x.pct}%`).join(', ')}]  driver CPU ${r.driverCpuPct}%  others ${r.othersCpuPct}%  load ${r.loadavgEnd[0]}` +
-            (quiet !== undefined ? `  (before: ${quiet.busyPct}% busy after waiting ${quiet.waitedS} s)` : ''),
-        );
+      for (let round = 1; round <= rounds; round++) {
+        for (const t of targets) {
+          await smoke(t, s);
+          const quiet = quietTimeout > 0 ? await waitForQuiet(quietMax, quietTimeout) : undefined;
+          const run = client === 'wrk' ? driveWrk : drive;
+          if (warmup > 0) await run(t, s, warmup);
+          const r = await run(t, s, duration);
+          r.quietBefore = quiet;
+          r.round = round;
+          results.push(r);
+          console.log(
+            `  ${s.name.padEnd(8)} ${t.name.padEnd(8)} ${fmt(r.reqPerSec).padStart(8)} req/s` +
+              (s.opsPerRequest > 1 ? ` (${fmt(r.opsPerSec)} ops/s)` : '') +
+              `  p50 ${fmt(r.latencyUs.p50 / 1000, 2)} ms  p99 ${fmt(r.latencyUs.p99 / 1000, 2)} ms  p99.9 ${fmt(r.latencyUs.p999 / 1000, 2)} ms  max ${fmt(r.latencyUs.max / 1000, 1)} ms` +
+              `  non-2xx ${r.non2xx} errors ${r.errors}  server CPU ${r.serverCpuPct}% [${r.serverThreads.slice(0, 3).map((x) => `${x.main ? 'main' : x.comm + '/' + x.tid} ${x.pct}%`).join(', ')}]  driver CPU ${r.driverCpuPct}%  others ${r.othersCpuPct}%  load ${r.loadavgEnd[0]}` +
+              (quiet !== undefined ? `  (before: ${quiet.busyPct}% busy after waiting ${quiet.waitedS} s)` : ''),
+          );
+        }
       }
     }
     const slab = targets.find((t) => t.name === 'slab');
@@ -540,7 +593,7 @@ async function main(): Promise<void> {
 
   const m1 = machine();
   const rows = results.map((r) => {
-    const ceiling = results.find((c) => c.scenario === r.scenario && c.target === 'ceiling');
+    const ceiling = results.find((c) => c.scenario === r.scenario && c.round === r.round && c.target === 'ceiling');
     return [
       r.scenario,
       r.target,
@@ -563,15 +616,26 @@ async function main(): Promise<void> {
     '\n' +
       table(['scenario', 'target', 'req/s', 'read-state ops/s', 'vs ceiling', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'server CPU', 'main-thread CPU µs/req', 'server CPU µs/req', 'driver CPU', 'other procs CPU'], rows),
   );
+  const summary = rounds > 1 ? roundsSummary(results) : [];
+  if (summary.length > 0) {
+    console.log(
+      `\nOver ${rounds} rounds (targets in turn; medians):\n` +
+        table(
+          ['scenario', 'slab req/s', 'ceiling req/s', 'ratio (median of rounds)', 'ratios by round', 'slab main-thread µs/req', 'ceiling main-thread µs/req'],
+          summary.map((x) => [x.scenario, fmt(x.slabReqPerSec), fmt(x.ceilingReqPerSec), x.ratio.toFixed(2), x.ratios.map((v) => v.toFixed(2)).join(' '), fmt(x.slabMainUs, 0), fmt(x.ceilingMainUs, 0)]),
+        ),
+    );
+  }
   const file = writeResults(cpuProf ? 'http-cpuprof' : 'http', {
     bench: 'http',
     argv: process.argv.slice(2),
-    options: { client, duration, warmup, connections, pipelining, batchOps, prefillUsers, prefillChannels, shards, cpuProf },
+    options: { client, duration, warmup, connections, pipelining, batchOps, prefillUsers, prefillChannels, shards, cpuProf, rounds },
     machineBefore: m0,
     machineAfter: m1,
     targets: targets.map((t) => ({ name: t.name, args: t.args })),
     service: serviceInfo,
     results,
+    summary,
     profiles: profiles.map((p) => ({ ...p, top: p.top.slice(0, 30) })),
   });
   console.log(`\nload after: ${m1.uptime}\nresults: ${file}`);
