@@ -236,6 +236,16 @@ export function systemBusyTicks(): number {
   }
 }
 
+/** Ticks the hypervisor took from this VM's CPUs since boot (/proc/stat steal; 0 where unknown). */
+export function systemStealTicks(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    return Number(f[8] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Waits (up to timeoutS) until the machine's CPUs are mostly idle: busy time over a 3 s sample
  * below maxBusyPct (% of one core; 2 cores = 200%). Call it while the benchmark's own processes

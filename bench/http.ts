@@ -8,10 +8,13 @@
  *        [--quiet-max 40] [--quiet-timeout 90] [--client autocannon|wrk] [--wrk-variants 20000]
  *        [--rounds 1]
  *
- * --rounds N measures each scenario N times, the targets taking turns (slab, ceiling, slab, ...),
- * and reports, per scenario, the median of each target's req/s and the median of the rounds'
- * ratios. On a shared machine the throughput of a thread hand-off drifts far more from one run to
- * the next than the bare route's does; runs next to each other, paired, keep the ratio honest.
+ * --rounds N measures each scenario N times, the targets taking turns, in reverse order every
+ * other round (slab, ceiling, ceiling, slab, ...: a target that always ran second would carry
+ * whatever the first one left behind), and reports, per scenario, the median of each target's
+ * req/s and the median of the rounds' ratios. On a shared machine the throughput of a thread
+ * hand-off drifts far more from one run to the next than the bare route's does; runs next to each
+ * other, paired, keep the ratio honest. Each run records the hypervisor's steal time (% of one
+ * core), which the "others" figure includes.
  *
  * --client wrk drives the load with wrk (C, epoll; Debian's package) instead of autocannon, so the
  * load generator is not what limits the bare route: wrk sends `--wrk-variants` requests built up
@@ -58,6 +61,7 @@ import {
   parseFlags,
   strFlag,
   systemBusyTicks,
+  systemStealTicks,
   table,
   threadTicks,
   userHi,
@@ -281,8 +285,10 @@ interface RunResult {
   serverThreads: ThreadCpu[];
   serverCpuPct: number;
   driverCpuPct: number;
-  /** CPU used by every other process on the machine during the run, % of one core */
+  /** CPU used by every other process on the machine during the run, % of one core (steal included) */
   othersCpuPct: number;
+  /** CPU time the hypervisor took from the VM during the run, % of one core */
+  stealPct: number;
   loadavgStart: number[];
   loadavgEnd: number[];
   /** the CPUs' busy share (% of one core) just before the run, and how long the bench waited for it */
@@ -322,6 +328,7 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
   const ticks0 = threadTicks(pid);
   const cpu0 = process.cpuUsage();
   const busy0 = systemBusyTicks();
+  const steal0 = systemStealTicks();
   const w0 = process.hrtime.bigint();
   const r = await inst;
   const w1 = process.hrtime.bigint();
@@ -357,11 +364,13 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
     serverCpuPct: Math.round(threads.reduce((a, x) => a + x.pct, 0) * 10) / 10,
     driverCpuPct: Math.round(((cpu.user + cpu.system) / 1e6 / wallS) * 1000) / 10,
     othersCpuPct: 0,
+    stealPct: 0,
     loadavgStart: la0.map((x) => Math.round(x * 100) / 100),
     loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
     windowUs: [Number(w0 / 1000n), Number(w1 / 1000n)],
   };
   res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
+  res.stealPct = Math.round(((100 * (systemStealTicks() - steal0)) / CLK_TCK / wallS) * 10) / 10;
   h.destroy();
   return res;
 }
@@ -373,6 +382,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
   let la0: number[] = [];
   let ticks0 = new Map<number, { comm: string; ticks: number }>();
   let busy0 = 0;
+  let steal0 = 0;
   let w0 = 0n;
   const w = await runWrk({
     url: t.url,
@@ -383,6 +393,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
       la0 = loadavg();
       ticks0 = threadTicks(pid);
       busy0 = systemBusyTicks();
+      steal0 = systemStealTicks();
       w0 = process.hrtime.bigint();
     },
   });
@@ -413,11 +424,13 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
     // wrk's CPU only (ticks sampled every 200 ms: up to 200 ms of its time may be missed)
     driverCpuPct: Math.round(((100 * w.cpuTicks) / CLK_TCK / wallS) * 10) / 10,
     othersCpuPct: 0,
+    stealPct: 0,
     loadavgStart: la0.map((x) => Math.round(x * 100) / 100),
     loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
     windowUs: [Number(w0 / 1000n), Number(w1 / 1000n)],
   };
   res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
+  res.stealPct = Math.round(((100 * (systemStealTicks() - steal0)) / CLK_TCK / wallS) * 10) / 10;
   return res;
 }
 
@@ -481,6 +494,8 @@ interface RoundsSummary {
   ratios: number[];
   slabMainUs: number;
   ceilingMainUs: number;
+  /** the most steal time any run of the scenario saw, % of one core */
+  maxStealPct: number;
 }
 
 /** Per scenario with both targets: medians over the rounds, and the median of the paired ratios. */
@@ -503,6 +518,7 @@ function roundsSummary(results: RunResult[]): RoundsSummary[] {
       ratios,
       slabMainUs: median(slab.map((r) => cpuUsPerReq(r, true))),
       ceilingMainUs: median(ceiling.map((r) => cpuUsPerReq(r, true))),
+      maxStealPct: Math.max(...slab.map((r) => r.stealPct), ...ceiling.map((r) => r.stealPct)),
     });
   }
   return out;
@@ -554,7 +570,7 @@ async function main(): Promise<void> {
       const s = SCENARIOS[sn];
       if (s === undefined) throw new Error(`unknown scenario ${sn}`);
       for (let round = 1; round <= rounds; round++) {
-        for (const t of targets) {
+        for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
           await smoke(t, s);
           const quiet = quietTimeout > 0 ? await waitForQuiet(quietMax, quietTimeout) : undefined;
           const run = client === 'wrk' ? driveWrk : drive;
@@ -567,7 +583,7 @@ async function main(): Promise<void> {
             `  ${s.name.padEnd(8)} ${t.name.padEnd(8)} ${fmt(r.reqPerSec).padStart(8)} req/s` +
               (s.opsPerRequest > 1 ? ` (${fmt(r.opsPerSec)} ops/s)` : '') +
               `  p50 ${fmt(r.latencyUs.p50 / 1000, 2)} ms  p99 ${fmt(r.latencyUs.p99 / 1000, 2)} ms  p99.9 ${fmt(r.latencyUs.p999 / 1000, 2)} ms  max ${fmt(r.latencyUs.max / 1000, 1)} ms` +
-              `  non-2xx ${r.non2xx} errors ${r.errors}  server CPU ${r.serverCpuPct}% [${r.serverThreads.slice(0, 3).map((x) => `${x.main ? 'main' : x.comm + '/' + x.tid} ${x.pct}%`).join(', ')}]  driver CPU ${r.driverCpuPct}%  others ${r.othersCpuPct}%  load ${r.loadavgEnd[0]}` +
+              `  non-2xx ${r.non2xx} errors ${r.errors}  steal ${r.stealPct}%  server CPU ${r.serverCpuPct}% [${r.serverThreads.slice(0, 3).map((x) => `${x.main ? 'main' : x.comm + '/' + x.tid} ${x.pct}%`).join(', ')}]  driver CPU ${r.driverCpuPct}%  others ${r.othersCpuPct}%  load ${r.loadavgEnd[0]}` +
               (quiet !== undefined ? `  (before: ${quiet.busyPct}% busy after waiting ${quiet.waitedS} s)` : ''),
           );
         }
@@ -621,8 +637,8 @@ async function main(): Promise<void> {
     console.log(
       `\nOver ${rounds} rounds (targets in turn; medians):\n` +
         table(
-          ['scenario', 'slab req/s', 'ceiling req/s', 'ratio (median of rounds)', 'ratios by round', 'slab main-thread µs/req', 'ceiling main-thread µs/req'],
-          summary.map((x) => [x.scenario, fmt(x.slabReqPerSec), fmt(x.ceilingReqPerSec), x.ratio.toFixed(2), x.ratios.map((v) => v.toFixed(2)).join(' '), fmt(x.slabMainUs, 0), fmt(x.ceilingMainUs, 0)]),
+          ['scenario', 'slab req/s', 'ceiling req/s', 'ratio (median of rounds)', 'ratios by round', 'slab main-thread µs/req', 'ceiling main-thread µs/req', 'steal, worst run'],
+          summary.map((x) => [x.scenario, fmt(x.slabReqPerSec), fmt(x.ceilingReqPerSec), x.ratio.toFixed(2), x.ratios.map((v) => v.toFixed(2)).join(' '), fmt(x.slabMainUs, 0), fmt(x.ceilingMainUs, 0), `${x.maxStealPct}%`]),
         ),
     );
   }
