@@ -246,6 +246,11 @@ export function systemStealTicks(): number {
   }
 }
 
+/** Steal since `ticks0` (systemStealTicks()) over `seconds` of wall time, % of one core, one decimal. */
+export function stealPctSince(ticks0: number, seconds: number): number {
+  return Math.round(((100 * (systemStealTicks() - ticks0)) / CLK_TCK / seconds) * 10) / 10;
+}
+
 /**
  * Waits (up to timeoutS) until the machine's CPUs are mostly idle: busy time over a 3 s sample
  * below maxBusyPct (% of one core; 2 cores = 200%). Call it while the benchmark's own processes

@@ -61,6 +61,7 @@ import {
   parseFlags,
   strFlag,
   systemBusyTicks,
+  stealPctSince,
   systemStealTicks,
   table,
   threadTicks,
@@ -370,7 +371,7 @@ async function drive(t: Target, s: Scenario, seconds: number): Promise<RunResult
     windowUs: [Number(w0 / 1000n), Number(w1 / 1000n)],
   };
   res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
-  res.stealPct = Math.round(((100 * (systemStealTicks() - steal0)) / CLK_TCK / wallS) * 10) / 10;
+  res.stealPct = stealPctSince(steal0, wallS);
   h.destroy();
   return res;
 }
@@ -430,7 +431,7 @@ async function driveWrk(t: Target, s: Scenario, seconds: number): Promise<RunRes
     windowUs: [Number(w0 / 1000n), Number(w1 / 1000n)],
   };
   res.othersCpuPct = Math.max(0, Math.round((busyPct - res.serverCpuPct - res.driverCpuPct) * 10) / 10);
-  res.stealPct = Math.round(((100 * (systemStealTicks() - steal0)) / CLK_TCK / wallS) * 10) / 10;
+  res.stealPct = stealPctSince(steal0, wallS);
   return res;
 }
 

@@ -4,9 +4,9 @@
  * only from the top of an arena, so what a fill left between live chunks stays resident; this
  * hands it back for every thread's arena at once. Called only through trimFreedHeap
  * (collect-garbage.ts), a step of the HTTP thread's own that waits until the whole process is
- * quiet: it walks every arena under its lock,
- * milliseconds that other threads' allocations would wait for. Without the
- * addon (no compiler at install, another C library) it is a no-op and start-up logs so.
+ * quiet: it walks every arena under its lock, milliseconds that other threads' allocations would
+ * wait for. Without the addon (no compiler at install, another C library) it is a no-op and
+ * start-up logs so.
  */
 import { createRequire } from 'node:module';
 

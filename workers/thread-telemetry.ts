@@ -19,7 +19,7 @@ export interface ThreadTelemetry {
   gc: Record<GcKind, { count: number; seconds: number; maxSeconds: number }>;
   eventLoopDelay: { p99Seconds: number; maxSeconds: number; meanSeconds: number };
   /** the idle collections and malloc trims (collect-garbage.ts), each a pause of the thread */
-  idleCollections: { count: number; seconds: number; maxSeconds: number; lastAtMs: number; trims: number; trimMaxSeconds: number; lastTrimAtMs: number };
+  idleCollections: typeof collections;
   heapUsed: number;
   heapTotal: number;
   /** memory of this thread's ArrayBuffers outside the V8 heap (SharedArrayBuffers counted where created) */
