@@ -41,6 +41,14 @@ export interface BenchConfig {
   cpuProf?: boolean;
   batchOps: number;
   seed: number;
+  /**
+   * After `impl`'s other windows: the bare route (`against`) is started beside it, idle until its
+   * turn, and the two get open-loop windows at the same rate in turn for `rounds` rounds, the order
+   * reversed every other round. Whatever the machine does to one window (another VM's load shows up
+   * here as minutes of stolen CPU) it then also does to the neighbouring one; the gate's ratios to
+   * the bare route are medians over these rounds rather than one window of each minutes apart.
+   */
+  paired?: { impl: ImplName; against: 'ceiling'; rounds: number; seconds: number; warmup: number; fraction: number };
   /** extra closed-loop windows after the others (the gate's single-op throughput probe) */
   throughputProbe?: { scenario: string; seconds: number; impls: ImplName[] };
   /** the services' --store: memory (the brief's; its Maps live on the main thread's heap) or sqlite (store worker) */
@@ -57,6 +65,8 @@ export interface BenchConfig {
   slabScript?: string;
   /** impls that get the closed-loop probe (default: all; the gate only needs naive's) */
   probeImpls?: ImplName[];
+  /** impls that get the open-loop windows of --rates (default: all; the gate's ceiling gets its open windows in the paired rounds only) */
+  openImpls?: ImplName[];
   /** where server logs go (trace-gc lines included), and sqlite data dirs (removed after each run) */
   logDir: string;
 }
@@ -86,7 +96,7 @@ export interface TraceGcWindow {
 
 export interface WindowRecord extends DriveResult {
   impl: ImplName;
-  kind: 'probe' | 'open' | 'closed' | 'throughput';
+  kind: 'probe' | 'open' | 'closed' | 'throughput' | 'paired';
   scenario: string;
   /** open loop: the fraction of the base rate */
   fraction: number | null;
@@ -141,8 +151,18 @@ export interface ImplRecord {
   /** windows measured again because other processes took the CPU (summaries only) */
   discarded: { kind: WindowRecord['kind']; fraction: number | null; othersPctOfCore: number; latency: WindowRecord['latency']; rps: number }[];
   stop: { code: number | null; seconds: number; killed: boolean } | null;
+  /** BenchConfig.paired's rounds, when this is its impl */
+  paired?: PairedRound[];
   /** the wait for the fill's and the probe's changes to be flushed before the measured windows */
   settle?: { seconds: number; unflushedAtStart: number | null; settled: boolean };
+}
+
+/** One round of BenchConfig.paired: the impl's window and the bare route's, back to back. */
+export interface PairedRound {
+  round: number;
+  first: ImplName;
+  self: WindowRecord;
+  against: WindowRecord;
 }
 
 export interface BenchResult {
@@ -498,6 +518,140 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
   const impls: ImplRecord[] = [];
   let seed = cfg.seed;
 
+  /** Measuring windows on one running service; each kept window goes to rec.windows, each discarded one to rec.discarded. */
+  const windowsOn = (server: Server, impl: ImplName, rec: Pick<ImplRecord, 'windows' | 'discarded'>, paired = false) => {
+    const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
+      // the counters are read when the window opens, after the warm-up on the same connections
+      let start: WindowStart | undefined;
+      const onWindowStart = (): void => {
+        start = {
+          loadavg: loadavg(),
+          busy: systemBusyTicks(),
+          srv: processTicks(server.proc.pid),
+          me: process.cpuUsage(),
+          mono: process.hrtime.bigint() / 1000n,
+          rqMain: runQueueWaitNs(server.proc.pid),
+          rqMe: runQueueWaitNs(),
+          stats: (async (): Promise<[StatsJson | undefined, string | undefined]> => {
+            const b = (await server.json('/v1/stats')) as StatsJson | undefined;
+            // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
+            return [b, isSlab(impl) ? ((await server.json('/metrics')) as string | undefined) : undefined];
+          })(),
+        };
+      };
+      const d = await drive({
+        url: server.url,
+        mode,
+        connections: mode === 'open' ? cfg.connections : cfg.closedConnections,
+        rps,
+        pacing: cfg.pacing,
+        seconds,
+        warmupSeconds: warmup,
+        onWindowStart,
+        factory: f,
+        record: true,
+        serverPid: server.proc.pid,
+      });
+      const s0 = start!; // drive opens every window, an empty one included
+      const [before, metricsBefore] = await s0.stats;
+      const delayWindowed = impl === 'naive' || metricsBefore !== undefined;
+      const me = process.cpuUsage(s0.me);
+      const mono1 = process.hrtime.bigint() / 1000n;
+      const rqMain = runQueueWaitNs(server.proc.pid) - s0.rqMain;
+      const rqMe = runQueueWaitNs() - s0.rqMe;
+      const srv = processTicks(server.proc.pid) - s0.srv;
+      const busy = systemBusyTicks() - s0.busy;
+      const after = (await server.json('/v1/stats')) as StatsJson | undefined;
+      const metricsAfter = metricsBefore !== undefined ? ((await server.json('/metrics')) as string | undefined) : undefined;
+      const threads = threadWindows(before, after, delayWindowed, d.seconds);
+      const tg = traceGcWindow(server, d.startMs, d.endMs);
+      const serverPct = (100 * srv) / CLK_TCK / d.seconds;
+      const harnessPct = ((me.user + me.system) / 1e6 / d.seconds) * 100;
+      const busyPct = (100 * busy) / CLK_TCK / d.seconds;
+      const { threads: _t, main: _m, ...rest } = after ?? {};
+      return {
+        ...d,
+        impl,
+        kind,
+        scenario: f.scenario.name,
+        fraction: fraction ?? null,
+        opsPerRequest: f.scenario.opsPerRequest,
+        opsPerSec: d.rps * f.scenario.opsPerRequest,
+        server: { threads, rssBeforeMiB: mib(before?.main?.rss), rssAfterMiB: mib(after?.main?.rss), after: rest },
+        traceGc: tg,
+        cache: cacheWindow(before, after),
+        serverHistograms: histogramWindows(metricsBefore, metricsAfter),
+        majorGc: majorGcSentence(threads, tg),
+        monotonicUs: [Number(s0.mono), Number(mono1)],
+        cpu: {
+          serverPctOfCore: round(serverPct),
+          harnessPctOfCore: round(harnessPct),
+          othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct)),
+          serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
+          serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
+          harnessRunQueueWaitPct: round(rqMe / 1e7 / d.seconds, 2),
+          loadavgStart: s0.loadavg.map((x) => round(x, 2)),
+          loadavgEnd: loadavg().map((x) => round(x, 2)),
+        },
+      };
+    };
+
+    /**
+     * A measured window: wait for the other processes to be quiet, warm up (open loop: at the
+     * window's rate; on the window's own connections and schedule), measure; if other processes
+     * still took more than --max-others of a core during the window, keep it as discarded and
+     * measure again (--retries times).
+     */
+    const windowOf = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
+      for (let attempt = 0; ; attempt++) {
+        // paired windows neither wait nor retry: the neighbouring window sees the same machine, and the median over rounds drops an outlier
+        if (!paired) {
+          const q = await quiet(server.proc.pid, cfg.maxOthers, cfg.quietWaitSeconds);
+          if (!q.quiet) log(`    other processes still use ${q.othersPct}% of a core after ${cfg.quietWaitSeconds} s of waiting: measuring anyway`);
+          else if (q.waitedSeconds >= 2) log(`    waited ${q.waitedSeconds} s for other processes to go below ${cfg.maxOthers}% of a core`);
+        }
+        const w = await measure(kind, mode, seconds, f, rps, fraction, warmup);
+        const contended = w.cpu.othersPctOfCore > cfg.maxOthers;
+        log(describeWindow(w));
+        if (contended && !paired && attempt < cfg.retries) {
+          log(`    discarded: other processes used ${w.cpu.othersPctOfCore}% of a core (> ${cfg.maxOthers}%); measuring again`);
+          rec.discarded.push({ kind, fraction: fraction ?? null, othersPctOfCore: w.cpu.othersPctOfCore, latency: w.latency, rps: w.rps });
+          continue;
+        }
+        w.contended = contended;
+        rec.windows.push(w);
+        return w;
+      }
+    };
+    return windowOf;
+  };
+
+  const pairedRounds = async (p: NonNullable<BenchConfig['paired']>, selfServer: Server, selfFactory: RequestFactory, rps: number, pairSeed: number): Promise<PairedRound[]> => {
+    const logFile = join(cfg.logDir, `${p.against}-paired.log`);
+    const other = new Server(serverSpec(p.against, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${p.against}-paired-data`) }, nodeFlags, logFile));
+    const rounds: PairedRound[] = [];
+    try {
+      await other.waitReady();
+      const otherFactory = new RequestFactory(universe, spec, pairSeed);
+      const problem = await smoke(other, otherFactory);
+      if (problem !== null) throw new Error(`${p.against} (paired): smoke request failed: ${problem}`);
+      log(`\n  paired rounds: ${p.impl} and ${p.against} (pid ${other.proc.pid}) in turn, ${p.rounds} x ${p.seconds} s each at ${fmt(rps)} req/s, order reversed every other round`);
+      const sink: Pick<ImplRecord, 'windows' | 'discarded'> = { windows: [], discarded: [] };
+      const selfWindow = windowsOn(selfServer, p.impl, sink, true);
+      const otherWindow = windowsOn(other, p.against, sink, true);
+      for (let round = 0; round < p.rounds; round++) {
+        const selfFirst = round % 2 === 0;
+        const run = (self: boolean) => (self ? selfWindow : otherWindow)('paired', 'open', p.seconds, self ? selfFactory : otherFactory, rps, p.fraction, p.warmup);
+        const a = await run(selfFirst);
+        const b = await run(!selfFirst);
+        rounds.push({ round, first: selfFirst ? p.impl : p.against, self: selfFirst ? a : b, against: selfFirst ? b : a });
+      }
+    } finally {
+      await other.stop(SHUTDOWN_TIMEOUT_MS + STOP_MARGIN_MS);
+    }
+    return rounds;
+  };
+
   for (const impl of order) {
     const logFile = join(cfg.logDir, `${impl}.log`);
     const server = new Server(
@@ -518,106 +672,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       const problem = await smoke(server, factory);
       if (problem !== null) throw new Error(`${impl}: smoke request failed: ${problem}`);
 
-      const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
-        // the counters are read when the window opens, after the warm-up on the same connections
-        let start: WindowStart | undefined;
-        const onWindowStart = (): void => {
-          start = {
-            loadavg: loadavg(),
-            busy: systemBusyTicks(),
-            srv: processTicks(server.proc.pid),
-            me: process.cpuUsage(),
-            mono: process.hrtime.bigint() / 1000n,
-            rqMain: runQueueWaitNs(server.proc.pid),
-            rqMe: runQueueWaitNs(),
-            stats: (async (): Promise<[StatsJson | undefined, string | undefined]> => {
-              const b = (await server.json('/v1/stats')) as StatsJson | undefined;
-              // slab: a /metrics scrape starts a new event-loop delay window on every thread (naive: the stats read did)
-              return [b, isSlab(impl) ? ((await server.json('/metrics')) as string | undefined) : undefined];
-            })(),
-          };
-        };
-        const d = await drive({
-          url: server.url,
-          mode,
-          connections: mode === 'open' ? cfg.connections : cfg.closedConnections,
-          rps,
-          pacing: cfg.pacing,
-          seconds,
-          warmupSeconds: warmup,
-          onWindowStart,
-          factory: f,
-          record: true,
-          serverPid: server.proc.pid,
-        });
-        const s0 = start!; // drive opens every window, an empty one included
-        const [before, metricsBefore] = await s0.stats;
-        const delayWindowed = impl === 'naive' || metricsBefore !== undefined;
-        const me = process.cpuUsage(s0.me);
-        const mono1 = process.hrtime.bigint() / 1000n;
-        const rqMain = runQueueWaitNs(server.proc.pid) - s0.rqMain;
-        const rqMe = runQueueWaitNs() - s0.rqMe;
-        const srv = processTicks(server.proc.pid) - s0.srv;
-        const busy = systemBusyTicks() - s0.busy;
-        const after = (await server.json('/v1/stats')) as StatsJson | undefined;
-        const metricsAfter = metricsBefore !== undefined ? ((await server.json('/metrics')) as string | undefined) : undefined;
-        const threads = threadWindows(before, after, delayWindowed, d.seconds);
-        const tg = traceGcWindow(server, d.startMs, d.endMs);
-        const serverPct = (100 * srv) / CLK_TCK / d.seconds;
-        const harnessPct = ((me.user + me.system) / 1e6 / d.seconds) * 100;
-        const busyPct = (100 * busy) / CLK_TCK / d.seconds;
-        const { threads: _t, main: _m, ...rest } = after ?? {};
-        return {
-          ...d,
-          impl,
-          kind,
-          scenario: f.scenario.name,
-          fraction: fraction ?? null,
-          opsPerRequest: f.scenario.opsPerRequest,
-          opsPerSec: d.rps * f.scenario.opsPerRequest,
-          server: { threads, rssBeforeMiB: mib(before?.main?.rss), rssAfterMiB: mib(after?.main?.rss), after: rest },
-          traceGc: tg,
-          cache: cacheWindow(before, after),
-          serverHistograms: histogramWindows(metricsBefore, metricsAfter),
-          majorGc: majorGcSentence(threads, tg),
-          monotonicUs: [Number(s0.mono), Number(mono1)],
-          cpu: {
-            serverPctOfCore: round(serverPct),
-            harnessPctOfCore: round(harnessPct),
-            othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct)),
-            serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
-            serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
-            harnessRunQueueWaitPct: round(rqMe / 1e7 / d.seconds, 2),
-            loadavgStart: s0.loadavg.map((x) => round(x, 2)),
-            loadavgEnd: loadavg().map((x) => round(x, 2)),
-          },
-        };
-      };
-
-      /**
-       * A measured window: wait for the other processes to be quiet, warm up (open loop: at the
-       * window's rate; on the window's own connections and schedule), measure; if other processes
-       * still took more than --max-others of a core during the window, keep it as discarded and
-       * measure again (--retries times).
-       */
-      const windowOf = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
-        for (let attempt = 0; ; attempt++) {
-          const q = await quiet(server.proc.pid, cfg.maxOthers, cfg.quietWaitSeconds);
-          if (!q.quiet) log(`    other processes still use ${q.othersPct}% of a core after ${cfg.quietWaitSeconds} s of waiting: measuring anyway`);
-          else if (q.waitedSeconds >= 2) log(`    waited ${q.waitedSeconds} s for other processes to go below ${cfg.maxOthers}% of a core`);
-          const w = await measure(kind, mode, seconds, f, rps, fraction, warmup);
-          const contended = w.cpu.othersPctOfCore > cfg.maxOthers;
-          log(describeWindow(w));
-          if (contended && attempt < cfg.retries) {
-            log(`    discarded: other processes used ${w.cpu.othersPctOfCore}% of a core (> ${cfg.maxOthers}%); measuring again`);
-            rec.discarded.push({ kind, fraction: fraction ?? null, othersPctOfCore: w.cpu.othersPctOfCore, latency: w.latency, rps: w.rps });
-            continue;
-          }
-          w.contended = contended;
-          rec.windows.push(w);
-          return w;
-        }
-      };
+      const windowOf = windowsOn(server, impl, rec);
 
       // 1. closed-loop warm-up (JIT, the fill's garbage), then the closed-loop probe (naive's sets the open-loop rates)
       if (cfg.probe > 0 && (cfg.probeImpls === undefined || cfg.probeImpls.includes(impl))) {
@@ -630,7 +685,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       // 2. no flush wave from the fill or the probe in the measured windows
       rec.settle = await settle(server, impl, 120_000);
       // 3. open loop at each fraction of the base rate
-      if (cfg.modes.includes('open')) {
+      if (cfg.modes.includes('open') && (cfg.openImpls === undefined || cfg.openImpls.includes(impl))) {
         if (baseRps === null) throw new Error('no base rate: naive must run first (with --probe > 0) or give --base-rps');
         for (const fr of cfg.rates) await windowOf('open', 'open', cfg.duration, factory, Math.min(Math.round(fr * baseRps), cfg.maxOpenRate ?? Infinity), fr, cfg.warmup);
       }
@@ -643,6 +698,11 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         const problem2 = await smoke(server, tf);
         if (problem2 !== null) throw new Error(`${impl}: smoke request failed: ${problem2}`);
         await windowOf('throughput', 'closed', tp.seconds, tf, undefined, undefined, Math.min(cfg.warmup, 3));
+      }
+      // 6. paired rounds against the bare route
+      if (cfg.paired !== undefined && cfg.paired.impl === impl) {
+        if (baseRps === null) throw new Error('paired rounds need a base rate');
+        rec.paired = await pairedRounds(cfg.paired, server, factory, Math.min(Math.round(cfg.paired.fraction * baseRps), cfg.maxOpenRate ?? Infinity), seed++);
       }
     } finally {
       rec.stop = await server.stop(SHUTDOWN_TIMEOUT_MS + STOP_MARGIN_MS);
