@@ -6,7 +6,12 @@
  *        [--targets slab,ceiling] [--scenarios mention,ack,get,batch,connect,connect-delta] [--batch-ops 100]
  *        [--prefill-users 20000] [--prefill-channels 10] [--shards 1] [--cpu-prof]
  *        [--quiet-max 40] [--quiet-timeout 90] [--client autocannon|wrk] [--wrk-variants 20000]
- *        [--rounds 1]
+ *        [--rounds 1] [--other-build DIR]
+ *
+ * --other-build DIR adds the target `other`: the service built in another checkout (DIR/dist/src/
+ * main.js, run from DIR with the same flags as slab, pre-filled the same way), so two builds take
+ * turns in one run next to the bare route, e.g. `--targets slab,other,ceiling --other-build ../b`;
+ * the rounds summary then gives each build's ratio to the bare route and other / slab per round.
  *
  * --rounds N measures each scenario N times, the targets taking turns, in reverse order every
  * other round (slab, ceiling, ceiling, slab, ...: a target that always ran second would carry
@@ -41,7 +46,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
 import { formatSummary, summarize, type ProfileSummary } from './cpuprofile-summary.js';
@@ -79,6 +84,7 @@ const warmup = intFlag(flags, 'warmup', 3);
 const connections = intFlag(flags, 'connections', 50);
 const pipelining = intFlag(flags, 'pipelining', 1);
 const targetNames = strFlag(flags, 'targets', 'slab,ceiling').split(',');
+const otherBuild = strFlag(flags, 'other-build', '');
 const scenarioNames = strFlag(flags, 'scenarios', 'mention,ack,get,batch').split(',');
 const batchOps = intFlag(flags, 'batch-ops', 100);
 const prefillUsers = intFlag(flags, 'prefill-users', 20_000);
@@ -106,8 +112,8 @@ interface Target {
   args: string[];
 }
 
-function launch(name: string, args: string[], port: number): Target {
-  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, env: serviceEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
+function launch(name: string, args: string[], port: number, cwd = REPO_ROOT): Target {
+  const proc = spawn(process.execPath, args, { cwd, env: serviceEnv(), stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   return { name, url: `http://127.0.0.1:${port}`, proc, exited, args };
 }
@@ -128,15 +134,15 @@ async function waitReady(t: Target, timeoutMs = 60_000): Promise<boolean> {
   return false;
 }
 
-async function startSlab(port: number, profDir: string | undefined): Promise<Target> {
+async function startSlab(port: number, profDir: string | undefined, name = 'slab', root = REPO_ROOT): Promise<Target> {
   const prof = profDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const base = [...prof, 'dist/src/main.js', '--port', String(port), '--shards', String(shards), '--log-level', 'warn'];
-  let t = launch('slab', [...base, '--store', 'memory'], port);
+  let t = launch(name, [...base, '--store', 'memory'], port, root);
   if (!(await waitReady(t))) {
     // A build without the --store flag exits with a config error: its default store is the memory one.
     t.proc.kill('SIGKILL');
     await t.exited;
-    t = launch('slab', base, port);
+    t = launch(name, base, port, root);
     if (!(await waitReady(t))) throw new Error('the service did not become ready');
   }
   return t;
@@ -488,6 +494,8 @@ function cpuUsPerReq(r: RunResult, mainOnly: boolean): number {
 
 interface RoundsSummary {
   scenario: string;
+  /** the service target (slab, or other: --other-build) */
+  target: string;
   slabReqPerSec: number;
   ceilingReqPerSec: number;
   /** median over rounds of slab / ceiling req/s, each round's two runs side by side */
@@ -497,30 +505,43 @@ interface RoundsSummary {
   ceilingMainUs: number;
   /** the most steal time any run of the scenario saw, % of one core */
   maxStealPct: number;
+  /** other only: its req/s over slab's, per round, and their median */
+  overSlab?: { ratio: number; ratios: number[] };
 }
 
 /** Per scenario with both targets: medians over the rounds, and the median of the paired ratios. */
 function roundsSummary(results: RunResult[]): RoundsSummary[] {
   const out: RoundsSummary[] = [];
   for (const scenario of new Set(results.map((r) => r.scenario))) {
-    const slab = results.filter((r) => r.scenario === scenario && r.target === 'slab');
-    const ceiling = results.filter((r) => r.scenario === scenario && r.target === 'ceiling');
-    const ratios: number[] = [];
-    for (const a of slab) {
-      const b = ceiling.find((c) => c.round === a.round);
-      if (b !== undefined && b.reqPerSec > 0) ratios.push(a.reqPerSec / b.reqPerSec);
+    for (const target of ['slab', 'other']) {
+      const slab = results.filter((r) => r.scenario === scenario && r.target === target);
+      const ceiling = results.filter((r) => r.scenario === scenario && r.target === 'ceiling');
+      const ratios: number[] = [];
+      for (const a of slab) {
+        const b = ceiling.find((c) => c.round === a.round);
+        if (b !== undefined && b.reqPerSec > 0) ratios.push(a.reqPerSec / b.reqPerSec);
+      }
+      if (ratios.length === 0) continue;
+      const overSlab: number[] = [];
+      if (target === 'other') {
+        for (const a of slab) {
+          const b = results.find((r) => r.scenario === scenario && r.target === 'slab' && r.round === a.round);
+          if (b !== undefined && b.reqPerSec > 0) overSlab.push(a.reqPerSec / b.reqPerSec);
+        }
+      }
+      out.push({
+        scenario,
+        target,
+        overSlab: overSlab.length > 0 ? { ratio: median(overSlab), ratios: overSlab } : undefined,
+        slabReqPerSec: median(slab.map((r) => r.reqPerSec)),
+        ceilingReqPerSec: median(ceiling.map((r) => r.reqPerSec)),
+        ratio: median(ratios),
+        ratios,
+        slabMainUs: median(slab.map((r) => cpuUsPerReq(r, true))),
+        ceilingMainUs: median(ceiling.map((r) => cpuUsPerReq(r, true))),
+        maxStealPct: Math.max(...slab.map((r) => r.stealPct), ...ceiling.map((r) => r.stealPct)),
+      });
     }
-    if (ratios.length === 0) continue;
-    out.push({
-      scenario,
-      slabReqPerSec: median(slab.map((r) => r.reqPerSec)),
-      ceilingReqPerSec: median(ceiling.map((r) => r.reqPerSec)),
-      ratio: median(ratios),
-      ratios,
-      slabMainUs: median(slab.map((r) => cpuUsPerReq(r, true))),
-      ceilingMainUs: median(ceiling.map((r) => cpuUsPerReq(r, true))),
-      maxStealPct: Math.max(...slab.map((r) => r.stealPct), ...ceiling.map((r) => r.stealPct)),
-    });
   }
   return out;
 }
@@ -546,6 +567,10 @@ async function main(): Promise<void> {
   let port = basePort;
   for (const name of targetNames) {
     if (name === 'slab') targets.push(await startSlab(port++, profDir));
+    else if (name === 'other') {
+      if (otherBuild === '') throw new Error('target other needs --other-build DIR');
+      targets.push(await startSlab(port++, profDir, 'other', resolve(otherBuild)));
+    }
     else if (name === 'ceiling') targets.push(await startCeiling(port++));
     else throw new Error(`unknown target ${name}`);
   }
@@ -554,7 +579,7 @@ async function main(): Promise<void> {
   try {
     for (const t of targets) {
       console.log(`${t.name}: ${t.url} pid ${t.proc.pid} (${t.args.join(' ')})`);
-      if (t.name === 'slab') {
+      if (t.name !== 'ceiling') {
         const t0 = Date.now();
         const n = await prefill(t);
         console.log(`  pre-filled ${fmt(n)} read states (${fmt(prefillUsers)} users x ${prefillChannels}) in ${fmt((Date.now() - t0) / 1000, 1)} s`);
@@ -638,8 +663,19 @@ async function main(): Promise<void> {
     console.log(
       `\nOver ${rounds} rounds (targets in turn; medians):\n` +
         table(
-          ['scenario', 'slab req/s', 'ceiling req/s', 'ratio (median of rounds)', 'ratios by round', 'slab main-thread µs/req', 'ceiling main-thread µs/req', 'steal, worst run'],
-          summary.map((x) => [x.scenario, fmt(x.slabReqPerSec), fmt(x.ceilingReqPerSec), x.ratio.toFixed(2), x.ratios.map((v) => v.toFixed(2)).join(' '), fmt(x.slabMainUs, 0), fmt(x.ceilingMainUs, 0), `${x.maxStealPct}%`]),
+          ['scenario', 'target', 'target req/s', 'ceiling req/s', 'ratio (median of rounds)', 'ratios by round', 'other / slab (rounds)', 'target main-thread µs/req', 'ceiling main-thread µs/req', 'steal, worst run'],
+          summary.map((x) => [
+            x.scenario,
+            x.target,
+            fmt(x.slabReqPerSec),
+            fmt(x.ceilingReqPerSec),
+            x.ratio.toFixed(2),
+            x.ratios.map((v) => v.toFixed(2)).join(' '),
+            x.overSlab !== undefined ? `${x.overSlab.ratio.toFixed(2)} (${x.overSlab.ratios.map((v) => v.toFixed(2)).join(' ')})` : '-',
+            fmt(x.slabMainUs, 0),
+            fmt(x.ceilingMainUs, 0),
+            `${x.maxStealPct}%`,
+          ]),
         ),
     );
   }
