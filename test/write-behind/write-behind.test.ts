@@ -141,7 +141,7 @@ describe('WriteBehind', () => {
     const inner = new MemoryStore();
     const store = new FaultyStore(inner);
     store.holding = true;
-    const wb = new WriteBehind(store);
+    const wb = new WriteBehind(store, { lingerMs: 0 });
     wb.submit(record(RecordKind.Write, 3, 1, 1, 100), 1);
     await tick(); // the first write is now in flight (held)
     wb.submit(record(RecordKind.Write, 3, 1, 2, 101), 1);
@@ -206,5 +206,60 @@ describe('WriteBehind', () => {
     calls[2].ok();
     expect(await wb.drain(1000)).toBe(true);
     expect(mentions(await inner.load(6, 0))).toEqual({ 1: 1, 2: 1 });
+  });
+  describe('linger', () => {
+    it('a batch smaller than batchSize waits for more records, then goes as one write', async () => {
+      const inner = new MemoryStore();
+      const store = new FaultyStore(inner);
+      const wb = new WriteBehind(store, { batchSize: 10, lingerMs: 1_000 });
+      for (let c = 1; c <= 3; c++) wb.submit(record(RecordKind.Write, 3, c, c, 100 + c), 1);
+      await new Promise((r) => setImmediate(r));
+      expect(store.applyCalls).toBe(0);
+      const deadline = Date.now() + 10_000;
+      while (store.applyCalls === 0 && Date.now() < deadline) await tick();
+      expect(store.applyCalls).toBe(1);
+      expect(wb.stats().lastBatchSize).toBe(3);
+      expect(await wb.drain(1_000)).toBe(true);
+      expect(mentions(await inner.load(3, 0))).toEqual({ 1: 1, 2: 2, 3: 3 });
+      wb.close();
+    });
+
+    it('a full batch goes at once; only the rest lingers', async () => {
+      const inner = new MemoryStore();
+      const store = new FaultyStore(inner);
+      const wb = new WriteBehind(store, { batchSize: 4, lingerMs: 10_000 });
+      for (let c = 1; c <= 6; c++) wb.submit(record(RecordKind.Write, 5, c, 1, 200 + c), 1);
+      await tick();
+      expect(store.applyCalls).toBe(1);
+      expect(wb.stats().written).toBe(4);
+      expect(wb.stats().pending).toBe(2);
+      wb.close();
+    });
+
+    it('drain() sends what lingers at once', async () => {
+      const inner = new MemoryStore();
+      const store = new FaultyStore(inner);
+      const wb = new WriteBehind(store, { batchSize: 500, lingerMs: 10_000 });
+      wb.submit(record(RecordKind.Write, 7, 1, 4, 300), 1);
+      wb.submit(record(RecordKind.Write, 7, 2, 5, 301), 1);
+      await tick();
+      expect(store.applyCalls).toBe(0);
+      const started = Date.now();
+      expect(await wb.drain(5_000)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(mentions(await inner.load(7, 0))).toEqual({ 1: 4, 2: 5 });
+      wb.close();
+    });
+
+    it('the default lingers', async () => {
+      const store = new FaultyStore(new MemoryStore());
+      const wb = new WriteBehind(store);
+      wb.submit(record(RecordKind.Write, 9, 1, 1, 400), 1);
+      await new Promise((r) => setImmediate(r));
+      expect(store.applyCalls).toBe(0);
+      expect(await wb.drain(5_000)).toBe(true);
+      expect(store.applyCalls).toBe(1);
+      wb.close();
+    });
   });
 });
