@@ -142,12 +142,14 @@ function ratiosOf(r: BenchResult, fraction: number): Measured {
 
 /** A baseline keeps the ratios and the summaries, not the histograms and per-second series. */
 function slim(r: BenchResult, ratios: GateRatios): unknown {
+  const slimWindow = (w: WindowRecord) => ({ ...w, hdr: undefined, perSecond: undefined, traceGc: { ...w.traceGc, events: undefined } });
   return {
     ...r,
     ratios,
     impls: r.impls.map((i) => ({
       ...i,
-      windows: i.windows.map((w) => ({ ...w, hdr: undefined, perSecond: undefined, traceGc: { ...w.traceGc, events: undefined } })),
+      windows: i.windows.map(slimWindow),
+      paired: i.paired?.map((x) => ({ ...x, self: slimWindow(x.self), against: slimWindow(x.against) })),
     })),
   };
 }
