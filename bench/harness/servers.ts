@@ -85,7 +85,7 @@ export class Server {
 
   /** As run from the repository root: the data and log paths under it are written relative, so a result file names no machine's directories. */
   get commandLine(): string {
-    return ['node', ...this.spec.nodeFlags, this.spec.script, ...this.spec.args].join(' ').replaceAll(REPO_ROOT + '/', '');
+    return ['node', ...this.spec.nodeFlags, this.spec.script, ...this.spec.args].join(' ').replaceAll(REPO_ROOT.endsWith('/') ? REPO_ROOT : REPO_ROOT + '/', '');
   }
 
   private onData(d: Buffer): void {
