@@ -514,32 +514,28 @@ function roundsSummary(results: RunResult[]): RoundsSummary[] {
   const out: RoundsSummary[] = [];
   for (const scenario of new Set(results.map((r) => r.scenario))) {
     for (const target of ['slab', 'other']) {
-      const slab = results.filter((r) => r.scenario === scenario && r.target === target);
+      const runs = results.filter((r) => r.scenario === scenario && r.target === target);
       const ceiling = results.filter((r) => r.scenario === scenario && r.target === 'ceiling');
-      const ratios: number[] = [];
-      for (const a of slab) {
-        const b = ceiling.find((c) => c.round === a.round);
-        if (b !== undefined && b.reqPerSec > 0) ratios.push(a.reqPerSec / b.reqPerSec);
-      }
+      /** each run's req/s over `against`'s run of the same round */
+      const over = (against: string): number[] =>
+        runs.flatMap((a) => {
+          const b = results.find((r) => r.scenario === scenario && r.target === against && r.round === a.round);
+          return b !== undefined && b.reqPerSec > 0 ? [a.reqPerSec / b.reqPerSec] : [];
+        });
+      const ratios = over('ceiling');
       if (ratios.length === 0) continue;
-      const overSlab: number[] = [];
-      if (target === 'other') {
-        for (const a of slab) {
-          const b = results.find((r) => r.scenario === scenario && r.target === 'slab' && r.round === a.round);
-          if (b !== undefined && b.reqPerSec > 0) overSlab.push(a.reqPerSec / b.reqPerSec);
-        }
-      }
+      const overSlab = target === 'other' ? over('slab') : [];
       out.push({
         scenario,
         target,
         overSlab: overSlab.length > 0 ? { ratio: median(overSlab), ratios: overSlab } : undefined,
-        slabReqPerSec: median(slab.map((r) => r.reqPerSec)),
+        slabReqPerSec: median(runs.map((r) => r.reqPerSec)),
         ceilingReqPerSec: median(ceiling.map((r) => r.reqPerSec)),
         ratio: median(ratios),
         ratios,
-        slabMainUs: median(slab.map((r) => cpuUsPerReq(r, true))),
+        slabMainUs: median(runs.map((r) => cpuUsPerReq(r, true))),
         ceilingMainUs: median(ceiling.map((r) => cpuUsPerReq(r, true))),
-        maxStealPct: Math.max(...slab.map((r) => r.stealPct), ...ceiling.map((r) => r.stealPct)),
+        maxStealPct: Math.max(...runs.map((r) => r.stealPct), ...ceiling.map((r) => r.stealPct)),
       });
     }
   }

@@ -519,7 +519,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
   let seed = cfg.seed;
 
   /** Measuring windows on one running service; each kept window goes to rec.windows, each discarded one to rec.discarded. */
-  const windowsOn = (server: Server, impl: ImplName, rec: Pick<ImplRecord, 'windows' | 'discarded'>, paired = false) => {
+  const windowsOn = (server: Server, impl: ImplName, rec: Pick<ImplRecord, 'windows' | 'discarded'>) => {
     const measure = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
       // the counters are read when the window opens, after the warm-up on the same connections
       let start: WindowStart | undefined;
@@ -603,8 +603,9 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
      * measure again (--retries times).
      */
     const windowOf = async (kind: WindowRecord['kind'], mode: 'open' | 'closed', seconds: number, f: RequestFactory, rps?: number, fraction?: number, warmup = 0): Promise<WindowRecord> => {
+      // paired windows neither wait nor retry: the neighbouring window sees the same machine, and the median over rounds drops an outlier
+      const paired = kind === 'paired';
       for (let attempt = 0; ; attempt++) {
-        // paired windows neither wait nor retry: the neighbouring window sees the same machine, and the median over rounds drops an outlier
         if (!paired) {
           const q = await quiet(server.proc.pid, cfg.maxOthers, cfg.quietWaitSeconds);
           if (!q.quiet) log(`    other processes still use ${q.othersPct}% of a core after ${cfg.quietWaitSeconds} s of waiting: measuring anyway`);
@@ -637,8 +638,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       if (problem !== null) throw new Error(`${p.against} (paired): smoke request failed: ${problem}`);
       log(`\n  paired rounds: ${p.impl} and ${p.against} (pid ${other.proc.pid}) in turn, ${p.rounds} x ${p.seconds} s each at ${fmt(rps)} req/s, order reversed every other round`);
       const sink: Pick<ImplRecord, 'windows' | 'discarded'> = { windows: [], discarded: [] };
-      const selfWindow = windowsOn(selfServer, p.impl, sink, true);
-      const otherWindow = windowsOn(other, p.against, sink, true);
+      const selfWindow = windowsOn(selfServer, p.impl, sink);
+      const otherWindow = windowsOn(other, p.against, sink);
       for (let round = 0; round < p.rounds; round++) {
         const selfFirst = round % 2 === 0;
         const run = (self: boolean) => (self ? selfWindow : otherWindow)('paired', 'open', p.seconds, self ? selfFactory : otherFactory, rps, p.fraction, p.warmup);

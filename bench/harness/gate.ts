@@ -19,7 +19,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { REPO_ROOT, fmt, median, parseFlags, strFlag } from '../common.js';
-import { closedWindow, log, openWindow, runBench, type BenchConfig, type BenchResult, type WindowRecord } from './core.js';
+import { closedWindow, log, openWindow, runBench, type BenchConfig, type BenchResult, type ImplRecord, type PairedRound, type WindowRecord } from './core.js';
 import { commandLine, stamp, summaryTable, writeResult } from './run.js';
 
 interface Threshold {
@@ -115,7 +115,7 @@ function ratiosOf(r: BenchResult, fraction: number): Measured {
   const n = openWindow(r, 'naive', fraction);
   const st = closedWindow(r, 'slab', 'throughput');
   const ct = closedWindow(r, 'ceiling', 'throughput');
-  const rounds = r.impls.find((i) => i.impl === 'slab')?.paired ?? [];
+  const rounds = slabRounds(r);
   if (s === undefined || n === undefined || st === undefined || ct === undefined || rounds.length === 0) throw new Error('gate run is missing a window');
   const p99ByRound = rounds.map((x) => r4(x.self.latency.p99Ms / x.against.latency.p99Ms));
   const p999ByRound = rounds.map((x) => r4(x.self.latency.p999Ms / x.against.latency.p999Ms));
@@ -138,6 +138,16 @@ function ratiosOf(r: BenchResult, fraction: number): Measured {
     slab_max_ms: s.latency.maxMs,
     naive_major_gcs_in_window: naiveMajors,
   };
+}
+
+/** The slab record's paired rounds (BenchConfig.paired). */
+function slabRounds(r: BenchResult): PairedRound[] {
+  return r.impls.find((i) => i.impl === 'slab')?.paired ?? [];
+}
+
+/** Every window an impl record holds: its own and those of its paired rounds. */
+function allWindows(i: ImplRecord): WindowRecord[] {
+  return [...i.windows, ...(i.paired ?? []).flatMap((x) => [x.self, x.against])];
 }
 
 /** A baseline keeps the ratios and the summaries, not the histograms and per-second series. */
@@ -228,7 +238,7 @@ async function main(): Promise<void> {
   // A run is only valid if the services answered: a 5xx or a transport error is a failure by itself.
   const broken: string[] = [];
   for (const i of r.impls) {
-    for (const w of [...i.windows, ...(i.paired ?? []).flatMap((x) => [x.self, x.against])]) {
+    for (const w of allWindows(i)) {
       const fivexx = Object.entries(w.statuses).filter(([code]) => Number(code) >= 500).reduce((a, [, n]) => a + n, 0);
       if (fivexx + w.errors > 0) broken.push(`${w.impl} ${w.kind} window had ${fivexx} 5xx and ${w.errors} transport errors`);
     }
@@ -249,7 +259,7 @@ async function main(): Promise<void> {
   const info = Object.entries(ratios).filter(([k]) => !(k in gc.thresholds)).map(([k, v]) => `  ${k} = ${v ?? '-'} (not checked)`);
   const uncapped = Math.round(run.openFraction * (r.baseRps ?? 0));
   const rate = baselineRate !== undefined && baselineRate < uncapped ? `${fmt(baselineRate)} req/s (the baseline's rate; ${run.openFraction}x naive's max would be ${fmt(uncapped)})` : `${run.openFraction}x naive's max = ${fmt(uncapped)} req/s`;
-  const rounds = (r.impls.find((i) => i.impl === 'slab')?.paired ?? []).map(
+  const rounds = slabRounds(r).map(
     (x, k) =>
       `  round ${x.round} (${x.first} first): slab p99 ${x.self.latency.p99Ms} p99.9 ${x.self.latency.p999Ms}, ceiling p99 ${x.against.latency.p99Ms} p99.9 ${x.against.latency.p999Ms} ms: ` +
       `${ratios.slab_p99_over_ceiling_p99_by_round[k]}x / ${ratios.slab_p999_over_ceiling_p999_by_round[k]}x; others ${x.self.cpu.othersPctOfCore}% / ${x.against.cpu.othersPctOfCore}% of a core`,
@@ -263,9 +273,7 @@ async function main(): Promise<void> {
   log(`result: ${file}; wall time ${fmt(r.wallSeconds)} s`);
 
   // Windows other processes disturbed even after the retries: their ratios say nothing about the code.
-  const contended = r.impls.flatMap((i) =>
-    [...i.windows, ...(i.paired ?? []).flatMap((x) => [x.self, x.against])].filter((w) => w.contended === true).map((w) => `${w.impl} ${w.kind} (${w.cpu.othersPctOfCore}% of a core)`),
-  );
+  const contended = r.impls.flatMap((i) => allWindows(i).filter((w) => w.contended === true).map((w) => `${w.impl} ${w.kind} (${w.cpu.othersPctOfCore}% of a core)`));
   if (contended.length > 0 && broken.length > 0) {
     log(`bench:gate INCONCLUSIVE: other processes used more than ${run.maxOthersPctOfCore}% of a core during ${contended.join(', ')}; ratios not trusted (would have failed: ${broken.join('; ')})`);
     process.exit(2);
