@@ -1,7 +1,7 @@
 /**
  * Users the service does not hold, through the API with the default store (SQLite):
  *
- *   npm run bench:cold-users -- [--users 200000] [--batch-users 1000] [--readers 16] [--client fetch|wrk]
+ *   npm run bench:cold-users -- [--users 200000] [--batch-users 1000] [--readers 16] [--client fetch|wrk] [--cpu-prof]
  *
  * 1. absent from the store: /v1/batch requests of `batch-users` new users x 10 channels (acks),
  *    two in flight, one after another: every user is a miss and a store load that finds nothing;
@@ -12,13 +12,16 @@
  *    wrk's connections (C, so the client is not what limits it) for as long as distinct users last
  *    (`--wrk-seconds`, each request another user, checked to be fewer than there are users);
  * 3. the same after another restart, read in /v1/batch requests of `batch-users` gets.
- * Prints users per second for both and the time until every user was read once.
+ * Prints users per second for both and the time until every user was read once, and with
+ * `--client wrk` each service thread's CPU during the reads (`--cpu-prof`: the restarted service
+ * runs under `node --cpu-prof`, and the samples taken during wrk's reads are summarised).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import { describeMachine, fmt, intFlag, machine, parseFlags, writeResults } from './common.js';
+import { cpuDelta, describeMachine, fmt, intFlag, machine, parseFlags, threadTicks, writeResults, type ThreadCpu } from './common.js';
+import { formatSummary, summarize, type ProfileSummary } from './cpuprofile-summary.js';
 import { CHANNELS_PER_USER, fillUsers, userId } from './fill-users.js';
 import { Server, serverSpec } from './harness/servers.js';
 import { runWrk, wrkCountingScript } from './wrk.js';
@@ -46,11 +49,16 @@ async function main(): Promise<void> {
   if (client !== 'fetch' && client !== 'wrk') throw new Error('--client must be fetch or wrk');
   const wrkSeconds = intFlag(flags, 'wrk-seconds', 8);
   const port = intFlag(flags, 'port', 3991);
+  const cpuProf = flags.has('cpu-prof');
   const m0 = machine();
   console.log(describeMachine(m0));
   const dataDir = mkdtempSync(join(tmpdir(), 'rs-cold-'));
   const capacity = Math.ceil(users * CHANNELS_PER_USER * 1.05);
   const spec = serverSpec('slab', port, { capacity, maxUsers: Math.ceil(users * 1.05), batchOps: 0, store: 'sqlite', dataDir }, [], join(dataDir, 'service.log'));
+  const profDir = join(dataDir, 'profiles');
+  // Only the restarted service is profiled: the fill is not what this measures.
+  const readSpec = cpuProf ? { ...spec, nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : spec;
+  if (cpuProf) mkdirSync(profDir);
   let server = new Server(spec);
   try {
     await server.waitReady();
@@ -63,7 +71,7 @@ async function main(): Promise<void> {
     console.log(`write-back drained ${fmt(drainSeconds, 1)} s after the fill; stopped in ${fmt(stop.seconds, 1)} s (exit ${stop.code})`);
 
     const t1 = Date.now();
-    server = new Server(spec);
+    server = new Server(readSpec);
     await server.waitReady();
     const startSeconds = (Date.now() - t1) / 1000;
     const lat = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
@@ -72,11 +80,18 @@ async function main(): Promise<void> {
     let readSeconds: number;
     let presentPerSecond: number;
     let wrkCpuPct: number | null = null;
+    let threads: ThreadCpu[] | null = null;
+    let profiles: ProfileSummary[] = [];
     let latencyMs: { p50: number; p99: number; max: number };
     if (client === 'wrk') {
       // userId(k) for k = 0, 1, ...: ids from userId(0) up
       const script = wrkCountingScript('/v1/users/', Number(userId(0)), '/read-states');
+      const pid = server.proc.pid ?? -1;
+      const ticks0 = threadTicks(pid);
+      const from = Number(process.hrtime.bigint() / 1000n);
       const w = await runWrk({ url: server.url, connections: readers, seconds: wrkSeconds, script });
+      const to = Number(process.hrtime.bigint() / 1000n);
+      threads = cpuDelta(pid, ticks0, w.durationUs / 1e6);
       // Every request another user: more requests than users would have read cached ones again.
       if (w.requests > users) throw new Error(`wrk sent ${w.requests} requests for ${users} users: use more --users or fewer --wrk-seconds`);
       readSeconds = w.durationUs / 1e6;
@@ -88,6 +103,12 @@ async function main(): Promise<void> {
         `present in the store, after a restart (ready in ${fmt(startSeconds, 1)} s): ${fmt(w.requests)} distinct users read by wrk's ${readers} connections in ${fmt(readSeconds, 1)} s: ` +
           `${fmt(presentPerSecond)} users/s; latency p50/p99/max ${fmt(w.p50 / 1000, 2)}/${fmt(w.p99 / 1000, 2)}/${fmt(w.max / 1000, 1)} ms; wrk CPU ${wrkCpuPct}%; ${wrong} non-2xx or errors`,
       );
+      console.log(`  service threads (% of a core): ${threads.map((x) => `${x.main ? 'main' : x.comm + '/' + x.tid} ${x.pct}`).join(', ')}`);
+      if (cpuProf) {
+        await server.stop(200_000);
+        profiles = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ ...summarize(join(profDir, f), from, to, 30), file: f }));
+        for (const p of profiles.filter((x) => x.sampledMs > 0)) console.log('\n' + formatSummary(p, 25));
+      }
     } else {
       const t2 = Date.now();
       const reader = async (): Promise<void> => {
@@ -141,7 +162,8 @@ async function main(): Promise<void> {
       drainSeconds,
       restart: { stopSeconds: stop.seconds, readySeconds: startSeconds },
       presentBatched: { batchUsers, seconds: batchSeconds, usersPerSecond: users / batchSeconds },
-      present: { client, readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs, clientCpuPct: wrkCpuPct, wrong },
+      present: { client, readers, seconds: readSeconds, usersPerSecond: presentPerSecond, latencyMs, clientCpuPct: wrkCpuPct, serviceThreads: threads, wrong },
+      profiles,
     });
     console.log(`wrote ${file}`);
     if (wrong > 0) process.exitCode = 1;

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatId } from '../src/ids.js';
@@ -102,8 +102,18 @@ export function writeResults(name: string, data: unknown): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const ts = new Date().toISOString().replace(/[:.]/g, '-');
   const file = join(RESULTS_DIR, `${name}-${ts}.json`);
-  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  writeFileSync(file, machineNeutral(JSON.stringify(data, null, 2)) + '\n');
   return file;
+}
+
+/**
+ * A result file names no directory of the machine that wrote it: paths in the repository become
+ * relative, temporary ones (data dirs, profiles) start with $TMPDIR.
+ */
+export function machineNeutral(text: string): string {
+  const tmp = tmpdir().replace(/\/?$/, '/').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // only where a path starts (bench/results/tmp/ is the repository's, not the machine's)
+  return text.replaceAll(REPO_ROOT, '').replace(new RegExp(`(^|[\\s"'=])${tmp}`, 'g'), '$1$$TMPDIR/');
 }
 
 // ---- deterministic ids -----------------------------------------------------------------------
@@ -215,6 +225,27 @@ export function threadTicks(pid: number): Map<number, { comm: string; ticks: num
     /* process gone or not Linux */
   }
   return out;
+}
+
+/** One thread's CPU over a window. */
+export interface ThreadCpu {
+  tid: number;
+  comm: string;
+  main: boolean;
+  /** % of one core during the run */
+  pct: number;
+}
+
+/** Each thread's CPU since `before` (threadTicks), as % of one core over `seconds`; threads under 1% left out, busiest first. */
+export function cpuDelta(pid: number, before: Map<number, { comm: string; ticks: number }>, seconds: number): ThreadCpu[] {
+  const after = threadTicks(pid);
+  const out: ThreadCpu[] = [];
+  for (const [tid, a] of after) {
+    const b = before.get(tid)?.ticks ?? 0;
+    const pct = (100 * (a.ticks - b)) / CLK_TCK / seconds;
+    if (pct >= 1) out.push({ tid, comm: a.comm, main: tid === pid, pct: Math.round(pct * 10) / 10 });
+  }
+  return out.sort((x, y) => y.pct - x.pct);
 }
 
 /** utime + stime of a process's live threads together, in clock ticks; 0 once it is gone. */

@@ -57,6 +57,7 @@ import {
   chanHi,
   chanLo,
   channelOf,
+  cpuDelta,
   describeMachine,
   fmt,
   idString,
@@ -69,6 +70,7 @@ import {
   stealPctSince,
   systemStealTicks,
   table,
+  type ThreadCpu,
   threadTicks,
   userHi,
   userLo,
@@ -160,25 +162,6 @@ async function stop(t: Target): Promise<number | null> {
   const code = await t.exited;
   clearTimeout(timer);
   return code;
-}
-
-interface ThreadCpu {
-  tid: number;
-  comm: string;
-  main: boolean;
-  /** % of one core during the run */
-  pct: number;
-}
-
-function cpuDelta(pid: number, before: Map<number, { comm: string; ticks: number }>, seconds: number): ThreadCpu[] {
-  const after = threadTicks(pid);
-  const out: ThreadCpu[] = [];
-  for (const [tid, a] of after) {
-    const b = before.get(tid)?.ticks ?? 0;
-    const pct = (100 * (a.ticks - b)) / CLK_TCK / seconds;
-    if (pct >= 1) out.push({ tid, comm: a.comm, main: tid === pid, pct: Math.round(pct * 10) / 10 });
-  }
-  return out.sort((x, y) => y.pct - x.pct);
 }
 
 // ---- requests --------------------------------------------------------------------------------

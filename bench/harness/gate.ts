@@ -18,7 +18,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
-import { REPO_ROOT, fmt, median, parseFlags, strFlag } from '../common.js';
+import { REPO_ROOT, fmt, machineNeutral, median, parseFlags, strFlag } from '../common.js';
 import { closedWindow, log, openWindow, runBench, type BenchConfig, type BenchResult, type ImplRecord, type PairedRound, type WindowRecord } from './core.js';
 import { commandLine, stamp, summaryTable, writeResult } from './run.js';
 
@@ -282,7 +282,7 @@ async function main(): Promise<void> {
   if (writeBaseline && broken.length > 0) log('baseline NOT written: the run failed');
   if (writeBaseline && broken.length === 0 && contended.length === 0) {
     mkdirSync(dirname(baselineFile), { recursive: true });
-    writeFileSync(baselineFile, JSON.stringify(slim(r, ratios), null, 1) + '\n');
+    writeFileSync(baselineFile, machineNeutral(JSON.stringify(slim(r, ratios), null, 1)) + '\n');
     log(`baseline written: ${relative(REPO_ROOT, baselineFile)}`);
   }
   if (broken.length > 0) {

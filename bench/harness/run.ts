@@ -16,7 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT, fmt, intFlag, parseFlags, strFlag, table } from '../common.js';
+import { REPO_ROOT, fmt, intFlag, machineNeutral, parseFlags, strFlag, table } from '../common.js';
 import { closedWindow, log, runBench, type BenchConfig, type BenchResult } from './core.js';
 import type { ImplName } from './servers.js';
 import { SCENARIOS } from './workload.js';
@@ -33,7 +33,7 @@ export function writeResult(outDir: string, name: string, r: BenchResult): strin
   const dir = isAbsolute(outDir) ? outDir : join(REPO_ROOT, outDir);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(r) + '\n');
+  writeFileSync(file, machineNeutral(JSON.stringify(r)) + '\n');
   return relative(REPO_ROOT, file);
 }
 
