@@ -9,7 +9,8 @@ import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CLK_TCK, REPO_ROOT, fmt, machine, systemBusyTicks, type Machine } from '../common.js';
-import { drive, type DriveResult } from './load.js';
+import { drive, type DriveOptions, type DriveResult } from './load.js';
+import { driveWrk } from './wrk-drive.js';
 import { histogramWindows, type HistogramWindow } from './prom.js';
 import { IMPLS, Server, isSlab, CEILING_SCRIPT, isMajor, processTicks, runQueueWaitNs, serverSpec, SHUTDOWN_TIMEOUT_MS, STOP_MARGIN_MS, type ImplName } from './servers.js';
 import { RequestFactory, SCENARIOS, buildUniverse, capacityFor, fillBodies, type Universe } from './workload.js';
@@ -35,6 +36,8 @@ export interface BenchConfig {
   maxOpenRate?: number;
   connections: number;
   closedConnections: number;
+  /** what drives the full closed-loop window (probes and open windows are autocannon's): wrk needs far less CPU (wrk-drive.ts) */
+  closedClient?: 'autocannon' | 'wrk';
   pacing: 'smooth' | 'autocannon';
   heapMb: number;
   /** run the servers under node --cpu-prof (profiles in logDir/<impl>-prof; windows carry monotonic times to cut them) */
@@ -127,6 +130,8 @@ export interface WindowRecord extends DriveResult {
   cpu: {
     serverPctOfCore: number;
     harnessPctOfCore: number;
+    /** the load generator when it is not this process (wrk), % of one core */
+    clientPctOfCore?: number;
     othersPctOfCore: number;
     /**
      * % of the window the server's main (HTTP) thread, and the harness's own thread (the load
@@ -349,7 +354,7 @@ function majorGcSentence(threads: ThreadWindow[] | null, t: TraceGcWindow): stri
 
 function describeWindow(w: WindowRecord): string {
   const l = w.latency;
-  const what = w.kind === 'open' ? `open ${w.fraction}x ${fmt(w.targetRps ?? 0)}/s` : `${w.kind} ${w.connections}c`;
+  const what = w.kind === 'open' ? `open ${w.fraction}x ${fmt(w.targetRps ?? 0)}/s` : `${w.kind} ${w.connections}c${w.wrk !== undefined ? ' wrk' : ''}`;
   const backlog =
     w.kind === 'open'
       ? `  falling behind: ${w.backlog.secondsFallingBehind.length}s (most behind ${w.backlog.maxBehindMs} ms) sent<90%: ${w.backlog.secondsSentBelow90.length}s lag>100ms: ${w.backlog.secondsLagOver100ms.length}s in-flight@end ${w.backlog.inFlightAtEnd} unsent@end ${w.backlog.unsentAtEnd}`
@@ -362,7 +367,9 @@ function describeWindow(w: WindowRecord): string {
     (w.cache != null ? `  evictions ${fmt(w.cache.evictions)} misses ${fmt(w.cache.misses)}` : '') +
     `  cpu server ${w.cpu.serverPctOfCore}%` +
     (w.cpu.serverThreadsPctOfCore ? ` (${Object.entries(w.cpu.serverThreadsPctOfCore).map(([k, v]) => `${k} ${v}%`).join(', ')})` : '') +
-    ` harness ${w.cpu.harnessPctOfCore}% others ${w.cpu.othersPctOfCore}%` +
+    ` harness ${w.cpu.harnessPctOfCore}%` +
+    (w.wrk !== undefined ? ` wrk ${w.wrk.clientCpuPctOfCore}%${w.wrk.repeated ? ` (came round to its first request: ${fmt(w.wrk.requestsDrawn)} drawn)` : ''}` : '') +
+    ` others ${w.cpu.othersPctOfCore}%` +
     backlog +
     `\n          GC: ${w.majorGc}; scavenges ${w.traceGc.scavenges}` +
     `\n          waiting for a CPU (run queue, % of the window): ` +
@@ -539,7 +546,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
           })(),
         };
       };
-      const d = await drive({
+      const opts: DriveOptions = {
         url: server.url,
         mode,
         connections: mode === 'open' ? cfg.connections : cfg.closedConnections,
@@ -551,7 +558,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         factory: f,
         record: true,
         serverPid: server.proc.pid,
-      });
+      };
+      const d = kind === 'closed' && cfg.closedClient === 'wrk' ? await driveWrk(opts, expectedRps(rec.windows)) : await drive(opts);
       const s0 = start!; // drive opens every window, an empty one included
       const [before, metricsBefore] = await s0.stats;
       const delayWindowed = impl === 'naive' || metricsBefore !== undefined;
@@ -567,6 +575,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       const tg = traceGcWindow(server, d.startMs, d.endMs);
       const serverPct = (100 * srv) / CLK_TCK / d.seconds;
       const harnessPct = ((me.user + me.system) / 1e6 / d.seconds) * 100;
+      const clientPct = d.wrk?.clientCpuPctOfCore ?? 0;
       const busyPct = (100 * busy) / CLK_TCK / d.seconds;
       const { threads: _t, main: _m, ...rest } = after ?? {};
       return {
@@ -586,7 +595,8 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         cpu: {
           serverPctOfCore: round(serverPct),
           harnessPctOfCore: round(harnessPct),
-          othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct)),
+          ...(d.wrk !== undefined ? { clientPctOfCore: clientPct } : {}),
+          othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct - clientPct)),
           serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
           serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
           harnessRunQueueWaitPct: round(rqMe / 1e7 / d.seconds, 2),
@@ -735,6 +745,12 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
 export function openWindow(r: BenchResult, impl: ImplName, fraction?: number): WindowRecord | undefined {
   const ws = r.impls.find((i) => i.impl === impl)?.windows.filter((w) => w.kind === 'open') ?? [];
   return (fraction !== undefined ? ws.find((w) => w.fraction === fraction) : undefined) ?? ws[0];
+}
+
+/** What a closed-loop window on this service should reach: its probe's rate, with room (wrk-drive.ts draws its requests for that). */
+function expectedRps(windows: readonly WindowRecord[]): number {
+  const probe = windows.find((w) => w.kind === 'probe');
+  return probe !== undefined ? probe.rps * 1.5 : 40_000;
 }
 
 /** Closed-loop throughput of an impl: the full closed window if any, else the probe. */

@@ -34,6 +34,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { CLK_TCK } from '../common.js';
 import { processTicks } from './servers.js';
 import type { RequestFactory } from './workload.js';
+import type { WrkWindow } from './wrk-drive.js';
 
 // ---- the parts of autocannon 8 used here (its package has no types) -------------------------
 
@@ -181,6 +182,8 @@ export interface DriveResult {
   /** the `latency` histogram, compressed (hdr-histogram-js encodeIntoCompressedBase64) */
   hdr: string;
   perSecond: SecondRecord[];
+  /** set when wrk drove the window instead of autocannon (wrk-drive.ts) */
+  wrk?: WrkWindow;
   backlog: {
     /** whole seconds (not the last, partial one) where sent < 90% of the target */
     secondsSentBelow90: number[];

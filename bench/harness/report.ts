@@ -285,8 +285,8 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
   }
   if (sc !== undefined) {
     out.push(
-      `- closed loop (${sc.kind === 'probe' ? `${fmt(sc.seconds, 0)} s probe` : `${fmt(sc.seconds, 0)} s`}, ${sc.connections} connections): slab ${fmt(sc.rps)} req/s${sc.opsPerRequest > 1 ? ` (${fmt(sc.opsPerSec)} read-state ops/s)` : ''}; ` +
-        `slab / ceiling = **${cc !== undefined && cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT ? '<= ' : ''}${rfmt(ratio(sc.rps, cc?.rps))}** (ceiling ${cc !== undefined ? fmt(cc.rps) : '-'}${cc !== undefined && cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT ? `, bound by the load generator at ${cc.cpu.harnessPctOfCore}% of a core: an upper bound` : ''}); slab / naive = **${rfmt(ratio(sc.rps, nc?.rps))}** (naive ${nc !== undefined ? fmt(nc.rps) : '-'})`,
+      `- closed loop (${sc.kind === 'probe' ? `${fmt(sc.seconds, 0)} s probe` : `${fmt(sc.seconds, 0)} s`}, ${sc.connections} connections${sc.wrk !== undefined ? `, wrk at ${sc.wrk.clientCpuPctOfCore}% of a core` : ''}): slab ${fmt(sc.rps)} req/s${sc.opsPerRequest > 1 ? ` (${fmt(sc.opsPerSec)} read-state ops/s)` : ''}; ` +
+        `slab / ceiling = **${cc !== undefined && loadGenPct(cc) >= LOADGEN_BOUND_PCT ? '<= ' : ''}${rfmt(ratio(sc.rps, cc?.rps))}** (ceiling ${cc !== undefined ? fmt(cc.rps) : '-'}${cc?.wrk !== undefined ? `, wrk at ${cc.wrk.clientCpuPctOfCore}%` : ''}${cc !== undefined && loadGenPct(cc) >= LOADGEN_BOUND_PCT ? `, bound by the load generator at ${loadGenPct(cc)}% of a core: an upper bound` : ''}); slab / naive = **${rfmt(ratio(sc.rps, nc?.rps))}** (naive ${nc !== undefined ? fmt(nc.rps) : '-'})`,
     );
   }
   out.push('');
@@ -353,8 +353,13 @@ function section(r: BenchResult, file: string, plotsDir: string, mdDir: string, 
   return out.join('\n');
 }
 
-/** A closed window in which the harness process used this much of a core was bound by the load generator. */
+/** A closed window in which the load generator used this much of a core was bound by it. */
 const LOADGEN_BOUND_PCT = 90;
+
+/** The load generator's CPU in a window: wrk's when it drove it, else this process's (autocannon). */
+function loadGenPct(w: WindowRecord): number {
+  return w.wrk?.clientCpuPctOfCore ?? w.cpu.harnessPctOfCore;
+}
 
 interface TargetRow {
   /** shown instead of yes / no / not measured */
@@ -414,12 +419,12 @@ function targetsSection(chosen: [string, BenchResult][]): string {
     const sc = closedOf(r, 'slab')!;
     const cc = closedOf(r, 'ceiling')!;
     const x = ratio(sc.rps, cc.rps)!;
-    const bound = cc.cpu.harnessPctOfCore >= LOADGEN_BOUND_PCT;
+    const bound = loadGenPct(cc) >= LOADGEN_BOUND_PCT;
     rows.push({
       target: 'slab closed-loop req/s on single-op routes >= 80% of the ceiling\'s',
       measured:
         `${bound ? '<= ' : ''}${rfmt(x)} (${fmt(sc.rps)} / ${fmt(cc.rps)} req/s)` +
-        (bound ? `; the ceiling's window was bound by the load generator (${cc.cpu.harnessPctOfCore}% of a core), so its real maximum is higher and this ratio an upper bound` : ''),
+        (bound ? `; the ceiling's window was bound by the load generator (${loadGenPct(cc)}% of a core), so its real maximum is higher and this ratio an upper bound` : ''),
       met: bound && x >= 0.8 ? undefined : x >= 0.8,
       metText: bound && x >= 0.8 ? 'inconclusive' : undefined,
       source: `\`${rel(file)}\``,

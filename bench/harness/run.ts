@@ -87,6 +87,7 @@ export const BENCH_FLAGS: readonly BenchFlag[] = [
   { flag: 'base-rps', arg: 'N', help: "use this as naive's max instead of probing (needed when naive is not in --impl)" },
   { flag: 'connections', arg: 'N', help: 'connections of open-loop windows', default: '200' },
   { flag: 'closed-connections', arg: 'N', help: 'connections of closed-loop windows and probes', default: '50' },
+  { flag: 'closed-client', arg: 'autocannon|wrk', help: "what drives the closed-loop window (probes and open windows stay autocannon's): wrk takes a fraction of autocannon's CPU, so the bare route's figure is not the client's", default: 'autocannon' },
   { flag: 'pacing', arg: 'smooth|autocannon', help: "open-loop schedule: even per-connection pacing, or autocannon's overallRate", default: 'smooth' },
   { flag: 'heap-mb', arg: 'N', help: '--max-old-space-size of the services', default: '8192' },
   { flag: 'batch-ops', arg: 'N', help: 'operations per /v1/batch request in the batch scenario', default: '100' },
@@ -129,6 +130,8 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
   if (modes.some((m) => m !== 'open' && m !== 'closed')) throw new Error('--mode must be open, closed or open,closed');
   const pacing = str('pacing');
   if (pacing !== 'smooth' && pacing !== 'autocannon') throw new Error('--pacing must be smooth or autocannon');
+  const closedClient = str('closed-client');
+  if (closedClient !== 'autocannon' && closedClient !== 'wrk') throw new Error('--closed-client must be autocannon or wrk');
   const rates = str('rates').split(',').map(Number);
   if (rates.some((x) => !(x > 0))) throw new Error('--rates must be positive fractions, e.g. 0.5,0.8');
   const store = str('store');
@@ -146,6 +149,7 @@ function parseConfig(argv: string[]): { cfg: BenchConfig; out: string } {
     baseRps: flags.has('base-rps') ? intFlag(flags, 'base-rps', 0) : undefined,
     connections: int('connections'),
     closedConnections: int('closed-connections'),
+    closedClient,
     pacing,
     heapMb: int('heap-mb'),
     cpuProf: flags.has('cpu-prof'),
