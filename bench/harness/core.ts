@@ -130,8 +130,6 @@ export interface WindowRecord extends DriveResult {
   cpu: {
     serverPctOfCore: number;
     harnessPctOfCore: number;
-    /** the load generator when it is not this process (wrk), % of one core */
-    clientPctOfCore?: number;
     othersPctOfCore: number;
     /**
      * % of the window the server's main (HTTP) thread, and the harness's own thread (the load
@@ -575,6 +573,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
       const tg = traceGcWindow(server, d.startMs, d.endMs);
       const serverPct = (100 * srv) / CLK_TCK / d.seconds;
       const harnessPct = ((me.user + me.system) / 1e6 / d.seconds) * 100;
+      // wrk, when it drove the window, is the load generator: not one of the "other" processes
       const clientPct = d.wrk?.clientCpuPctOfCore ?? 0;
       const busyPct = (100 * busy) / CLK_TCK / d.seconds;
       const { threads: _t, main: _m, ...rest } = after ?? {};
@@ -595,7 +594,6 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
         cpu: {
           serverPctOfCore: round(serverPct),
           harnessPctOfCore: round(harnessPct),
-          ...(d.wrk !== undefined ? { clientPctOfCore: clientPct } : {}),
           othersPctOfCore: round(Math.max(0, busyPct - serverPct - harnessPct - clientPct)),
           serverThreadsPctOfCore: threadCpuSplit(threads, serverPct),
           serverMainRunQueueWaitPct: round(rqMain / 1e7 / d.seconds, 2),
@@ -668,7 +666,7 @@ export async function runBench(cfg: BenchConfig, command: string, kind: 'run' | 
     const server = new Server(
       serverSpec(impl, await freePort(), { capacity, maxUsers, batchOps: cfg.batchOps, store: cfg.store, dataDir: join(cfg.logDir, `${impl}-data`) }, [...nodeFlags, ...profFlags(impl)], logFile, cfg.slabScript),
     );
-    const rec: ImplRecord = { impl, command: server.commandLine, logFile: logFile.replace(REPO_ROOT, ''), fill: null, statsAfterFill: undefined, windows: [], discarded: [], stop: null };
+    const rec: ImplRecord = { impl, command: server.commandLine, logFile, fill: null, statsAfterFill: undefined, windows: [], discarded: [], stop: null };
     impls.push(rec);
     try {
       await server.waitReady();

@@ -83,9 +83,9 @@ export class Server {
     this.proc.stderr!.on('data', (d: Buffer) => this.onData(d));
   }
 
-  /** As run from the repository root (REPO_ROOT ends in a slash): paths under it are written relative, so a result file names no machine's directories. */
+  /** As run from the repository root (result files write its paths relative: common.ts machineNeutral). */
   get commandLine(): string {
-    return ['node', ...this.spec.nodeFlags, this.spec.script, ...this.spec.args].join(' ').replaceAll(REPO_ROOT, '');
+    return ['node', ...this.spec.nodeFlags, this.spec.script, ...this.spec.args].join(' ');
   }
 
   private onData(d: Buffer): void {
